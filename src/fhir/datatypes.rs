@@ -1,0 +1,171 @@
+//! FHIR R4 data types, only the elements screening reads. Unknown elements, `_field` primitive
+//! extensions and vendor extensions are ignored by design (serde skips unknown keys).
+
+use serde::Deserialize;
+use serde::de::{Deserializer, Error as _};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Coding {
+    pub system: Option<String>,
+    pub code: Option<String>,
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CodeableConcept {
+    #[serde(default)]
+    pub coding: Vec<Coding>,
+    pub text: Option<String>,
+}
+
+impl CodeableConcept {
+    /// Codes of this concept in one of the given systems.
+    pub fn codes_in<'a>(&'a self, systems: &'a [String]) -> impl Iterator<Item = &'a str> + 'a {
+        self.coding.iter().filter_map(move |c| match (&c.system, &c.code) {
+            (Some(s), Some(code)) if systems.iter().any(|x| x == s) => Some(code.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Human-readable strings: `text` and every `coding.display`.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.text
+            .iter()
+            .map(String::as_str)
+            .chain(self.coding.iter().filter_map(|c| c.display.as_deref()))
+    }
+
+    /// The first `code` of any coding, for status-like concepts (clinicalStatus, verificationStatus).
+    pub fn first_code(&self) -> Option<&str> {
+        self.coding.iter().find_map(|c| c.code.as_deref())
+    }
+
+    pub fn has_code_without_system(&self) -> bool {
+        self.coding.iter().any(|c| c.system.is_none() && c.code.is_some())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Reference {
+    pub reference: Option<String>,
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Period {
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+/// A FHIR decimal kept as the text it was written as, so that doses stay exact. Accepts a JSON
+/// number (the R4 JSON form) or a string (sent by some systems); anything else is an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decimal(pub String);
+
+impl<'de> Deserialize<'de> for Decimal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Number(n) => Ok(Decimal(n.to_string())),
+            serde_json::Value::String(s) => Ok(Decimal(s)),
+            other => Err(D::Error::custom(format_args!(
+                "expected a decimal, found {}",
+                json_kind(&other)
+            ))),
+        }
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Quantity {
+    pub value: Option<Decimal>,
+    pub unit: Option<String>,
+    pub system: Option<String>,
+    pub code: Option<String>,
+}
+
+impl Quantity {
+    /// The unit as a machine would compare it: the UCUM `code` when present, else the `unit` text.
+    pub fn unit_key(&self) -> Option<&str> {
+        self.code.as_deref().or(self.unit.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FhirRatio {
+    pub numerator: Option<Quantity>,
+    pub denominator: Option<Quantity>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimingRepeat {
+    pub bounds_period: Option<Period>,
+    pub frequency: Option<u32>,
+    pub period: Option<Decimal>,
+    pub period_unit: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Timing {
+    pub repeat: Option<TimingRepeat>,
+    pub code: Option<CodeableConcept>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DoseAndRate {
+    pub dose_quantity: Option<Quantity>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dosage {
+    pub text: Option<String>,
+    pub timing: Option<Timing>,
+    pub as_needed_boolean: Option<bool>,
+    pub as_needed_codeable_concept: Option<CodeableConcept>,
+    pub route: Option<CodeableConcept>,
+    #[serde(default)]
+    pub dose_and_rate: Vec<DoseAndRate>,
+}
+
+impl Dosage {
+    pub fn as_needed(&self) -> bool {
+        self.as_needed_boolean == Some(true) || self.as_needed_codeable_concept.is_some()
+    }
+}
+
+/// An element that is read if it can be, and otherwise kept as "present but unreadable", so that one
+/// malformed dosage makes the dose unknown instead of discarding the whole prescription.
+#[derive(Debug, Clone)]
+pub enum Lenient<T> {
+    Read(T),
+    Unreadable,
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(T::deserialize(value).map_or(Lenient::Unreadable, Lenient::Read))
+    }
+}
+
+impl<T> Lenient<T> {
+    pub fn read(&self) -> Option<&T> {
+        match self {
+            Lenient::Read(t) => Some(t),
+            Lenient::Unreadable => None,
+        }
+    }
+}

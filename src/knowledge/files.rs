@@ -1,0 +1,268 @@
+//! The shapes of the knowledge files. Unknown keys are rejected so that a typo in a site's override is
+//! an error at load time, not a silently ignored rule.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub version: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Antidepressant,
+    Augmentation,
+    MoodStabilizer,
+    Esketamine,
+    Ketamine,
+    Nsaid,
+    AceInhibitor,
+    Arb,
+    Thiazide,
+    MaoiInteracting,
+    Other,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drug {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub class: Option<String>,
+    #[serde(default)]
+    pub rxnorm: Vec<String>,
+    #[serde(default)]
+    pub atc: Vec<String>,
+    #[serde(default)]
+    pub atc_prefix: Vec<String>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub brands: Vec<String>,
+    pub min_adequate_daily_dose_mg: Option<f64>,
+    pub usual_max_daily_dose_mg: Option<f64>,
+    pub maoi_washout_days: Option<u32>,
+    #[serde(default)]
+    pub maoi: bool,
+    pub maoi_diet_free_max_daily_mg: Option<f64>,
+    pub required_route: Option<String>,
+    pub hypnotic_below_daily_mg: Option<f64>,
+    pub hypnotic_at_most_daily_mg: Option<f64>,
+    pub source: String,
+    #[serde(default)]
+    pub unverified: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Combination {
+    #[serde(default)]
+    pub brands: Vec<String>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    pub ingredients: Vec<String>,
+    #[serde(default)]
+    pub min_adequate_daily_dose_mg: BTreeMap<String, f64>,
+    pub source: String,
+    #[serde(default)]
+    pub unverified: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrugsFile {
+    pub meta: Meta,
+    pub drug: Vec<Drug>,
+    #[serde(default)]
+    pub combination: Vec<Combination>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Systems {
+    pub rxnorm: Vec<String>,
+    pub atc: Vec<String>,
+    pub loinc: Vec<String>,
+    pub snomed: Vec<String>,
+    pub icd10: Vec<String>,
+    pub cpt: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observations {
+    pub phq9_total: Vec<String>,
+    pub phqa_total: Vec<String>,
+    pub phq9_item9: Vec<String>,
+    #[serde(default)]
+    pub phq9_panel: Vec<String>,
+    pub mdq_total: Vec<String>,
+    pub bp_panel: Vec<String>,
+    pub systolic_bp: Vec<String>,
+    pub diastolic_bp: Vec<String>,
+    pub egfr: Vec<String>,
+    pub lithium_level: Vec<String>,
+}
+
+impl Observations {
+    /// Whether a bare code is one of the LOINC codes screening reads (to name a coding that lacks
+    /// its system).
+    pub fn is_known_loinc(&self, code: &str) -> bool {
+        [
+            &self.phq9_total,
+            &self.phqa_total,
+            &self.phq9_item9,
+            &self.phq9_panel,
+            &self.mdq_total,
+            &self.bp_panel,
+            &self.systolic_bp,
+            &self.diastolic_bp,
+            &self.egfr,
+        ]
+        .iter()
+        .any(|codes| codes.iter().any(|c| c == code))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSet {
+    #[serde(default)]
+    pub icd10: Vec<String>,
+    #[serde(default)]
+    pub snomed: Vec<String>,
+    pub source: String,
+    #[serde(default)]
+    pub unverified: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcedureSet {
+    #[serde(default)]
+    pub snomed: Vec<String>,
+    #[serde(default)]
+    pub cpt: Vec<String>,
+    #[serde(default)]
+    pub text: Vec<String>,
+    pub source: String,
+    #[serde(default)]
+    pub unverified: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodesFile {
+    pub meta: Meta,
+    pub systems: Systems,
+    pub observations: Observations,
+    #[serde(default)]
+    pub observation_sources: BTreeMap<String, String>,
+    pub conditions: BTreeMap<String, CodeSet>,
+    pub procedures: BTreeMap<String, ProcedureSet>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialPolicy {
+    pub min_duration_weeks: u32,
+    pub refill_gap_days: u32,
+    pub dose_hold_days: u32,
+    pub implausible_dose_factor: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomePolicy {
+    pub baseline_before_days: u32,
+    pub baseline_after_days: u32,
+    pub end_from_start_days: u32,
+    pub end_after_end_days: u32,
+    pub response_improvement_percent: u32,
+    pub response_below: i64,
+    pub inferred_failure_window_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpisodePolicy {
+    pub lookback_months: u32,
+    pub remission_below: i64,
+    pub relapse_at_least: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HintPolicy {
+    pub suicide_window_days: u32,
+    pub mdq_positive_at_least: i64,
+    pub maoi_reverse_washout_days: u32,
+    pub maoi_washout_lookback_days: u32,
+    pub bp_window_days: u32,
+    pub systolic_at_least: u32,
+    pub diastolic_at_least: u32,
+    pub egfr_below: u32,
+    pub egfr_window_days: u32,
+    pub pregnancy_window_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub meta: Meta,
+    pub trial: TrialPolicy,
+    pub outcome: OutcomePolicy,
+    pub episode: EpisodePolicy,
+    pub hints: HintPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HintSeverity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HintDef {
+    pub code: String,
+    pub severity: HintSeverity,
+    pub affects: Vec<String>,
+    #[serde(default)]
+    pub contraindicates: Vec<String>,
+    pub message: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestionDef {
+    pub code: String,
+    pub title: String,
+    pub treatments: Vec<String>,
+    #[serde(default)]
+    pub min_failed_adequate_trials: u32,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HintsFile {
+    pub meta: Meta,
+    pub hint: Vec<HintDef>,
+    pub suggestion: Vec<SuggestionDef>,
+}

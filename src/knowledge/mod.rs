@@ -1,0 +1,503 @@
+//! The clinical knowledge base: drugs, code sets, the screening policy and the hint texts, as versioned
+//! TOML files in `knowledge/`, compiled into the binary and replaceable file by file from a directory.
+
+pub mod files;
+pub mod text;
+
+use crate::ratio::Ratio;
+pub use files::{HintDef, HintSeverity, Role, SuggestionDef};
+use files::*;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use text::Token;
+
+const EMBEDDED: [(&str, &str); 4] = [
+    ("drugs.toml", include_str!("../../knowledge/drugs.toml")),
+    ("codes.toml", include_str!("../../knowledge/codes.toml")),
+    ("policy.toml", include_str!("../../knowledge/policy.toml")),
+    ("hints.toml", include_str!("../../knowledge/hints.toml")),
+];
+
+/// Hint codes the engine evaluates; `hints.toml` must define each (and no other).
+pub const HINT_CODES: [&str; 11] = [
+    "suicide-risk",
+    "bipolar-spectrum",
+    "maoi-diet",
+    "maoi-washout",
+    "uncontrolled-hypertension",
+    "vascular-contraindication",
+    "psychosis-history",
+    "substance-use-disorder",
+    "seizure-disorder",
+    "lithium-renal",
+    "pregnancy",
+];
+
+const CONDITION_SETS: [&str; 10] = [
+    "depression",
+    "bipolar",
+    "hypomania",
+    "suicidality",
+    "vascular",
+    "psychosis",
+    "psychotic_depression",
+    "substance_use",
+    "seizure",
+    "pregnancy",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum KnowledgeError {
+    #[error("cannot read knowledge file {file}: {reason}")]
+    Read { file: String, reason: String },
+    #[error("knowledge file {file} is not valid: {reason}")]
+    Invalid { file: String, reason: String },
+}
+
+fn invalid(file: &str, reason: impl Into<String>) -> KnowledgeError {
+    KnowledgeError::Invalid {
+        file: file.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Index of a drug in [`Knowledge::drugs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DrugId(pub u16);
+
+#[derive(Debug, Clone, Copy)]
+pub enum HypnoticLimit {
+    Below(Ratio),
+    AtMost(Ratio),
+}
+
+impl HypnoticLimit {
+    pub fn is_hypnotic(self, daily_mg: Ratio) -> bool {
+        match self {
+            HypnoticLimit::Below(limit) => daily_mg < limit,
+            HypnoticLimit::AtMost(limit) => daily_mg <= limit,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DrugInfo {
+    pub name: String,
+    pub role: Role,
+    pub class: Option<String>,
+    pub min_adequate_daily_mg: Option<Ratio>,
+    pub usual_max_daily_mg: Option<Ratio>,
+    pub maoi_washout_days: Option<u32>,
+    pub maoi: bool,
+    pub maoi_diet_free_max_daily_mg: Option<Ratio>,
+    pub required_route: Option<Vec<String>>,
+    pub hypnotic: Option<HypnoticLimit>,
+    pub rxnorm: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CombinationInfo {
+    pub ingredients: Vec<DrugId>,
+    pub min_adequate_daily_mg: HashMap<DrugId, Ratio>,
+}
+
+/// What a name in product text stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameTarget {
+    Drug { drug: DrugId, brand: bool },
+    Combination(usize),
+}
+
+#[derive(Debug, Clone)]
+struct NameEntry {
+    rest: Vec<String>,
+    target: NameTarget,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeSetIndex {
+    icd10_prefixes: Vec<String>,
+    snomed: HashSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcedureIndex {
+    snomed: HashSet<String>,
+    cpt: HashSet<String>,
+    text: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Knowledge {
+    pub drugs: Vec<DrugInfo>,
+    pub combinations: Vec<CombinationInfo>,
+    pub systems: Systems,
+    pub observations: Observations,
+    pub policy: PolicyFile,
+    pub hints: Vec<HintDef>,
+    pub suggestions: Vec<SuggestionDef>,
+    pub ruleset_version: String,
+    conditions: HashMap<String, CodeSetIndex>,
+    procedures: HashMap<String, ProcedureIndex>,
+    by_rxnorm: HashMap<String, DrugId>,
+    by_atc: HashMap<String, DrugId>,
+    by_atc_prefix: Vec<(String, DrugId)>,
+    by_first_word: HashMap<String, Vec<NameEntry>>,
+    unlisted_antidepressant_atc: &'static str,
+}
+
+/// A recognised name in tokenised text: what it stands for and the token after it.
+#[derive(Debug, Clone, Copy)]
+pub struct NameMatch {
+    pub target: NameTarget,
+    pub end: usize,
+}
+
+impl Knowledge {
+    /// The knowledge compiled into the binary.
+    pub fn embedded() -> Knowledge {
+        Knowledge::from_texts(&EMBEDDED.map(|(name, text)| (name, text.to_owned())))
+            .expect("the embedded knowledge files are validated by the test suite")
+    }
+
+    /// The embedded files, each replaced by a file of the same name in `dir` when there is one.
+    pub fn load_with_overrides(dir: &Path) -> Result<Knowledge, KnowledgeError> {
+        if !dir.is_dir() {
+            return Err(KnowledgeError::Read {
+                file: dir.display().to_string(),
+                reason: "not a directory".into(),
+            });
+        }
+        let mut texts = Vec::new();
+        for (name, embedded) in EMBEDDED {
+            let path = dir.join(name);
+            let text = if path.exists() {
+                std::fs::read_to_string(&path).map_err(|e| KnowledgeError::Read {
+                    file: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+            } else {
+                embedded.to_owned()
+            };
+            texts.push((name, text));
+        }
+        let texts: [(&str, String); 4] = texts.try_into().expect("four files");
+        Knowledge::from_texts(&texts)
+    }
+
+    fn from_texts(texts: &[(&str, String); 4]) -> Result<Knowledge, KnowledgeError> {
+        fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, KnowledgeError> {
+            toml::from_str(text).map_err(|e| invalid(name, e.to_string().replace('\n', " ")))
+        }
+        let drugs: DrugsFile = parse("drugs.toml", &texts[0].1)?;
+        let codes: CodesFile = parse("codes.toml", &texts[1].1)?;
+        let policy: PolicyFile = parse("policy.toml", &texts[2].1)?;
+        let hints: HintsFile = parse("hints.toml", &texts[3].1)?;
+        validate_policy(&policy)?;
+        validate_hints(&hints)?;
+        for set in CONDITION_SETS {
+            if !codes.conditions.contains_key(set) {
+                return Err(invalid("codes.toml", format!("condition set `{set}` is missing")));
+            }
+        }
+        for set in ["ect", "rtms"] {
+            if !codes.procedures.contains_key(set) {
+                return Err(invalid("codes.toml", format!("procedure set `{set}` is missing")));
+            }
+        }
+        let version = format!(
+            "{}+{:016x}",
+            policy.meta.version,
+            fnv1a(texts.iter().map(|(_, t)| t.as_str()))
+        );
+        let mut knowledge = Knowledge {
+            drugs: Vec::new(),
+            combinations: Vec::new(),
+            systems: codes.systems.clone(),
+            observations: codes.observations.clone(),
+            policy,
+            hints: hints.hint,
+            suggestions: hints.suggestion,
+            ruleset_version: version,
+            conditions: codes
+                .conditions
+                .iter()
+                .map(|(k, v)| {
+                    let index = CodeSetIndex {
+                        icd10_prefixes: v.icd10.iter().map(|c| normalize_icd(c)).collect(),
+                        snomed: v.snomed.iter().cloned().collect(),
+                    };
+                    (k.clone(), index)
+                })
+                .collect(),
+            procedures: codes
+                .procedures
+                .iter()
+                .map(|(k, v)| {
+                    let index = ProcedureIndex {
+                        snomed: v.snomed.iter().cloned().collect(),
+                        cpt: v.cpt.iter().cloned().collect(),
+                        text: v.text.iter().map(|t| text::words(t)).collect(),
+                    };
+                    (k.clone(), index)
+                })
+                .collect(),
+            by_rxnorm: HashMap::new(),
+            by_atc: HashMap::new(),
+            by_atc_prefix: Vec::new(),
+            by_first_word: HashMap::new(),
+            unlisted_antidepressant_atc: "N06A",
+        };
+        knowledge.add_drugs(drugs)?;
+        Ok(knowledge)
+    }
+
+    fn add_drugs(&mut self, file: DrugsFile) -> Result<(), KnowledgeError> {
+        let f = "drugs.toml";
+        let mut ids = HashMap::new();
+        for (i, d) in file.drug.iter().enumerate() {
+            let id = DrugId(u16::try_from(i).map_err(|_| invalid(f, "too many drugs"))?);
+            if ids.insert(d.name.clone(), id).is_some() {
+                return Err(invalid(f, format!("drug `{}` is defined twice", d.name)));
+            }
+            if matches!(d.role, Role::Antidepressant | Role::Augmentation) && d.class.is_none() {
+                return Err(invalid(f, format!("drug `{}` needs a class", d.name)));
+            }
+            let mg = |v: Option<f64>, what: &str| -> Result<Option<Ratio>, KnowledgeError> {
+                v.map(|x| dose(x).ok_or_else(|| invalid(f, format!("`{}`: {what} must be a positive number", d.name))))
+                    .transpose()
+            };
+            let hypnotic = match (d.hypnotic_below_daily_mg, d.hypnotic_at_most_daily_mg) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(f, format!("`{}`: give one hypnotic limit, not two", d.name)));
+                }
+                (Some(x), None) => mg(Some(x), "hypnotic_below_daily_mg")?.map(HypnoticLimit::Below),
+                (None, Some(x)) => mg(Some(x), "hypnotic_at_most_daily_mg")?.map(HypnoticLimit::AtMost),
+                (None, None) => None,
+            };
+            self.drugs.push(DrugInfo {
+                name: d.name.clone(),
+                role: d.role,
+                class: d.class.clone(),
+                min_adequate_daily_mg: mg(d.min_adequate_daily_dose_mg, "min_adequate_daily_dose_mg")?,
+                usual_max_daily_mg: mg(d.usual_max_daily_dose_mg, "usual_max_daily_dose_mg")?,
+                maoi_washout_days: d.maoi_washout_days,
+                maoi: d.maoi,
+                maoi_diet_free_max_daily_mg: mg(d.maoi_diet_free_max_daily_mg, "maoi_diet_free_max_daily_mg")?,
+                required_route: d.required_route.as_deref().map(text::words),
+                hypnotic,
+                rxnorm: d.rxnorm.first().cloned(),
+            });
+            for code in &d.rxnorm {
+                if self.by_rxnorm.insert(code.clone(), id).is_some() {
+                    return Err(invalid(f, format!("RxNorm code {code} is given to two drugs")));
+                }
+            }
+            for code in &d.atc {
+                self.by_atc.insert(code.clone(), id);
+            }
+            for prefix in &d.atc_prefix {
+                self.by_atc_prefix.push((prefix.clone(), id));
+            }
+            for name in &d.names {
+                self.add_name(name, NameTarget::Drug { drug: id, brand: false })?;
+            }
+            for brand in &d.brands {
+                self.add_name(brand, NameTarget::Drug { drug: id, brand: true })?;
+            }
+        }
+        for (i, c) in file.combination.iter().enumerate() {
+            let mut ingredients = Vec::new();
+            for name in &c.ingredients {
+                let id = ids
+                    .get(name)
+                    .ok_or_else(|| invalid(f, format!("combination ingredient `{name}` is not a drug")))?;
+                ingredients.push(*id);
+            }
+            let mut min = HashMap::new();
+            for (name, value) in &c.min_adequate_daily_dose_mg {
+                let id = ids
+                    .get(name)
+                    .filter(|id| ingredients.contains(id))
+                    .ok_or_else(|| invalid(f, format!("dose override for `{name}`, which is not an ingredient")))?;
+                let value = dose(*value).ok_or_else(|| invalid(f, format!("dose override for `{name}` must be positive")))?;
+                min.insert(*id, value);
+            }
+            self.combinations.push(CombinationInfo {
+                ingredients,
+                min_adequate_daily_mg: min,
+            });
+            for name in c.brands.iter().chain(&c.names) {
+                self.add_name(name, NameTarget::Combination(i))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_name(&mut self, name: &str, target: NameTarget) -> Result<(), KnowledgeError> {
+        let mut words = text::words(name);
+        if words.is_empty() {
+            return Err(invalid("drugs.toml", format!("name {name:?} has no letters")));
+        }
+        let first = words.remove(0);
+        let entries = self.by_first_word.entry(first).or_default();
+        if entries.iter().any(|e| e.rest == words && e.target != target) {
+            return Err(invalid("drugs.toml", format!("name {name:?} is given to two drugs")));
+        }
+        entries.push(NameEntry { rest: words, target });
+        // Longest names first, so "lithium carbonate" wins over "lithium".
+        entries.sort_by(|a, b| b.rest.len().cmp(&a.rest.len()));
+        Ok(())
+    }
+
+    pub fn drug(&self, id: DrugId) -> &DrugInfo {
+        &self.drugs[usize::from(id.0)]
+    }
+
+    pub fn drug_by_rxnorm(&self, code: &str) -> Option<DrugId> {
+        self.by_rxnorm.get(code).copied()
+    }
+
+    pub fn drug_by_atc(&self, code: &str) -> Option<DrugId> {
+        self.by_atc.get(code).copied().or_else(|| {
+            self.by_atc_prefix
+                .iter()
+                .find(|(prefix, _)| code.starts_with(prefix.as_str()))
+                .map(|(_, id)| *id)
+        })
+    }
+
+    /// An ATC code in the antidepressant group (N06A) that no drug entry knows.
+    pub fn is_unlisted_antidepressant_atc(&self, code: &str) -> bool {
+        code.starts_with(self.unlisted_antidepressant_atc) && self.drug_by_atc(code).is_none()
+    }
+
+    /// The drug or combination named at `tokens[at]`, if any.
+    pub fn name_at(&self, tokens: &[Token<'_>], at: usize) -> Option<NameMatch> {
+        let Token::Word(first) = &tokens[at] else { return None };
+        let entries = self.by_first_word.get(first)?;
+        entries.iter().find_map(|e| {
+            let end = at + 1 + e.rest.len();
+            let rest_matches = tokens.get(at + 1..end).is_some_and(|window| {
+                window
+                    .iter()
+                    .zip(&e.rest)
+                    .all(|(t, w)| matches!(t, Token::Word(x) if x == w))
+            });
+            rest_matches.then_some(NameMatch {
+                target: e.target,
+                end,
+            })
+        })
+    }
+
+    /// Whether a coded concept falls in a named condition set (ICD-10 by prefix, SNOMED CT exactly).
+    pub fn in_condition_set(&self, set: &str, concept: &crate::fhir::datatypes::CodeableConcept) -> bool {
+        let Some(index) = self.conditions.get(set) else { return false };
+        concept.coding.iter().any(|c| {
+            let (Some(system), Some(code)) = (c.system.as_deref(), c.code.as_deref()) else {
+                return false;
+            };
+            if self.systems.icd10.iter().any(|s| s == system) {
+                let code = normalize_icd(code);
+                index.icd10_prefixes.iter().any(|p| code.starts_with(p.as_str()))
+            } else if self.systems.snomed.iter().any(|s| s == system) {
+                index.snomed.contains(code)
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Whether a procedure code or its text names the given procedure (`ect`, `rtms`).
+    pub fn is_procedure(&self, set: &str, concept: &crate::fhir::datatypes::CodeableConcept) -> bool {
+        let Some(index) = self.procedures.get(set) else { return false };
+        let coded = concept.coding.iter().any(|c| match (c.system.as_deref(), c.code.as_deref()) {
+            (Some(system), Some(code)) => {
+                (self.systems.snomed.iter().any(|s| s == system) && index.snomed.contains(code))
+                    || (self.systems.cpt.iter().any(|s| s == system) && index.cpt.contains(code))
+            }
+            _ => false,
+        });
+        coded
+            || concept.texts().any(|t| {
+                let tokens = text::tokenize(t);
+                index.text.iter().any(|phrase| text::contains_phrase(&tokens, phrase))
+            })
+    }
+
+    pub fn hint(&self, code: &str) -> &HintDef {
+        self.hints
+            .iter()
+            .find(|h| h.code == code)
+            .expect("hints.toml is validated to define every engine hint code")
+    }
+}
+
+fn dose(value: f64) -> Option<Ratio> {
+    if !(value.is_finite() && value > 0.0) {
+        return None;
+    }
+    // f64's Display is the shortest text that reads back as the same number: the literal in the file.
+    Ratio::parse_decimal(&value.to_string()).ok()
+}
+
+fn normalize_icd(code: &str) -> String {
+    code.chars()
+        .filter(|c| *c != '.')
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+fn validate_policy(p: &PolicyFile) -> Result<(), KnowledgeError> {
+    let f = "policy.toml";
+    if !(4..=8).contains(&p.trial.min_duration_weeks) {
+        return Err(invalid(f, "trial.min_duration_weeks must be 4 to 8"));
+    }
+    if !(1..=100).contains(&p.outcome.response_improvement_percent) {
+        return Err(invalid(f, "outcome.response_improvement_percent must be 1 to 100"));
+    }
+    if p.trial.dose_hold_days == 0 || p.trial.implausible_dose_factor == 0 {
+        return Err(invalid(f, "trial.dose_hold_days and trial.implausible_dose_factor must be positive"));
+    }
+    if p.episode.lookback_months == 0 {
+        return Err(invalid(f, "episode.lookback_months must be positive"));
+    }
+    if p.episode.remission_below > p.episode.relapse_at_least {
+        return Err(invalid(f, "episode.remission_below must not exceed episode.relapse_at_least"));
+    }
+    Ok(())
+}
+
+fn validate_hints(h: &HintsFile) -> Result<(), KnowledgeError> {
+    let f = "hints.toml";
+    for code in HINT_CODES {
+        if h.hint.iter().filter(|d| d.code == code).count() != 1 {
+            return Err(invalid(f, format!("hint `{code}` must be defined exactly once")));
+        }
+    }
+    if let Some(extra) = h.hint.iter().find(|d| !HINT_CODES.contains(&d.code.as_str())) {
+        return Err(invalid(f, format!("hint `{}` is not one the engine evaluates", extra.code)));
+    }
+    let suggestions: HashSet<&str> = h.suggestion.iter().map(|s| s.code.as_str()).collect();
+    if suggestions.len() != h.suggestion.len() {
+        return Err(invalid(f, "a suggestion code is defined twice"));
+    }
+    for hint in &h.hint {
+        if let Some(bad) = hint.contraindicates.iter().find(|c| !suggestions.contains(c.as_str())) {
+            return Err(invalid(f, format!("hint `{}` contraindicates unknown suggestion `{bad}`", hint.code)));
+        }
+    }
+    Ok(())
+}
+
+fn fnv1a<'a>(texts: impl Iterator<Item = &'a str>) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for text in texts {
+        for byte in text.bytes().chain([0u8]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}

@@ -1,0 +1,196 @@
+//! Exact, non-negative rational numbers for doses.
+//!
+//! Doses are compared against thresholds ("sertraline >= 50 mg/day"), so they must not pass through
+//! binary floating point: `0.1 g` must be exactly `100 mg`, and `90 mg weekly` exactly `90/7 mg/day`.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ratio {
+    num: u128,
+    den: u128,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RatioError {
+    #[error("not a decimal number")]
+    NotADecimal,
+    #[error("negative")]
+    Negative,
+    #[error("too large")]
+    Overflow,
+}
+
+impl Ratio {
+    pub const ZERO: Ratio = Ratio { num: 0, den: 1 };
+    pub const ONE: Ratio = Ratio { num: 1, den: 1 };
+
+    pub fn new(num: u128, den: u128) -> Option<Ratio> {
+        if den == 0 {
+            return None;
+        }
+        let g = gcd(num, den);
+        Some(Ratio {
+            num: num / g,
+            den: den / g,
+        })
+    }
+
+    pub fn integer(n: u64) -> Ratio {
+        Ratio {
+            num: u128::from(n),
+            den: 1,
+        }
+    }
+
+    /// Parses a decimal as JSON writes it (`37.5`, `100`, `1e-3`), exactly.
+    pub fn parse_decimal(text: &str) -> Result<Ratio, RatioError> {
+        let text = text.trim();
+        if text.starts_with('-') {
+            return Err(RatioError::Negative);
+        }
+        let text = text.strip_prefix('+').unwrap_or(text);
+        let (mantissa, exponent) = match text.find(['e', 'E']) {
+            Some(i) => (
+                &text[..i],
+                text[i + 1..].parse::<i32>().map_err(|_| RatioError::NotADecimal)?,
+            ),
+            None => (text, 0),
+        };
+        let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && frac.is_empty()) || !digits_ok(whole) || !digits_ok(frac) {
+            return Err(RatioError::NotADecimal);
+        }
+        let digits = format!("{whole}{frac}");
+        let digits = digits.trim_start_matches('0');
+        let num: u128 = if digits.is_empty() {
+            0
+        } else if digits.len() > 30 {
+            return Err(RatioError::Overflow);
+        } else {
+            digits.parse().map_err(|_| RatioError::Overflow)?
+        };
+        let scale = exponent - frac.len() as i32;
+        if scale.unsigned_abs() > 30 {
+            return Err(RatioError::Overflow);
+        }
+        let pow = 10u128.pow(scale.unsigned_abs());
+        let r = if scale >= 0 {
+            Ratio::new(num.checked_mul(pow).ok_or(RatioError::Overflow)?, 1)
+        } else {
+            Ratio::new(num, pow)
+        };
+        r.ok_or(RatioError::Overflow)
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.num == 0
+    }
+
+    pub fn checked_mul(self, other: Ratio) -> Option<Ratio> {
+        // Cross-reduce first so realistic doses never come near overflow.
+        let g1 = gcd(self.num, other.den).max(1);
+        let g2 = gcd(other.num, self.den).max(1);
+        let num = (self.num / g1).checked_mul(other.num / g2)?;
+        let den = (self.den / g2).checked_mul(other.den / g1)?;
+        Ratio::new(num, den)
+    }
+
+    pub fn checked_div(self, other: Ratio) -> Option<Ratio> {
+        if other.num == 0 {
+            return None;
+        }
+        self.checked_mul(Ratio {
+            num: other.den,
+            den: other.num,
+        })
+    }
+
+    /// For display and JSON only; comparisons stay exact.
+    pub fn to_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+
+    /// Rounded to `places` decimals, for display.
+    pub fn rounded(self, places: u32) -> f64 {
+        let scale = 10f64.powi(places as i32);
+        (self.to_f64() * scale).round() / scale
+    }
+}
+
+impl PartialEq for Ratio {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ratio {}
+impl PartialOrd for Ratio {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ratio {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (
+            self.num.checked_mul(other.den),
+            other.num.checked_mul(self.den),
+        ) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            // Only reachable with absurd magnitudes; fall back to an approximate order.
+            _ => self.to_f64().total_cmp(&other.to_f64()),
+        }
+    }
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.rounded(3);
+        if value.fract() == 0.0 {
+            write!(f, "{value:.0}")
+        } else {
+            write!(f, "{value}")
+        }
+    }
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    if a == 0 { 1 } else { a }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(text: &str) -> Ratio {
+        Ratio::parse_decimal(text).unwrap()
+    }
+
+    #[test]
+    fn decimals_parse_exactly() {
+        assert_eq!(r("37.5"), Ratio::new(75, 2).unwrap());
+        assert_eq!(r("0.1").checked_mul(Ratio::integer(1000)).unwrap(), Ratio::integer(100));
+        assert_eq!(r("1e-3").checked_mul(Ratio::integer(1000)).unwrap(), Ratio::ONE);
+        assert_eq!(r("2.50E1"), Ratio::integer(25));
+        assert_eq!(r("007"), Ratio::integer(7));
+    }
+
+    #[test]
+    fn weekly_dose_divides_exactly() {
+        let daily = r("90").checked_div(Ratio::integer(7)).unwrap();
+        assert!(daily < Ratio::integer(13) && daily > r("12.857"));
+        assert_eq!(daily.to_string(), "12.857");
+    }
+
+    #[test]
+    fn rejects_non_decimals_and_negatives() {
+        assert_eq!(Ratio::parse_decimal("-5"), Err(RatioError::Negative));
+        for bad in ["", ".", "abc", "1.2.3", "1e", "5 mg", "1e999"] {
+            assert!(Ratio::parse_decimal(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The assessment as a person reads it on a terminal.
+
+use crate::screening::{Assessment, Severity, TrdStatus, TrialOutcome};
+use std::fmt::Write;
+
+pub fn summary(a: &Assessment, color: bool) -> String {
+    let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+    let mut out = String::new();
+    let status = match a.status {
+        TrdStatus::Met => paint("1;31", "MET"),
+        TrdStatus::Possible => paint("1;33", "POSSIBLE"),
+        TrdStatus::NotMet => paint("1", "NOT MET"),
+        TrdStatus::NotApplicable => "NOT APPLICABLE".to_owned(),
+    };
+    let _ = writeln!(out, "Patient {}  as of {}  (rules {})", a.patient_id, &a.as_of[..10], a.ruleset_version);
+    let _ = write!(out, "TRD criteria: {status}  failed adequate trials: {}  Thase-Rush stage: {}", a.failed_adequate_trials, a.staging.thase_rush_stage);
+    match a.staging.maudsley_score {
+        Some(m) => {
+            let _ = writeln!(out, "  Maudsley: {m}/15");
+        }
+        None => out.push('\n'),
+    }
+    if !a.trials.is_empty() {
+        let _ = writeln!(out, "\nTrials");
+        for t in &a.trials {
+            let dose = t.daily_dose_mg.map_or("dose unknown".to_owned(), |d| format!("{d} mg/day"));
+            let outcome = match t.outcome {
+                TrialOutcome::Failed if t.outcome_inferred => "failed (inferred)",
+                TrialOutcome::Failed => "failed",
+                TrialOutcome::Responded => "responded",
+                TrialOutcome::Ongoing => "ongoing",
+                TrialOutcome::Unknown => "outcome unknown",
+            };
+            let flags = if t.augmentation {
+                "augmentation".to_owned()
+            } else {
+                format!(
+                    "{}, {}",
+                    if t.adequate_dose { "adequate dose" } else { "dose not adequate/unconfirmed" },
+                    if t.adequate_duration { "adequate duration" } else { "short" }
+                )
+            };
+            let _ = writeln!(
+                out,
+                "  {:<16} {} to {:<10} {:>5.1} wk  {:<16} {:<36} {}{}",
+                t.ingredient,
+                t.start,
+                t.end.as_deref().unwrap_or("now"),
+                t.weeks,
+                dose,
+                flags,
+                outcome,
+                if t.counted { "" } else { "  (before this episode)" }
+            );
+            let _ = writeln!(out, "    evidence: {}", t.evidence.join(", "));
+        }
+    }
+    if !a.hints.is_empty() {
+        let _ = writeln!(out, "\nCautions");
+        for h in &a.hints {
+            let level = match h.severity {
+                Severity::Critical => paint("1;31", "CRITICAL"),
+                Severity::Warning => paint("33", "WARNING"),
+                Severity::Info => "INFO".to_owned(),
+            };
+            let _ = writeln!(out, "  {level} {}: {}", h.code, h.message);
+            let _ = writeln!(out, "    affects: {}; evidence: {}", h.affects.join(", "), h.evidence.join(", "));
+        }
+    }
+    if !a.suggestions.is_empty() {
+        let _ = writeln!(out, "\nOptions to consider (screening only: a clinician decides)");
+        for s in &a.suggestions {
+            let mark = if s.contraindicated { paint("1;31", " [CONTRAINDICATED]") } else { String::new() };
+            let cautions = if s.cautions.is_empty() { String::new() } else { format!("  (caution: {})", s.cautions.join(", ")) };
+            let _ = writeln!(out, "  - {}{mark}{cautions}", s.title);
+        }
+    }
+    let _ = writeln!(out, "\nWhy");
+    for r in &a.reasons {
+        let _ = writeln!(out, "  - {}", r.text);
+        if !r.evidence.is_empty() {
+            let _ = writeln!(out, "    evidence: {}", r.evidence.join(", "));
+        }
+    }
+    if !a.diagnostics.is_empty() {
+        let _ = writeln!(out, "\nSet aside ({})", a.diagnostics.len());
+        for d in &a.diagnostics {
+            let _ = writeln!(out, "  - {} [{}]: {}", d.resource, d.kind.as_str(), d.message);
+        }
+    }
+    out
+}

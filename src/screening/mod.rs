@@ -1,0 +1,121 @@
+//! The screening engine: pure. A patient's record, the evaluation day and the knowledge base in; an
+//! explained [`Assessment`] out. No I/O, no clock, no globals: the same input gives the same output.
+
+pub mod assessment;
+pub mod dose;
+pub mod episode;
+pub mod exposure;
+pub mod facts;
+pub mod hint;
+pub mod outcome;
+pub mod reason;
+pub mod staging;
+pub mod status;
+pub mod suggestion;
+pub mod trial;
+
+pub use assessment::*;
+
+use crate::date::Date;
+use crate::fhir::{Diagnostic, DiagnosticKind, PatientRecord};
+use crate::knowledge::Knowledge;
+
+/// Diagnostics collected while screening, added to those of reading the record.
+#[derive(Debug, Default)]
+pub struct Diagnostics(Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn note(&mut self, resource: &str, kind: DiagnosticKind, message: String) {
+        self.0.push(Diagnostic { resource: resource.to_owned(), kind, message });
+    }
+}
+
+pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessment {
+    let mut diagnostics = Diagnostics::default();
+    let facts = facts::gather(record, as_of, k, &mut diagnostics);
+    let exposures = exposure::gather(record, as_of, k, &mut diagnostics);
+    let trials = trial::build(&exposures, as_of, k, &mut diagnostics);
+    let episode = episode::current(&facts.depression_scores, as_of, k);
+
+    let judged: Vec<outcome::Judged> = (0..trials.len())
+        .map(|i| outcome::judge(i, &trials, &facts.depression_scores, as_of, k))
+        .collect();
+    let counted: Vec<bool> = trials.iter().map(|t| episode.counts(t.end_or(as_of))).collect();
+    let judgements: Vec<status::Judgement> = trials
+        .iter()
+        .zip(&judged)
+        .zip(&counted)
+        .map(|((trial, j), counted)| status::Judgement { trial, outcome: j.outcome, counted: *counted })
+        .collect();
+    let tally = status::tally(&judgements);
+    let status = tally.status();
+
+    let baselines: Vec<_> = trials.iter().zip(&judged).zip(&counted).map(|((t, j), c)| (t, j.baseline, *c)).collect();
+    let severity = staging::severity_score(&baselines, &facts.depression_scores, &episode);
+    let staging = Staging {
+        thase_rush_stage: staging::thase_rush(&tally, &facts, &episode, k),
+        maudsley_score: staging::maudsley(
+            &staging::MaudsleyInput { tally: &tally, judged: &judgements, facts: &facts, episode: &episode, severity_score: severity, as_of },
+            k,
+        ),
+    };
+
+    let hints = hint::evaluate(&hint::Context { facts: &facts, exposures: &exposures, trials: &trials, as_of, k });
+    let failed = tally.failed.len() as u32;
+    let suggestions = match status {
+        TrdStatus::Met | TrdStatus::Possible => suggestion::suggest(failed, &hints, k),
+        _ => Vec::new(),
+    };
+
+    let mut reasons = vec![reason::status_reason(status, &tally, &trials, k), reason::episode_reason(&episode, k)];
+    reasons.extend(trials.iter().enumerate().map(|(i, t)| reason::trial_reason(t, &judged[i], &trials, counted[i], as_of, k)));
+
+    let trial_views = trials
+        .iter()
+        .zip(&judged)
+        .zip(&counted)
+        .map(|((t, j), counted)| {
+            let info = k.drug(t.drug);
+            let mut evidence = t.evidence.clone();
+            evidence.extend(j.baseline.iter().chain(&j.end_score).map(|s| s.citation.clone()));
+            if let Some(n) = j.switched_to {
+                evidence.extend(trials[n].evidence.iter().cloned());
+            }
+            TreatmentTrial {
+                ingredient: info.name.clone(),
+                rxnorm_ingredient: info.rxnorm.clone(),
+                drug_class: info.class.clone().unwrap_or_default(),
+                start: t.start.to_string(),
+                end: t.end.map(|e| e.to_string()),
+                weeks: f64::from(t.days(as_of)) / 7.0,
+                daily_dose_mg: t.daily_mg.map(|mg| mg.rounded(3)),
+                adequate_dose: t.dose == trial::DoseAdequacy::Adequate,
+                adequate_duration: t.adequate_duration,
+                outcome: j.outcome,
+                outcome_inferred: j.inferred,
+                augmentation: t.augmentation,
+                counted: *counted,
+                evidence,
+            }
+        })
+        .collect();
+
+    let mut all_diagnostics = record.diagnostics.clone();
+    all_diagnostics.extend(diagnostics.0);
+    all_diagnostics.sort();
+    all_diagnostics.dedup();
+
+    Assessment {
+        patient_id: record.patient_id.to_string(),
+        status,
+        failed_adequate_trials: failed,
+        trials: trial_views,
+        hints,
+        staging,
+        suggestions,
+        reasons,
+        ruleset_version: k.ruleset_version.clone(),
+        as_of: format!("{as_of}T00:00:00Z"),
+        diagnostics: all_diagnostics,
+    }
+}
