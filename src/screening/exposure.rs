@@ -269,10 +269,13 @@ fn recognise(concept: &CodeableConcept, ingredients: &[crate::fhir::resources::M
     if !by_code.is_empty() {
         for drug in by_code {
             let text_hit = from_text.iter().find(|r: &&Recognised| r.drug == drug);
+            let route_in_text = k.drug(drug).required_route.as_ref().is_some_and(|route| {
+                concepts.clone().flat_map(CodeableConcept::texts).any(|t| text::contains_phrase(&text::tokenize(t), route))
+            });
             add(&mut found, Recognised {
                 drug,
                 strength: text_hit.and_then(|r| r.strength),
-                route_shown: text_hit.is_some_and(|r| r.route_shown),
+                route_shown: route_in_text || text_hit.is_some_and(|r| r.route_shown),
                 min_adequate_override: text_hit.and_then(|r| r.min_adequate_override),
             });
         }

@@ -1,0 +1,51 @@
+//! Small builders for readable inline Bundles in tests.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use trdscreen::date::Date;
+use trdscreen::fhir::read_patient_bundle;
+use trdscreen::knowledge::Knowledge;
+use trdscreen::screening::{Assessment, evaluate};
+
+pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+
+pub fn bundle(resources: Vec<Value>) -> String {
+    let mut entries = vec![json!({"resource": {"resourceType": "Patient", "id": "p1"}})];
+    entries.extend(resources.into_iter().map(|r| json!({"resource": r})));
+    json!({"resourceType": "Bundle", "type": "collection", "entry": entries}).to_string()
+}
+
+/// A completed order of `mg` once daily from `start` for `days` days, named by `medication`.
+pub fn order(id: &str, medication: Value, mg: Value, unit: &str, start: &str, days: u32) -> Value {
+    json!({
+        "resourceType": "MedicationRequest", "id": id, "status": "completed", "intent": "order",
+        "subject": {"reference": "Patient/p1"}, "authoredOn": start,
+        "medicationCodeableConcept": medication,
+        "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                                "doseAndRate": [{"doseQuantity": {"value": mg, "unit": unit}}]}],
+        "dispenseRequest": {"expectedSupplyDuration": {"value": days, "unit": "days", "code": "d"}}
+    })
+}
+
+pub fn text(t: &str) -> Value {
+    json!({"text": t})
+}
+
+pub fn rxnorm(code: &str, display: &str) -> Value {
+    json!({"coding": [{"system": RXNORM, "code": code, "display": display}]})
+}
+
+pub fn phq9(id: &str, day: &str, value: i64) -> Value {
+    json!({"resourceType": "Observation", "id": id, "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+           "subject": {"reference": "Patient/p1"}, "effectiveDateTime": day, "valueInteger": value})
+}
+
+pub fn screen(resources: Vec<Value>, as_of: &str) -> Assessment {
+    let record = read_patient_bundle(&bundle(resources)).expect("test bundle reads");
+    evaluate(&record, Date::parse(as_of).unwrap(), &Knowledge::embedded())
+}
+
+pub fn diagnostic_kinds(a: &Assessment) -> Vec<&'static str> {
+    a.diagnostics.iter().map(|d| d.kind.as_str()).collect()
+}
