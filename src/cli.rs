@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "trdscreen", version, about = "Screens FHIR R4 records for treatment-resistant depression")]
+#[command(
+    name = "trdscreen",
+    version,
+    about = "Screens FHIR R4 records for treatment-resistant depression"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -46,8 +50,16 @@ fn parse_day(text: &str) -> Result<Date, String> {
 /// that is not a usable Bundle.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Evaluate { file, as_of, json, knowledge } => {
-            let knowledge = match knowledge.map_or_else(|| Ok(Knowledge::embedded()), |dir| Knowledge::load_with_overrides(&dir)) {
+        Command::Evaluate {
+            file,
+            as_of,
+            json,
+            knowledge,
+        } => {
+            let knowledge = match knowledge.map_or_else(
+                || Ok(Knowledge::embedded()),
+                |dir| Knowledge::load_with_overrides(&dir),
+            ) {
                 Ok(k) => k,
                 Err(e) => return fail(1, &e.to_string()),
             };
@@ -67,7 +79,10 @@ pub fn run(cli: Cli) -> ExitCode {
                     Err(e) => return fail(1, &format!("cannot write the assessment: {e}")),
                 }
             } else {
-                print!("{}", render::summary(&assessment, std::io::stdout().is_terminal()));
+                print!(
+                    "{}",
+                    render::summary(&assessment, std::io::stdout().is_terminal())
+                );
             }
             ExitCode::SUCCESS
         }

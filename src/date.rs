@@ -17,7 +17,9 @@ pub struct DateTime {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a FHIR date or dateTime (expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)")]
+#[error(
+    "not a FHIR date or dateTime (expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz)"
+)]
 pub struct DateError;
 
 impl Date {
@@ -99,12 +101,22 @@ impl DateTime {
         let (month, day, rest) = match bytes.len() {
             4 => (1, 1, ""),
             7 if bytes[4] == b'-' => (num(5..7)?, 1, ""),
-            n if n >= 10 && bytes[4] == b'-' && bytes[7] == b'-' => (num(5..7)?, num(8..10)?, &text[10..]),
+            n if n >= 10 && bytes[4] == b'-' && bytes[7] == b'-' => {
+                (num(5..7)?, num(8..10)?, &text[10..])
+            }
             _ => return Err(DateError),
         };
         let day = Date::from_ymd(year, month, day).ok_or(DateError)?;
-        let local_seconds = if rest.is_empty() { 0 } else { time_of_day(rest)? };
-        let offset = if rest.is_empty() { 0 } else { zone_offset(rest)? };
+        let local_seconds = if rest.is_empty() {
+            0
+        } else {
+            time_of_day(rest)?
+        };
+        let offset = if rest.is_empty() {
+            0
+        } else {
+            zone_offset(rest)?
+        };
         Ok(DateTime {
             instant: i64::from(day.0) * 86_400 + local_seconds - offset,
             day,
@@ -132,7 +144,11 @@ fn time_of_day(rest: &str) -> Result<i64, DateError> {
         } else {
             return Err(DateError);
         };
-        if value > max { Err(DateError) } else { Ok(value) }
+        if value > max {
+            Err(DateError)
+        } else {
+            Ok(value)
+        }
     };
     Ok(field(1..3, 23)? * 3600 + field(4..6, 59)? * 60 + field(7..9, 60)?)
 }
@@ -200,7 +216,13 @@ mod tests {
 
     #[test]
     fn round_trips_calendar_days() {
-        for text in ["1970-01-01", "2000-02-29", "2024-12-31", "1899-03-01", "2100-02-28"] {
+        for text in [
+            "1970-01-01",
+            "2000-02-29",
+            "2024-12-31",
+            "1899-03-01",
+            "2100-02-28",
+        ] {
             assert_eq!(Date::parse(text).unwrap().to_string(), text);
         }
         assert_eq!(Date::parse("1970-01-02").unwrap().days_since_epoch(), 1);
@@ -217,13 +239,23 @@ mod tests {
         let evening_ny = DateTime::parse("2024-01-01T23:00:00-05:00").unwrap();
         let morning_utc = DateTime::parse("2024-01-02T01:00:00Z").unwrap();
         assert_eq!(evening_ny.day.to_string(), "2024-01-01");
-        assert!(evening_ny.instant < morning_utc.instant);
+        // Its local day is earlier, but as an instant it is later (04:00Z): ordering uses the instant.
+        assert!(evening_ny.day < morning_utc.day);
+        assert!(evening_ny.instant > morning_utc.instant);
         assert!(DateTime::parse("2024-01-01T10:00:00.123+01:00").is_ok());
     }
 
     #[test]
     fn rejects_what_is_not_a_date() {
-        for bad in ["", "yesterday", "2024-13-01", "2023-02-29", "2024-1-1", "2024-01-01T25:00:00Z", "20x4"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "2023-02-29",
+            "2024-1-1",
+            "2024-01-01T25:00:00Z",
+            "20x4",
+        ] {
             assert!(Date::parse(bad).is_err(), "{bad} should be rejected");
         }
     }
@@ -234,7 +266,13 @@ mod tests {
         assert_eq!(d.minus_months(1).to_string(), "2024-02-29");
         assert_eq!(d.minus_months(24).to_string(), "2022-03-31");
         let start = Date::parse("2023-01-15").unwrap();
-        assert_eq!(start.whole_months_until(Date::parse("2024-01-14").unwrap()), 11);
-        assert_eq!(start.whole_months_until(Date::parse("2024-01-15").unwrap()), 12);
+        assert_eq!(
+            start.whole_months_until(Date::parse("2024-01-14").unwrap()),
+            11
+        );
+        assert_eq!(
+            start.whole_months_until(Date::parse("2024-01-15").unwrap()),
+            12
+        );
     }
 }

@@ -54,7 +54,9 @@ impl Ratio {
         let (mantissa, exponent) = match text.find(['e', 'E']) {
             Some(i) => (
                 &text[..i],
-                text[i + 1..].parse::<i32>().map_err(|_| RatioError::NotADecimal)?,
+                text[i + 1..]
+                    .parse::<i32>()
+                    .map_err(|_| RatioError::NotADecimal)?,
             ),
             None => (text, 0),
         };
@@ -173,8 +175,14 @@ mod tests {
     #[test]
     fn decimals_parse_exactly() {
         assert_eq!(r("37.5"), Ratio::new(75, 2).unwrap());
-        assert_eq!(r("0.1").checked_mul(Ratio::integer(1000)).unwrap(), Ratio::integer(100));
-        assert_eq!(r("1e-3").checked_mul(Ratio::integer(1000)).unwrap(), Ratio::ONE);
+        assert_eq!(
+            r("0.1").checked_mul(Ratio::integer(1000)).unwrap(),
+            Ratio::integer(100)
+        );
+        assert_eq!(
+            r("1e-3").checked_mul(Ratio::integer(1000)).unwrap(),
+            Ratio::ONE
+        );
         assert_eq!(r("2.50E1"), Ratio::integer(25));
         assert_eq!(r("007"), Ratio::integer(7));
     }

@@ -4,7 +4,13 @@ use crate::screening::{Assessment, Severity, TrdStatus, TrialOutcome};
 use std::fmt::Write;
 
 pub fn summary(a: &Assessment, color: bool) -> String {
-    let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
     let mut out = String::new();
     let status = match a.status {
         TrdStatus::Met => paint("1;31", "MET"),
@@ -12,8 +18,18 @@ pub fn summary(a: &Assessment, color: bool) -> String {
         TrdStatus::NotMet => paint("1", "NOT MET"),
         TrdStatus::NotApplicable => "NOT APPLICABLE".to_owned(),
     };
-    let _ = writeln!(out, "Patient {}  as of {}  (rules {})", a.patient_id, &a.as_of[..10], a.ruleset_version);
-    let _ = write!(out, "TRD criteria: {status}  failed adequate trials: {}  Thase-Rush stage: {}", a.failed_adequate_trials, a.staging.thase_rush_stage);
+    let _ = writeln!(
+        out,
+        "Patient {}  as of {}  (rules {})",
+        a.patient_id,
+        &a.as_of[..10],
+        a.ruleset_version
+    );
+    let _ = write!(
+        out,
+        "TRD criteria: {status}  failed adequate trials: {}  Thase-Rush stage: {}",
+        a.failed_adequate_trials, a.staging.thase_rush_stage
+    );
     match a.staging.maudsley_score {
         Some(m) => {
             let _ = writeln!(out, "  Maudsley: {m}/15");
@@ -23,7 +39,9 @@ pub fn summary(a: &Assessment, color: bool) -> String {
     if !a.trials.is_empty() {
         let _ = writeln!(out, "\nTrials");
         for t in &a.trials {
-            let dose = t.daily_dose_mg.map_or("dose unknown".to_owned(), |d| format!("{d} mg/day"));
+            let dose = t
+                .daily_dose_mg
+                .map_or("dose unknown".to_owned(), |d| format!("{d} mg/day"));
             let outcome = match t.outcome {
                 TrialOutcome::Failed if t.outcome_inferred => "failed (inferred)",
                 TrialOutcome::Failed => "failed",
@@ -36,8 +54,16 @@ pub fn summary(a: &Assessment, color: bool) -> String {
             } else {
                 format!(
                     "{}, {}",
-                    if t.adequate_dose { "adequate dose" } else { "dose not adequate/unconfirmed" },
-                    if t.adequate_duration { "adequate duration" } else { "short" }
+                    if t.adequate_dose {
+                        "adequate dose"
+                    } else {
+                        "dose not adequate/unconfirmed"
+                    },
+                    if t.adequate_duration {
+                        "adequate duration"
+                    } else {
+                        "short"
+                    }
                 )
             };
             let _ = writeln!(
@@ -50,7 +76,11 @@ pub fn summary(a: &Assessment, color: bool) -> String {
                 dose,
                 flags,
                 outcome,
-                if t.counted { "" } else { "  (before this episode)" }
+                if t.counted {
+                    ""
+                } else {
+                    "  (before this episode)"
+                }
             );
             let _ = writeln!(out, "    evidence: {}", t.evidence.join(", "));
         }
@@ -64,14 +94,30 @@ pub fn summary(a: &Assessment, color: bool) -> String {
                 Severity::Info => "INFO".to_owned(),
             };
             let _ = writeln!(out, "  {level} {}: {}", h.code, h.message);
-            let _ = writeln!(out, "    affects: {}; evidence: {}", h.affects.join(", "), h.evidence.join(", "));
+            let _ = writeln!(
+                out,
+                "    affects: {}; evidence: {}",
+                h.affects.join(", "),
+                h.evidence.join(", ")
+            );
         }
     }
     if !a.suggestions.is_empty() {
-        let _ = writeln!(out, "\nOptions to consider (screening only: a clinician decides)");
+        let _ = writeln!(
+            out,
+            "\nOptions to consider (screening only: a clinician decides)"
+        );
         for s in &a.suggestions {
-            let mark = if s.contraindicated { paint("1;31", " [CONTRAINDICATED]") } else { String::new() };
-            let cautions = if s.cautions.is_empty() { String::new() } else { format!("  (caution: {})", s.cautions.join(", ")) };
+            let mark = if s.contraindicated {
+                paint("1;31", " [CONTRAINDICATED]")
+            } else {
+                String::new()
+            };
+            let cautions = if s.cautions.is_empty() {
+                String::new()
+            } else {
+                format!("  (caution: {})", s.cautions.join(", "))
+            };
             let _ = writeln!(out, "  - {}{mark}{cautions}", s.title);
         }
     }
@@ -85,7 +131,13 @@ pub fn summary(a: &Assessment, color: bool) -> String {
     if !a.diagnostics.is_empty() {
         let _ = writeln!(out, "\nSet aside ({})", a.diagnostics.len());
         for d in &a.diagnostics {
-            let _ = writeln!(out, "  - {} [{}]: {}", d.resource, d.kind.as_str(), d.message);
+            let _ = writeln!(
+                out,
+                "  - {} [{}]: {}",
+                d.resource,
+                d.kind.as_str(),
+                d.message
+            );
         }
     }
     out

@@ -10,7 +10,8 @@ use trdscreen::knowledge::Knowledge;
 use trdscreen::screening::evaluate;
 
 fn override_dir(name: &str, file: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("trdscreen-knowledge-{name}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("trdscreen-knowledge-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(file), text).unwrap();
     dir
@@ -19,35 +20,73 @@ fn override_dir(name: &str, file: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn the_embedded_knowledge_is_valid_and_versioned() {
     let k = Knowledge::embedded();
-    assert!(k.ruleset_version.starts_with("2026.11.0+"), "{}", k.ruleset_version);
+    assert!(
+        k.ruleset_version.starts_with("2026.11.0+"),
+        "{}",
+        k.ruleset_version
+    );
 }
 
 #[test]
 fn a_site_policy_replaces_the_default_and_changes_the_ruleset_version() {
     let embedded = include_str!("../knowledge/policy.toml");
     let four_weeks = embedded.replace("min_duration_weeks = 6", "min_duration_weeks = 4");
-    let k = Knowledge::load_with_overrides(&override_dir("policy", "policy.toml", &four_weeks)).unwrap();
+    let k = Knowledge::load_with_overrides(&override_dir("policy", "policy.toml", &four_weeks))
+        .unwrap();
     assert_ne!(k.ruleset_version, Knowledge::embedded().ruleset_version);
-    let resources = vec![order("mr1", text("sertraline 100 MG Oral Tablet"), json!(100), "mg", "2024-01-01", 30)];
+    let resources = vec![order(
+        "mr1",
+        text("sertraline 100 MG Oral Tablet"),
+        json!(100),
+        "mg",
+        "2024-01-01",
+        30,
+    )];
     let record = read_patient_bundle(&bundle(resources)).unwrap();
     let as_of = Date::parse("2024-06-01").unwrap();
-    assert!(!evaluate(&record, as_of, &Knowledge::embedded()).trials[0].adequate_duration, "30 days < 6 weeks");
-    assert!(evaluate(&record, as_of, &k).trials[0].adequate_duration, "30 days >= 4 weeks");
+    assert!(
+        !evaluate(&record, as_of, &Knowledge::embedded()).trials[0].adequate_duration,
+        "30 days < 6 weeks"
+    );
+    assert!(
+        evaluate(&record, as_of, &k).trials[0].adequate_duration,
+        "30 days >= 4 weeks"
+    );
 }
 
 #[test]
 fn wrong_overrides_are_refused_with_the_file_and_the_problem() {
     let embedded = include_str!("../knowledge/policy.toml");
     let cases = [
-        (embedded.replace("min_duration_weeks = 6", "min_duration_weeks = 9"), "min_duration_weeks must be 4 to 8"),
-        (embedded.replace("refill_gap_days = 30", "refill_gap_days = 30\nrefil_gap = 3"), "unknown field"),
+        (
+            embedded.replace("min_duration_weeks = 6", "min_duration_weeks = 9"),
+            "min_duration_weeks must be 4 to 8",
+        ),
+        (
+            embedded.replace(
+                "refill_gap_days = 30",
+                "refill_gap_days = 30\nrefil_gap = 3",
+            ),
+            "unknown field",
+        ),
         ("not toml at all [".to_owned(), "policy.toml"),
     ];
     for (n, (text, message)) in cases.iter().enumerate() {
-        let err = Knowledge::load_with_overrides(&override_dir(&format!("bad{n}"), "policy.toml", text)).unwrap_err();
-        assert!(err.to_string().contains("policy.toml") && err.to_string().contains(message), "{err}");
+        let err =
+            Knowledge::load_with_overrides(&override_dir(&format!("bad{n}"), "policy.toml", text))
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("policy.toml") && err.to_string().contains(message),
+            "{err}"
+        );
     }
-    let missing_hint = include_str!("../knowledge/hints.toml").replace("code = \"pregnancy\"", "code = \"pregnant\"");
-    let err = Knowledge::load_with_overrides(&override_dir("hints", "hints.toml", &missing_hint)).unwrap_err();
-    assert!(err.to_string().contains("hint `pregnancy` must be defined exactly once"), "{err}");
+    let missing_hint = include_str!("../knowledge/hints.toml")
+        .replace("code = \"pregnancy\"", "code = \"pregnant\"");
+    let err = Knowledge::load_with_overrides(&override_dir("hints", "hints.toml", &missing_hint))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("hint `pregnancy` must be defined exactly once"),
+        "{err}"
+    );
 }

@@ -69,18 +69,35 @@ fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
     };
     expect("status", &a["status"], Value::from(s.status.clone()));
     if let Some(f) = s.failed_adequate_trials {
-        expect("failed_adequate_trials", &a["failed_adequate_trials"], f.into());
+        expect(
+            "failed_adequate_trials",
+            &a["failed_adequate_trials"],
+            f.into(),
+        );
     }
     if let Some(stage) = s.thase_rush_stage {
-        expect("thase_rush_stage", &a["staging"]["thase_rush_stage"], stage.into());
+        expect(
+            "thase_rush_stage",
+            &a["staging"]["thase_rush_stage"],
+            stage.into(),
+        );
     }
     if let Some(m) = s.maudsley_score {
         expect("maudsley_score", &a["staging"]["maudsley_score"], m.into());
     }
     if s.maudsley_absent {
-        expect("maudsley_score", &a["staging"]["maudsley_score"], Value::Null);
+        expect(
+            "maudsley_score",
+            &a["staging"]["maudsley_score"],
+            Value::Null,
+        );
     }
-    let hints: Vec<&str> = a["hints"].as_array().unwrap().iter().map(|h| h["code"].as_str().unwrap()).collect();
+    let hints: Vec<&str> = a["hints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["code"].as_str().unwrap())
+        .collect();
     for h in &s.hints_present {
         if !hints.contains(&h.as_str()) {
             errors.push(format!("hint {h} should fire (fired: {hints:?})"));
@@ -92,12 +109,23 @@ fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
         }
     }
     for code in &s.suggestions_contraindicated {
-        let marked = a["suggestions"].as_array().unwrap().iter().any(|x| x["code"] == code.as_str() && x["contraindicated"] == true);
+        let marked = a["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["code"] == code.as_str() && x["contraindicated"] == true);
         if !marked {
-            errors.push(format!("suggestion {code} should be listed and marked contraindicated"));
+            errors.push(format!(
+                "suggestion {code} should be listed and marked contraindicated"
+            ));
         }
     }
-    let kinds: Vec<&str> = a["diagnostics"].as_array().unwrap().iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = a["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
     for kind in &s.diagnostic_kinds {
         if !kinds.contains(&kind.as_str()) {
             errors.push(format!("diagnostic {kind} expected (got {kinds:?})"));
@@ -105,15 +133,25 @@ fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
     }
     let trials = a["trials"].as_array().unwrap();
     if trials.len() != s.trial.len() {
-        let got: Vec<&str> = trials.iter().map(|t| t["ingredient"].as_str().unwrap()).collect();
-        errors.push(format!("{} trials {got:?}, want {}", trials.len(), s.trial.len()));
+        let got: Vec<&str> = trials
+            .iter()
+            .map(|t| t["ingredient"].as_str().unwrap())
+            .collect();
+        errors.push(format!(
+            "{} trials {got:?}, want {}",
+            trials.len(),
+            s.trial.len()
+        ));
     }
     for (n, (got, want)) in trials.iter().zip(&s.trial).enumerate() {
         let mut field = |name: &str, value: Option<Value>| {
             if let Some(v) = value
                 && got[name] != v
             {
-                errors.push(format!("trial {n} ({}) {name}: got {}, want {v}", want.ingredient, got[name]));
+                errors.push(format!(
+                    "trial {n} ({}) {name}: got {}, want {v}",
+                    want.ingredient, got[name]
+                ));
             }
         };
         field("ingredient", Some(want.ingredient.clone().into()));
@@ -129,7 +167,10 @@ fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
         if let Some(mg) = want.daily_dose_mg {
             let got_mg = got["daily_dose_mg"].as_f64();
             if got_mg.is_none_or(|g| (g - mg).abs() > 0.001) {
-                errors.push(format!("trial {n} ({}) daily_dose_mg: got {got_mg:?}, want {mg}", want.ingredient));
+                errors.push(format!(
+                    "trial {n} ({}) daily_dose_mg: got {got_mg:?}, want {mg}",
+                    want.ingredient
+                ));
             }
         }
     }
@@ -138,24 +179,43 @@ fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
 
 #[test]
 fn every_clinical_story_screens_as_the_rules_say() {
-    let file: File = toml::from_str(&std::fs::read_to_string("tests/fixtures/scenarios.toml").unwrap()).unwrap();
+    let file: File =
+        toml::from_str(&std::fs::read_to_string("tests/fixtures/scenarios.toml").unwrap()).unwrap();
     let k = Knowledge::embedded();
     let mut failures = Vec::new();
     for s in &file.scenario {
         let errors = check(s, &k);
         if !errors.is_empty() {
-            failures.push(format!("{} ({})\n    {}", s.file, s.story, errors.join("\n    ")));
+            failures.push(format!(
+                "{} ({})\n    {}",
+                s.file,
+                s.story,
+                errors.join("\n    ")
+            ));
         }
     }
-    assert!(file.scenario.len() >= 40, "expected the full set of stories");
-    assert!(failures.is_empty(), "{} of {} stories differ:\n{}", failures.len(), file.scenario.len(), failures.join("\n"));
+    assert!(
+        file.scenario.len() >= 40,
+        "expected the full set of stories"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} stories differ:\n{}",
+        failures.len(),
+        file.scenario.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn every_fixture_has_a_story() {
-    let file: File = toml::from_str(&std::fs::read_to_string("tests/fixtures/scenarios.toml").unwrap()).unwrap();
+    let file: File =
+        toml::from_str(&std::fs::read_to_string("tests/fixtures/scenarios.toml").unwrap()).unwrap();
     for entry in std::fs::read_dir("tests/fixtures/scenarios").unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        assert!(file.scenario.iter().any(|s| s.file == name), "{name} has no expectations in scenarios.toml");
+        assert!(
+            file.scenario.iter().any(|s| s.file == name),
+            "{name} has no expectations in scenarios.toml"
+        );
     }
 }

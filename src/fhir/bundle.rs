@@ -58,13 +58,18 @@ pub fn read_patient_bundle(json: &str) -> Result<PatientRecord, BundleError> {
         None => return Err(BundleError::NotABundle("it has no resourceType".into())),
     }
     let bundle: RawBundle = serde_json::from_str(value.get()).map_err(|e| {
-        BundleError::NotABundle(format!("its entries cannot be read ({})", describe_serde_error(&e)))
+        BundleError::NotABundle(format!(
+            "its entries cannot be read ({})",
+            describe_serde_error(&e)
+        ))
     })?;
     debug_assert_eq!(bundle.resource_type.as_deref(), Some("Bundle"));
 
     let mut patients = Vec::new();
     for entry in &bundle.entry {
-        let Some(resource) = entry.resource else { continue };
+        let Some(resource) = entry.resource else {
+            continue;
+        };
         if let Ok(TypeAndId {
             resource_type: Some(t),
             id,
@@ -98,5 +103,7 @@ fn patient_id_from(id: Option<&str>, full_url: Option<&str>) -> Result<PatientId
     full_url
         .and_then(|url| url.strip_prefix("urn:uuid:"))
         .and_then(|uuid| PatientId::parse(uuid).ok())
-        .ok_or_else(|| BundleError::BadPatientId("it has neither an id nor a urn:uuid fullUrl".into()))
+        .ok_or_else(|| {
+            BundleError::BadPatientId("it has neither an id nor a urn:uuid fullUrl".into())
+        })
 }

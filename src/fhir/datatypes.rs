@@ -21,10 +21,12 @@ pub struct CodeableConcept {
 impl CodeableConcept {
     /// Codes of this concept in one of the given systems.
     pub fn codes_in<'a>(&'a self, systems: &'a [String]) -> impl Iterator<Item = &'a str> + 'a {
-        self.coding.iter().filter_map(move |c| match (&c.system, &c.code) {
-            (Some(s), Some(code)) if systems.iter().any(|x| x == s) => Some(code.as_str()),
-            _ => None,
-        })
+        self.coding
+            .iter()
+            .filter_map(move |c| match (&c.system, &c.code) {
+                (Some(s), Some(code)) if systems.iter().any(|x| x == s) => Some(code.as_str()),
+                _ => None,
+            })
     }
 
     /// Human-readable strings: `text` and every `coding.display`.
@@ -41,7 +43,9 @@ impl CodeableConcept {
     }
 
     pub fn has_code_without_system(&self) -> bool {
-        self.coding.iter().any(|c| c.system.is_none() && c.code.is_some())
+        self.coding
+            .iter()
+            .any(|c| c.system.is_none() && c.code.is_some())
     }
 }
 

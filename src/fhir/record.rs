@@ -20,8 +20,14 @@ pub struct InvalidId;
 impl PatientId {
     pub fn parse(text: &str) -> Result<PatientId, InvalidId> {
         let ok = (1..=64).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-        if ok { Ok(PatientId(text.to_owned())) } else { Err(InvalidId) }
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if ok {
+            Ok(PatientId(text.to_owned()))
+        } else {
+            Err(InvalidId)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -189,7 +195,9 @@ impl PatientRecord {
         let full_url = full_url.map(str::to_owned);
         match kind {
             "Condition" => self.push(json, citation, full_url, |r| &mut r.conditions),
-            "MedicationRequest" => self.push(json, citation, full_url, |r| &mut r.medication_requests),
+            "MedicationRequest" => {
+                self.push(json, citation, full_url, |r| &mut r.medication_requests)
+            }
             "MedicationStatement" => {
                 self.push(json, citation, full_url, |r| &mut r.medication_statements)
             }
@@ -206,7 +214,13 @@ impl PatientRecord {
             .or(head.patient.as_ref())
             .and_then(|r| r.reference.as_deref());
         match reference {
-            Some(r) if self.patient_id.is_referenced_by(r, self.patient_full_url.as_deref()) => true,
+            Some(r)
+                if self
+                    .patient_id
+                    .is_referenced_by(r, self.patient_full_url.as_deref()) =>
+            {
+                true
+            }
             Some(_) => {
                 self.note(
                     citation.to_owned(),
@@ -243,7 +257,10 @@ impl PatientRecord {
             Err(e) => self.note(
                 citation,
                 DiagnosticKind::Unreadable,
-                format!("does not match the FHIR R4 structure ({})", describe_serde_error(&e)),
+                format!(
+                    "does not match the FHIR R4 structure ({})",
+                    describe_serde_error(&e)
+                ),
             ),
         }
     }
@@ -277,7 +294,15 @@ mod tests {
         for good in ["123", "a-b.c", &"x".repeat(64)] {
             assert!(PatientId::parse(good).is_ok(), "{good}");
         }
-        for bad in ["", "../Patient", "a/b", "x?y=1", "a b", &"x".repeat(65), "é"] {
+        for bad in [
+            "",
+            "../Patient",
+            "a/b",
+            "x?y=1",
+            "a b",
+            &"x".repeat(65),
+            "é",
+        ] {
             assert!(PatientId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -5,8 +5,8 @@ pub mod files;
 pub mod text;
 
 use crate::ratio::Ratio;
-pub use files::{HintDef, HintSeverity, Role, SuggestionDef};
 use files::*;
+pub use files::{HintDef, HintSeverity, Role, SuggestionDef};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use text::Token;
@@ -186,7 +186,10 @@ impl Knowledge {
     }
 
     fn from_texts(texts: &[(&str, String); 4]) -> Result<Knowledge, KnowledgeError> {
-        fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, KnowledgeError> {
+        fn parse<T: serde::de::DeserializeOwned>(
+            name: &str,
+            text: &str,
+        ) -> Result<T, KnowledgeError> {
             toml::from_str(text).map_err(|e| invalid(name, e.to_string().replace('\n', " ")))
         }
         let drugs: DrugsFile = parse("drugs.toml", &texts[0].1)?;
@@ -197,12 +200,18 @@ impl Knowledge {
         validate_hints(&hints)?;
         for set in CONDITION_SETS {
             if !codes.conditions.contains_key(set) {
-                return Err(invalid("codes.toml", format!("condition set `{set}` is missing")));
+                return Err(invalid(
+                    "codes.toml",
+                    format!("condition set `{set}` is missing"),
+                ));
             }
         }
         for set in ["ect", "rtms"] {
             if !codes.procedures.contains_key(set) {
-                return Err(invalid("codes.toml", format!("procedure set `{set}` is missing")));
+                return Err(invalid(
+                    "codes.toml",
+                    format!("procedure set `{set}` is missing"),
+                ));
             }
         }
         let version = format!(
@@ -264,33 +273,53 @@ impl Knowledge {
                 return Err(invalid(f, format!("drug `{}` needs a class", d.name)));
             }
             let mg = |v: Option<f64>, what: &str| -> Result<Option<Ratio>, KnowledgeError> {
-                v.map(|x| dose(x).ok_or_else(|| invalid(f, format!("`{}`: {what} must be a positive number", d.name))))
-                    .transpose()
+                v.map(|x| {
+                    dose(x).ok_or_else(|| {
+                        invalid(f, format!("`{}`: {what} must be a positive number", d.name))
+                    })
+                })
+                .transpose()
             };
             let hypnotic = match (d.hypnotic_below_daily_mg, d.hypnotic_at_most_daily_mg) {
                 (Some(_), Some(_)) => {
-                    return Err(invalid(f, format!("`{}`: give one hypnotic limit, not two", d.name)));
+                    return Err(invalid(
+                        f,
+                        format!("`{}`: give one hypnotic limit, not two", d.name),
+                    ));
                 }
-                (Some(x), None) => mg(Some(x), "hypnotic_below_daily_mg")?.map(HypnoticLimit::Below),
-                (None, Some(x)) => mg(Some(x), "hypnotic_at_most_daily_mg")?.map(HypnoticLimit::AtMost),
+                (Some(x), None) => {
+                    mg(Some(x), "hypnotic_below_daily_mg")?.map(HypnoticLimit::Below)
+                }
+                (None, Some(x)) => {
+                    mg(Some(x), "hypnotic_at_most_daily_mg")?.map(HypnoticLimit::AtMost)
+                }
                 (None, None) => None,
             };
             self.drugs.push(DrugInfo {
                 name: d.name.clone(),
                 role: d.role,
                 class: d.class.clone(),
-                min_adequate_daily_mg: mg(d.min_adequate_daily_dose_mg, "min_adequate_daily_dose_mg")?,
+                min_adequate_daily_mg: mg(
+                    d.min_adequate_daily_dose_mg,
+                    "min_adequate_daily_dose_mg",
+                )?,
                 usual_max_daily_mg: mg(d.usual_max_daily_dose_mg, "usual_max_daily_dose_mg")?,
                 maoi_washout_days: d.maoi_washout_days,
                 maoi: d.maoi,
-                maoi_diet_free_max_daily_mg: mg(d.maoi_diet_free_max_daily_mg, "maoi_diet_free_max_daily_mg")?,
+                maoi_diet_free_max_daily_mg: mg(
+                    d.maoi_diet_free_max_daily_mg,
+                    "maoi_diet_free_max_daily_mg",
+                )?,
                 required_route: d.required_route.as_deref().map(text::words),
                 hypnotic,
                 rxnorm: d.rxnorm.first().cloned(),
             });
             for code in &d.rxnorm {
                 if self.by_rxnorm.insert(code.clone(), id).is_some() {
-                    return Err(invalid(f, format!("RxNorm code {code} is given to two drugs")));
+                    return Err(invalid(
+                        f,
+                        format!("RxNorm code {code} is given to two drugs"),
+                    ));
                 }
             }
             for code in &d.atc {
@@ -300,18 +329,30 @@ impl Knowledge {
                 self.by_atc_prefix.push((prefix.clone(), id));
             }
             for name in &d.names {
-                self.add_name(name, NameTarget::Drug { drug: id, brand: false })?;
+                self.add_name(
+                    name,
+                    NameTarget::Drug {
+                        drug: id,
+                        brand: false,
+                    },
+                )?;
             }
             for brand in &d.brands {
-                self.add_name(brand, NameTarget::Drug { drug: id, brand: true })?;
+                self.add_name(
+                    brand,
+                    NameTarget::Drug {
+                        drug: id,
+                        brand: true,
+                    },
+                )?;
             }
         }
         for (i, c) in file.combination.iter().enumerate() {
             let mut ingredients = Vec::new();
             for name in &c.ingredients {
-                let id = ids
-                    .get(name)
-                    .ok_or_else(|| invalid(f, format!("combination ingredient `{name}` is not a drug")))?;
+                let id = ids.get(name).ok_or_else(|| {
+                    invalid(f, format!("combination ingredient `{name}` is not a drug"))
+                })?;
                 ingredients.push(*id);
             }
             let mut min = HashMap::new();
@@ -319,8 +360,15 @@ impl Knowledge {
                 let id = ids
                     .get(name)
                     .filter(|id| ingredients.contains(id))
-                    .ok_or_else(|| invalid(f, format!("dose override for `{name}`, which is not an ingredient")))?;
-                let value = dose(*value).ok_or_else(|| invalid(f, format!("dose override for `{name}` must be positive")))?;
+                    .ok_or_else(|| {
+                        invalid(
+                            f,
+                            format!("dose override for `{name}`, which is not an ingredient"),
+                        )
+                    })?;
+                let value = dose(*value).ok_or_else(|| {
+                    invalid(f, format!("dose override for `{name}` must be positive"))
+                })?;
                 min.insert(*id, value);
             }
             self.combinations.push(CombinationInfo {
@@ -337,16 +385,28 @@ impl Knowledge {
     fn add_name(&mut self, name: &str, target: NameTarget) -> Result<(), KnowledgeError> {
         let mut words = text::words(name);
         if words.is_empty() {
-            return Err(invalid("drugs.toml", format!("name {name:?} has no letters")));
+            return Err(invalid(
+                "drugs.toml",
+                format!("name {name:?} has no letters"),
+            ));
         }
         let first = words.remove(0);
         let entries = self.by_first_word.entry(first).or_default();
-        if entries.iter().any(|e| e.rest == words && e.target != target) {
-            return Err(invalid("drugs.toml", format!("name {name:?} is given to two drugs")));
+        if entries
+            .iter()
+            .any(|e| e.rest == words && e.target != target)
+        {
+            return Err(invalid(
+                "drugs.toml",
+                format!("name {name:?} is given to two drugs"),
+            ));
         }
-        entries.push(NameEntry { rest: words, target });
+        entries.push(NameEntry {
+            rest: words,
+            target,
+        });
         // Longest names first, so "lithium carbonate" wins over "lithium".
-        entries.sort_by(|a, b| b.rest.len().cmp(&a.rest.len()));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.rest.len()));
         Ok(())
     }
 
@@ -374,7 +434,9 @@ impl Knowledge {
 
     /// The drug or combination named at `tokens[at]`, if any.
     pub fn name_at(&self, tokens: &[Token<'_>], at: usize) -> Option<NameMatch> {
-        let Token::Word(first) = &tokens[at] else { return None };
+        let Token::Word(first) = &tokens[at] else {
+            return None;
+        };
         let entries = self.by_first_word.get(first)?;
         entries.iter().find_map(|e| {
             let end = at + 1 + e.rest.len();
@@ -392,15 +454,24 @@ impl Knowledge {
     }
 
     /// Whether a coded concept falls in a named condition set (ICD-10 by prefix, SNOMED CT exactly).
-    pub fn in_condition_set(&self, set: &str, concept: &crate::fhir::datatypes::CodeableConcept) -> bool {
-        let Some(index) = self.conditions.get(set) else { return false };
+    pub fn in_condition_set(
+        &self,
+        set: &str,
+        concept: &crate::fhir::datatypes::CodeableConcept,
+    ) -> bool {
+        let Some(index) = self.conditions.get(set) else {
+            return false;
+        };
         concept.coding.iter().any(|c| {
             let (Some(system), Some(code)) = (c.system.as_deref(), c.code.as_deref()) else {
                 return false;
             };
             if self.systems.icd10.iter().any(|s| s == system) {
                 let code = normalize_icd(code);
-                index.icd10_prefixes.iter().any(|p| code.starts_with(p.as_str()))
+                index
+                    .icd10_prefixes
+                    .iter()
+                    .any(|p| code.starts_with(p.as_str()))
             } else if self.systems.snomed.iter().any(|s| s == system) {
                 index.snomed.contains(code)
             } else {
@@ -410,19 +481,32 @@ impl Knowledge {
     }
 
     /// Whether a procedure code or its text names the given procedure (`ect`, `rtms`).
-    pub fn is_procedure(&self, set: &str, concept: &crate::fhir::datatypes::CodeableConcept) -> bool {
-        let Some(index) = self.procedures.get(set) else { return false };
-        let coded = concept.coding.iter().any(|c| match (c.system.as_deref(), c.code.as_deref()) {
-            (Some(system), Some(code)) => {
-                (self.systems.snomed.iter().any(|s| s == system) && index.snomed.contains(code))
-                    || (self.systems.cpt.iter().any(|s| s == system) && index.cpt.contains(code))
-            }
-            _ => false,
-        });
+    pub fn is_procedure(
+        &self,
+        set: &str,
+        concept: &crate::fhir::datatypes::CodeableConcept,
+    ) -> bool {
+        let Some(index) = self.procedures.get(set) else {
+            return false;
+        };
+        let coded = concept
+            .coding
+            .iter()
+            .any(|c| match (c.system.as_deref(), c.code.as_deref()) {
+                (Some(system), Some(code)) => {
+                    (self.systems.snomed.iter().any(|s| s == system) && index.snomed.contains(code))
+                        || (self.systems.cpt.iter().any(|s| s == system)
+                            && index.cpt.contains(code))
+                }
+                _ => false,
+            });
         coded
             || concept.texts().any(|t| {
                 let tokens = text::tokenize(t);
-                index.text.iter().any(|phrase| text::contains_phrase(&tokens, phrase))
+                index
+                    .text
+                    .iter()
+                    .any(|phrase| text::contains_phrase(&tokens, phrase))
             })
     }
 
@@ -455,16 +539,25 @@ fn validate_policy(p: &PolicyFile) -> Result<(), KnowledgeError> {
         return Err(invalid(f, "trial.min_duration_weeks must be 4 to 8"));
     }
     if !(1..=100).contains(&p.outcome.response_improvement_percent) {
-        return Err(invalid(f, "outcome.response_improvement_percent must be 1 to 100"));
+        return Err(invalid(
+            f,
+            "outcome.response_improvement_percent must be 1 to 100",
+        ));
     }
     if p.trial.dose_hold_days == 0 || p.trial.implausible_dose_factor == 0 {
-        return Err(invalid(f, "trial.dose_hold_days and trial.implausible_dose_factor must be positive"));
+        return Err(invalid(
+            f,
+            "trial.dose_hold_days and trial.implausible_dose_factor must be positive",
+        ));
     }
     if p.episode.lookback_months == 0 {
         return Err(invalid(f, "episode.lookback_months must be positive"));
     }
     if p.episode.remission_below > p.episode.relapse_at_least {
-        return Err(invalid(f, "episode.remission_below must not exceed episode.relapse_at_least"));
+        return Err(invalid(
+            f,
+            "episode.remission_below must not exceed episode.relapse_at_least",
+        ));
     }
     Ok(())
 }
@@ -473,19 +566,39 @@ fn validate_hints(h: &HintsFile) -> Result<(), KnowledgeError> {
     let f = "hints.toml";
     for code in HINT_CODES {
         if h.hint.iter().filter(|d| d.code == code).count() != 1 {
-            return Err(invalid(f, format!("hint `{code}` must be defined exactly once")));
+            return Err(invalid(
+                f,
+                format!("hint `{code}` must be defined exactly once"),
+            ));
         }
     }
-    if let Some(extra) = h.hint.iter().find(|d| !HINT_CODES.contains(&d.code.as_str())) {
-        return Err(invalid(f, format!("hint `{}` is not one the engine evaluates", extra.code)));
+    if let Some(extra) = h
+        .hint
+        .iter()
+        .find(|d| !HINT_CODES.contains(&d.code.as_str()))
+    {
+        return Err(invalid(
+            f,
+            format!("hint `{}` is not one the engine evaluates", extra.code),
+        ));
     }
     let suggestions: HashSet<&str> = h.suggestion.iter().map(|s| s.code.as_str()).collect();
     if suggestions.len() != h.suggestion.len() {
         return Err(invalid(f, "a suggestion code is defined twice"));
     }
     for hint in &h.hint {
-        if let Some(bad) = hint.contraindicates.iter().find(|c| !suggestions.contains(c.as_str())) {
-            return Err(invalid(f, format!("hint `{}` contraindicates unknown suggestion `{bad}`", hint.code)));
+        if let Some(bad) = hint
+            .contraindicates
+            .iter()
+            .find(|c| !suggestions.contains(c.as_str()))
+        {
+            return Err(invalid(
+                f,
+                format!(
+                    "hint `{}` contraindicates unknown suggestion `{bad}`",
+                    hint.code
+                ),
+            ));
         }
     }
     Ok(())

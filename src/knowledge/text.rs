@@ -16,9 +16,7 @@ pub fn tokenize(text: &str) -> Vec<Token<'_>> {
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
-        if c.is_ascii_digit()
-            || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
-        {
+        if c.is_ascii_digit() || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
             let start = i;
             while i < bytes.len()
                 && (bytes[i].is_ascii_digit()
@@ -98,6 +96,9 @@ mod tests {
         let t = tokenize("Lithium Carbonate 300 MG");
         assert!(contains_phrase(&t, &words("lithium carbonate")));
         assert!(!contains_phrase(&tokenize("Lithiumx"), &words("lithium")));
-        assert!(!contains_phrase(&tokenize("nortriptyline"), &words("triptyline")));
+        assert!(!contains_phrase(
+            &tokenize("nortriptyline"),
+            &words("triptyline")
+        ));
     }
 }

@@ -48,15 +48,36 @@ fn unit(key: &str) -> Option<Unit> {
         "mg" | "milligram" | "milligrams" => mass(Ratio::ONE),
         "g" | "gram" | "grams" => mass(Ratio::integer(1000)),
         "mcg" | "ug" | "µg" | "microgram" | "micrograms" => mass(Ratio::new(1, 1000)?),
-        "mg/d" | "mg/day" | "mg/(24.h)" | "mg/24h" | "mg/24 h" | "mg/24.h" | "mg/24hr" | "mg/24 hr" => {
-            Some(Unit::MassPerDay(Ratio::ONE))
+        "mg/d" | "mg/day" | "mg/(24.h)" | "mg/24h" | "mg/24 h" | "mg/24.h" | "mg/24hr"
+        | "mg/24 hr" => Some(Unit::MassPerDay(Ratio::ONE)),
+        "ml" | "milliliter" | "millilitre" | "milliliters" | "millilitres" => {
+            Some(Unit::Millilitre)
         }
-        "ml" | "milliliter" | "millilitre" | "milliliters" | "millilitres" => Some(Unit::Millilitre),
-        "1" | "{each}" | "each" | "ea" | "tab" | "tabs" | "tablet" | "tablets" | "{tbl}" | "{tablet}"
-        | "{tablets}" | "{tab}" | "cap" | "caps" | "capsule" | "capsules" | "{cap}" | "{capsule}"
-        | "{capsules}" | "patch" | "patches" | "{patch}" | "system" | "{system}" | "{transdermal system}" => {
-            Some(Unit::Count)
-        }
+        "1"
+        | "{each}"
+        | "each"
+        | "ea"
+        | "tab"
+        | "tabs"
+        | "tablet"
+        | "tablets"
+        | "{tbl}"
+        | "{tablet}"
+        | "{tablets}"
+        | "{tab}"
+        | "cap"
+        | "caps"
+        | "capsule"
+        | "capsules"
+        | "{cap}"
+        | "{capsule}"
+        | "{capsules}"
+        | "patch"
+        | "patches"
+        | "{patch}"
+        | "system"
+        | "{system}"
+        | "{transdermal system}" => Some(Unit::Count),
         _ => None,
     }
 }
@@ -67,8 +88,9 @@ fn quantity(q: &Quantity) -> Result<Ratio, DoseProblem> {
         .as_ref()
         .ok_or_else(|| DoseProblem::unknown("the dose quantity has no value"))?
         .0;
-    let value = Ratio::parse_decimal(text)
-        .map_err(|e| DoseProblem::unknown(format!("the dose value is not a usable number ({e})")))?;
+    let value = Ratio::parse_decimal(text).map_err(|e| {
+        DoseProblem::unknown(format!("the dose value is not a usable number ({e})"))
+    })?;
     if value.is_zero() {
         return Err(DoseProblem::unknown("the dose value is zero"));
     }
@@ -96,14 +118,28 @@ pub fn daily_dose(dosage: &Dosage, strength: Option<Strength>) -> Result<Ratio, 
             // A patch delivers its rate for as long as it is worn: the frequency of changes does not
             // multiply it.
             Some(Strength::PerDay(mg)) => return value.checked_mul(mg).ok_or_else(overflow),
-            _ => return Err(DoseProblem::unknown("dose in tablets or capsules but the product strength is unknown")),
+            _ => {
+                return Err(DoseProblem::unknown(
+                    "dose in tablets or capsules but the product strength is unknown",
+                ));
+            }
         },
         Some(Unit::Millilitre) => match strength {
             Some(Strength::PerMl(mg)) => value.checked_mul(mg).ok_or_else(overflow)?,
-            _ => return Err(DoseProblem::unknown("dose in mL but the concentration is unknown")),
+            _ => {
+                return Err(DoseProblem::unknown(
+                    "dose in mL but the concentration is unknown",
+                ));
+            }
         },
-        None if key.is_empty() => return Err(DoseProblem::unknown("the dose quantity has no unit")),
-        None => return Err(DoseProblem::unknown(format!("dose unit {key:?} is not recognised"))),
+        None if key.is_empty() => {
+            return Err(DoseProblem::unknown("the dose quantity has no unit"));
+        }
+        None => {
+            return Err(DoseProblem::unknown(format!(
+                "dose unit {key:?} is not recognised"
+            )));
+        }
     };
     let per_day = administrations_per_day(dosage)?;
     per_administration.checked_mul(per_day).ok_or_else(overflow)
@@ -126,7 +162,9 @@ pub fn administrations_per_day(dosage: &Dosage) -> Result<Ratio, DoseProblem> {
             Some(p) => Ratio::parse_decimal(&p.0)
                 .ok()
                 .filter(|r| !r.is_zero())
-                .ok_or_else(|| DoseProblem::unknown("the dosing period is not a positive number"))?,
+                .ok_or_else(|| {
+                    DoseProblem::unknown("the dosing period is not a positive number")
+                })?,
             None => Ratio::ONE,
         };
         let unit_days = match repeat.period_unit.as_deref().unwrap_or("d") {
@@ -136,7 +174,9 @@ pub fn administrations_per_day(dosage: &Dosage) -> Result<Ratio, DoseProblem> {
             // A calendar month has no fixed length; 30 days is the pharmacy convention for supply.
             "mo" => Some(Ratio::integer(30)),
             other => {
-                return Err(DoseProblem::unknown(format!("dosing period unit {other:?} is not used for daily doses")));
+                return Err(DoseProblem::unknown(format!(
+                    "dosing period unit {other:?} is not used for daily doses"
+                )));
             }
         }
         .expect("non-zero constants");
@@ -160,7 +200,11 @@ pub fn administrations_per_day(dosage: &Dosage) -> Result<Ratio, DoseProblem> {
         "Q4H" => Ratio::integer(6),
         "QOD" => Ratio::new(1, 2).expect("constant"),
         "WK" => Ratio::new(1, 7).expect("constant"),
-        other => return Err(DoseProblem::unknown(format!("timing code {other:?} is not recognised"))),
+        other => {
+            return Err(DoseProblem::unknown(format!(
+                "timing code {other:?} is not recognised"
+            )));
+        }
     };
     Ok(per_day)
 }
@@ -196,7 +240,9 @@ pub fn strength_from_tokens(tokens: &[Token<'_>]) -> Option<Strength> {
     let (Token::Number(n), Token::Word(u)) = (&tokens[at], &tokens[at + 1]) else {
         return None;
     };
-    let Some(Unit::Mass(mg)) = unit(u) else { return None };
+    let Some(Unit::Mass(mg)) = unit(u) else {
+        return None;
+    };
     let amount = Ratio::parse_decimal(n).ok()?.checked_mul(mg)?;
     let rest = &tokens[at + 2..];
     let word = |i: usize| match rest.get(i) {
@@ -250,7 +296,10 @@ mod tests {
     fn multiplies_tablets_by_strength_and_frequency() {
         let two_tabs_bid = json!({"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
             "doseAndRate": [{"doseQuantity": {"value": 2, "unit": "tablet", "code": "{tbl}"}}]});
-        assert_eq!(daily(two_tabs_bid, Some(Strength::PerUnit(mg("50")))), Ok(mg("200")));
+        assert_eq!(
+            daily(two_tabs_bid, Some(Strength::PerUnit(mg("50")))),
+            Ok(mg("200"))
+        );
         let tid_by_code = json!({"timing": {"code": {"coding": [{"code": "TID"}]}},
             "doseAndRate": [{"doseQuantity": {"value": 25, "unit": "mg"}}]});
         assert_eq!(daily(tid_by_code, None), Ok(mg("75")));
@@ -280,8 +329,14 @@ mod tests {
     #[test]
     fn unknown_rather_than_guessed() {
         let cases = [
-            (json!({"asNeededBoolean": true, "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}]}), "as needed"),
-            (json!({"doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}]}), "frequency"),
+            (
+                json!({"asNeededBoolean": true, "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}]}),
+                "as needed",
+            ),
+            (
+                json!({"doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}]}),
+                "frequency",
+            ),
             (json!({"text": "50 mg daily"}), "dose quantity"),
             (once_daily(json!(1), "tablet"), "strength is unknown"),
             (once_daily(json!(5), "puffs"), "not recognised"),
@@ -291,20 +346,37 @@ mod tests {
         ];
         for (d, why) in cases {
             let err = daily(d.clone(), None).expect_err(&d.to_string());
-            assert!(err.reason().contains(why), "{d}: {:?} should mention {why}", err.reason());
+            assert!(
+                err.reason().contains(why),
+                "{d}: {:?} should mention {why}",
+                err.reason()
+            );
         }
     }
 
     #[test]
     fn reads_strengths_from_product_text_and_ratios() {
         let s = |t: &str| strength_from_tokens(&tokenize(t));
-        assert_eq!(s("sertraline 50 MG Oral Tablet"), Some(Strength::PerUnit(mg("50"))));
-        assert_eq!(s("fluoxetine 4 MG/ML Oral Solution"), Some(Strength::PerMl(mg("4"))));
+        assert_eq!(
+            s("sertraline 50 MG Oral Tablet"),
+            Some(Strength::PerUnit(mg("50")))
+        );
+        assert_eq!(
+            s("fluoxetine 4 MG/ML Oral Solution"),
+            Some(Strength::PerMl(mg("4")))
+        );
         assert_eq!(s("Emsam 6 mg/24 hr patch"), Some(Strength::PerDay(mg("6"))));
-        assert_eq!(s("24 HR selegiline 0.25 MG/HR"), Some(Strength::PerDay(mg("6"))));
+        assert_eq!(
+            s("24 HR selegiline 0.25 MG/HR"),
+            Some(Strength::PerDay(mg("6")))
+        );
         assert_eq!(s("Zoloft tablets"), None);
         let ratio: FhirRatio = serde_json::from_value(json!({
-            "numerator": {"value": 100, "unit": "mg"}, "denominator": {"value": 1, "unit": "TAB"}})).unwrap();
-        assert_eq!(strength_from_ratio(&ratio), Some(Strength::PerUnit(mg("100"))));
+            "numerator": {"value": 100, "unit": "mg"}, "denominator": {"value": 1, "unit": "TAB"}}))
+        .unwrap();
+        assert_eq!(
+            strength_from_ratio(&ratio),
+            Some(Strength::PerUnit(mg("100")))
+        );
     }
 }

@@ -37,7 +37,9 @@ pub fn current<'s>(scores: &'s [Score], as_of: Date, k: &Knowledge) -> Episode<'
             break;
         }
     }
-    let start = cut.map_or(window_start, |(_, relapse)| relapse.at.day.max(window_start));
+    let start = cut.map_or(window_start, |(_, relapse)| {
+        relapse.at.day.max(window_start)
+    });
     Episode { start, cut }
 }
 
@@ -47,13 +49,23 @@ mod tests {
     use crate::date::DateTime;
 
     fn score(day: &str, value: i64) -> Score {
-        Score { value, at: DateTime::from_day(Date::parse(day).unwrap()), citation: format!("Observation/{day}") }
+        Score {
+            value,
+            at: DateTime::from_day(Date::parse(day).unwrap()),
+            citation: format!("Observation/{day}"),
+        }
     }
 
     #[test]
     fn remission_followed_by_relapse_starts_a_new_episode() {
         let k = Knowledge::embedded();
-        let scores = [score("2024-01-01", 18), score("2024-03-01", 3), score("2024-06-01", 9), score("2024-08-01", 16), score("2024-09-01", 12)];
+        let scores = [
+            score("2024-01-01", 18),
+            score("2024-03-01", 3),
+            score("2024-06-01", 9),
+            score("2024-08-01", 16),
+            score("2024-09-01", 12),
+        ];
         let e = current(&scores, Date::parse("2025-01-01").unwrap(), &k);
         assert_eq!(e.start.to_string(), "2024-08-01");
         assert_eq!(e.cut.unwrap().0.citation, "Observation/2024-03-01");

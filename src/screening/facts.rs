@@ -70,12 +70,21 @@ pub struct Facts<'r> {
 }
 
 /// Reads a FHIR date, noting a bad one. `None` when absent or unreadable.
-pub fn parse_date(text: Option<&str>, citation: &str, what: &str, d: &mut Diagnostics) -> Option<DateTime> {
+pub fn parse_date(
+    text: Option<&str>,
+    citation: &str,
+    what: &str,
+    d: &mut Diagnostics,
+) -> Option<DateTime> {
     let text = text?;
     match DateTime::parse(text) {
         Ok(dt) => Some(dt),
         Err(_) => {
-            d.note(citation, DiagnosticKind::BadDate, format!("its {what} is not a valid FHIR date"));
+            d.note(
+                citation,
+                DiagnosticKind::BadDate,
+                format!("its {what} is not a valid FHIR date"),
+            );
             None
         }
     }
@@ -85,7 +94,12 @@ pub fn period_start(p: Option<&Period>) -> Option<&str> {
     p.and_then(|p| p.start.as_deref())
 }
 
-pub fn gather<'r>(record: &'r PatientRecord, as_of: Date, k: &Knowledge, d: &mut Diagnostics) -> Facts<'r> {
+pub fn gather<'r>(
+    record: &'r PatientRecord,
+    as_of: Date,
+    k: &Knowledge,
+    d: &mut Diagnostics,
+) -> Facts<'r> {
     let mut facts = Facts::default();
     for entry in &record.observations {
         observation(entry, as_of, k, &mut facts, d);
@@ -104,16 +118,28 @@ pub fn gather<'r>(record: &'r PatientRecord, as_of: Date, k: &Knowledge, d: &mut
     facts.depression_scores.sort_by(by_time);
     facts.item9.sort_by(by_time);
     facts.mdq.sort_by(by_time);
-    facts.blood_pressures.sort_by(|a, b| (a.at, &a.citation).cmp(&(b.at, &b.citation)));
-    facts.egfr.sort_by(|a, b| (a.at, &a.citation).cmp(&(b.at, &b.citation)));
+    facts
+        .blood_pressures
+        .sort_by(|a, b| (a.at, &a.citation).cmp(&(b.at, &b.citation)));
+    facts
+        .egfr
+        .sort_by(|a, b| (a.at, &a.citation).cmp(&(b.at, &b.citation)));
     facts
 }
 
 fn has_code(concept: &CodeableConcept, systems: &[String], codes: &[String]) -> bool {
-    concept.codes_in(systems).any(|c| codes.iter().any(|x| x == c))
+    concept
+        .codes_in(systems)
+        .any(|c| codes.iter().any(|x| x == c))
 }
 
-fn observation(entry: &Entry<Observation>, as_of: Date, k: &Knowledge, facts: &mut Facts, d: &mut Diagnostics) {
+fn observation(
+    entry: &Entry<Observation>,
+    as_of: Date,
+    k: &Knowledge,
+    facts: &mut Facts,
+    d: &mut Diagnostics,
+) {
     let obs = &entry.resource;
     let cite = entry.citation.as_str();
     let Some(code) = &obs.code else { return };
@@ -136,17 +162,25 @@ fn observation(entry: &Entry<Observation>, as_of: Date, k: &Knowledge, facts: &m
         // A PHQ-9 panel may carry item 9 as a component.
         ObsKind::Panel
     } else {
-        if code.has_code_without_system() && code.coding.iter().any(|c| c.system.is_none() && c.code.as_deref().is_some_and(|x| o.is_known_loinc(x))) {
+        if code.has_code_without_system()
+            && code.coding.iter().any(|c| {
+                c.system.is_none() && c.code.as_deref().is_some_and(|x| o.is_known_loinc(x))
+            })
+        {
             d.note(cite, DiagnosticKind::CodingWithoutSystem, "has a code that looks like a screening LOINC code but names no code system; not used".into());
         }
         return;
     };
-    match obs.status.as_deref() {
-        Some("cancelled" | "entered-in-error" | "preliminary") => {
-            d.note(cite, DiagnosticKind::IgnoredStatus, format!("status {} is not used", obs.status.as_deref().unwrap_or_default()));
-            return;
-        }
-        _ => {}
+    if let Some("cancelled" | "entered-in-error" | "preliminary") = obs.status.as_deref() {
+        d.note(
+            cite,
+            DiagnosticKind::IgnoredStatus,
+            format!(
+                "status {} is not used",
+                obs.status.as_deref().unwrap_or_default()
+            ),
+        );
+        return;
     }
     let when = obs
         .effective_date_time
@@ -156,37 +190,71 @@ fn observation(entry: &Entry<Observation>, as_of: Date, k: &Knowledge, facts: &m
         .or(obs.issued.as_deref());
     let Some(at) = parse_date(when, cite, "effective date", d) else {
         if when.is_none() {
-            d.note(cite, DiagnosticKind::MissingDate, "has no effective date; not used".into());
+            d.note(
+                cite,
+                DiagnosticKind::MissingDate,
+                "has no effective date; not used".into(),
+            );
         }
         return;
     };
     if at.day > as_of {
-        d.note(cite, DiagnosticKind::AfterAsOf, "is dated after the evaluation date; not used".into());
+        d.note(
+            cite,
+            DiagnosticKind::AfterAsOf,
+            "is dated after the evaluation date; not used".into(),
+        );
         return;
     }
     let citation = cite.to_owned();
     match kind {
         ObsKind::Depression => {
-            if let Some(value) = score_value(obs.value_integer, obs.value_quantity.as_ref(), 27, cite, d) {
-                facts.depression_scores.push(Score { value, at, citation });
+            if let Some(value) =
+                score_value(obs.value_integer, obs.value_quantity.as_ref(), 27, cite, d)
+            {
+                facts.depression_scores.push(Score {
+                    value,
+                    at,
+                    citation,
+                });
             }
             if let Some(value) = component_score(obs, &o.phq9_item9, loinc, cite, d) {
-                facts.item9.push(Score { value, at, citation: cite.to_owned() });
+                facts.item9.push(Score {
+                    value,
+                    at,
+                    citation: cite.to_owned(),
+                });
             }
         }
         ObsKind::Panel => {
             if let Some(value) = component_score(obs, &o.phq9_item9, loinc, cite, d) {
-                facts.item9.push(Score { value, at, citation });
+                facts.item9.push(Score {
+                    value,
+                    at,
+                    citation,
+                });
             }
         }
         ObsKind::Item9 => {
-            if let Some(value) = score_value(obs.value_integer, obs.value_quantity.as_ref(), 3, cite, d) {
-                facts.item9.push(Score { value, at, citation });
+            if let Some(value) =
+                score_value(obs.value_integer, obs.value_quantity.as_ref(), 3, cite, d)
+            {
+                facts.item9.push(Score {
+                    value,
+                    at,
+                    citation,
+                });
             }
         }
         ObsKind::Mdq => {
-            if let Some(value) = score_value(obs.value_integer, obs.value_quantity.as_ref(), 13, cite, d) {
-                facts.mdq.push(Score { value, at, citation });
+            if let Some(value) =
+                score_value(obs.value_integer, obs.value_quantity.as_ref(), 13, cite, d)
+            {
+                facts.mdq.push(Score {
+                    value,
+                    at,
+                    citation,
+                });
             }
         }
         ObsKind::BloodPressure => {
@@ -198,15 +266,26 @@ fn observation(entry: &Entry<Observation>, as_of: Date, k: &Knowledge, facts: &m
                     .and_then(quantity_value)
             };
             let own = obs.value_quantity.as_ref().and_then(quantity_value);
-            let systolic = component(&o.systolic_bp).or(own.filter(|_| has_code(code, loinc, &o.systolic_bp)));
-            let diastolic = component(&o.diastolic_bp).or(own.filter(|_| has_code(code, loinc, &o.diastolic_bp)));
+            let systolic =
+                component(&o.systolic_bp).or(own.filter(|_| has_code(code, loinc, &o.systolic_bp)));
+            let diastolic = component(&o.diastolic_bp)
+                .or(own.filter(|_| has_code(code, loinc, &o.diastolic_bp)));
             if systolic.is_some() || diastolic.is_some() {
-                facts.blood_pressures.push(BloodPressure { systolic, diastolic, at, citation });
+                facts.blood_pressures.push(BloodPressure {
+                    systolic,
+                    diastolic,
+                    at,
+                    citation,
+                });
             }
         }
         ObsKind::Egfr => {
             if let Some(value) = obs.value_quantity.as_ref().and_then(quantity_value) {
-                facts.egfr.push(Measurement { value, at, citation });
+                facts.egfr.push(Measurement {
+                    value,
+                    at,
+                    citation,
+                });
             }
         }
     }
@@ -226,7 +305,13 @@ fn quantity_value(q: &Quantity) -> Option<Ratio> {
 }
 
 /// A questionnaire score: `valueInteger`, or a whole-number `valueQuantity`, within 0..=max.
-fn score_value(int: Option<i64>, quantity: Option<&Quantity>, max: i64, cite: &str, d: &mut Diagnostics) -> Option<i64> {
+fn score_value(
+    int: Option<i64>,
+    quantity: Option<&Quantity>,
+    max: i64,
+    cite: &str,
+    d: &mut Diagnostics,
+) -> Option<i64> {
     let value = match (int, quantity) {
         (Some(v), _) => v,
         (None, Some(q)) => {
@@ -235,7 +320,11 @@ fn score_value(int: Option<i64>, quantity: Option<&Quantity>, max: i64, cite: &s
             match whole {
                 Some(v) => v,
                 None => {
-                    d.note(cite, DiagnosticKind::ScoreOutOfRange, format!("score is not a whole number from 0 to {max}; not used"));
+                    d.note(
+                        cite,
+                        DiagnosticKind::ScoreOutOfRange,
+                        format!("score is not a whole number from 0 to {max}; not used"),
+                    );
                     return None;
                 }
             }
@@ -245,12 +334,22 @@ fn score_value(int: Option<i64>, quantity: Option<&Quantity>, max: i64, cite: &s
     if (0..=max).contains(&value) {
         Some(value)
     } else {
-        d.note(cite, DiagnosticKind::ScoreOutOfRange, format!("score is outside 0 to {max}; not used"));
+        d.note(
+            cite,
+            DiagnosticKind::ScoreOutOfRange,
+            format!("score is outside 0 to {max}; not used"),
+        );
         None
     }
 }
 
-fn component_score(obs: &Observation, codes: &[String], loinc: &[String], cite: &str, d: &mut Diagnostics) -> Option<i64> {
+fn component_score(
+    obs: &Observation,
+    codes: &[String],
+    loinc: &[String],
+    cite: &str,
+    d: &mut Diagnostics,
+) -> Option<i64> {
     let c = obs
         .component
         .iter()
@@ -258,14 +357,25 @@ fn component_score(obs: &Observation, codes: &[String], loinc: &[String], cite: 
     score_value(c.value_integer, c.value_quantity.as_ref(), 3, cite, d)
 }
 
-fn diagnosis<'r>(entry: &'r Entry<Condition>, as_of: Date, d: &mut Diagnostics) -> Option<Diagnosis<'r>> {
+fn diagnosis<'r>(
+    entry: &'r Entry<Condition>,
+    as_of: Date,
+    d: &mut Diagnostics,
+) -> Option<Diagnosis<'r>> {
     let c = &entry.resource;
     let cite = entry.citation.as_str();
     let code = c.code.as_ref()?;
-    if let Some(v) = c.verification_status.as_ref().and_then(CodeableConcept::first_code)
+    if let Some(v) = c
+        .verification_status
+        .as_ref()
+        .and_then(CodeableConcept::first_code)
         && matches!(v, "refuted" | "entered-in-error")
     {
-        d.note(cite, DiagnosticKind::IgnoredStatus, format!("verification status {v} is not used"));
+        d.note(
+            cite,
+            DiagnosticKind::IgnoredStatus,
+            format!("verification status {v} is not used"),
+        );
         return None;
     }
     let onset = c
@@ -275,7 +385,11 @@ fn diagnosis<'r>(entry: &'r Entry<Condition>, as_of: Date, d: &mut Diagnostics) 
         .or(c.recorded_date.as_deref());
     let date = parse_date(onset, cite, "onset or recorded date", d).map(|dt| dt.day);
     if date.is_some_and(|day| day > as_of) {
-        d.note(cite, DiagnosticKind::AfterAsOf, "is dated after the evaluation date; not used".into());
+        d.note(
+            cite,
+            DiagnosticKind::AfterAsOf,
+            "is dated after the evaluation date; not used".into(),
+        );
         return None;
     }
     let abated = c
@@ -284,12 +398,20 @@ fn diagnosis<'r>(entry: &'r Entry<Condition>, as_of: Date, d: &mut Diagnostics) 
         .or(c.abatement_period.as_ref().and_then(|p| p.end.as_deref()))
         .and_then(|t| DateTime::parse(t).ok())
         .is_some_and(|dt| dt.day <= as_of);
-    let clinically_active = match c.clinical_status.as_ref().and_then(CodeableConcept::first_code) {
+    let clinically_active = match c
+        .clinical_status
+        .as_ref()
+        .and_then(CodeableConcept::first_code)
+    {
         None => true,
         Some(s) => matches!(s, "active" | "recurrence" | "relapse"),
     };
     if code.has_code_without_system() {
-        d.note(cite, DiagnosticKind::CodingWithoutSystem, "has a code with no code system; that code is not used".into());
+        d.note(
+            cite,
+            DiagnosticKind::CodingWithoutSystem,
+            "has a code with no code system; that code is not used".into(),
+        );
     }
     Some(Diagnosis {
         code,
@@ -299,7 +421,12 @@ fn diagnosis<'r>(entry: &'r Entry<Condition>, as_of: Date, d: &mut Diagnostics) 
     })
 }
 
-fn procedure<'r>(entry: &'r Entry<Procedure>, as_of: Date, k: &Knowledge, d: &mut Diagnostics) -> Option<TreatmentProcedure<'r>> {
+fn procedure<'r>(
+    entry: &'r Entry<Procedure>,
+    as_of: Date,
+    k: &Knowledge,
+    d: &mut Diagnostics,
+) -> Option<TreatmentProcedure<'r>> {
     let p = &entry.resource;
     let cite = entry.citation.as_str();
     let code = p.code.as_ref()?;
@@ -311,18 +438,36 @@ fn procedure<'r>(entry: &'r Entry<Procedure>, as_of: Date, k: &Knowledge, d: &mu
         return None;
     };
     if matches!(p.status.as_deref(), Some("entered-in-error" | "not-done")) {
-        d.note(cite, DiagnosticKind::IgnoredStatus, format!("status {} is not used", p.status.as_deref().unwrap_or_default()));
+        d.note(
+            cite,
+            DiagnosticKind::IgnoredStatus,
+            format!(
+                "status {} is not used",
+                p.status.as_deref().unwrap_or_default()
+            ),
+        );
         return None;
     }
-    let when = p.performed_date_time.as_deref().or(period_start(p.performed_period.as_ref()));
+    let when = p
+        .performed_date_time
+        .as_deref()
+        .or(period_start(p.performed_period.as_ref()));
     let Some(at) = parse_date(when, cite, "performed date", d) else {
         if when.is_none() {
-            d.note(cite, DiagnosticKind::MissingDate, "has no performed date; not used".into());
+            d.note(
+                cite,
+                DiagnosticKind::MissingDate,
+                "has no performed date; not used".into(),
+            );
         }
         return None;
     };
     if at.day > as_of {
-        d.note(cite, DiagnosticKind::AfterAsOf, "is dated after the evaluation date; not used".into());
+        d.note(
+            cite,
+            DiagnosticKind::AfterAsOf,
+            "is dated after the evaluation date; not used".into(),
+        );
         return None;
     }
     Some(TreatmentProcedure {

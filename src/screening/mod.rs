@@ -26,7 +26,11 @@ pub struct Diagnostics(Vec<Diagnostic>);
 
 impl Diagnostics {
     pub fn note(&mut self, resource: &str, kind: DiagnosticKind, message: String) {
-        self.0.push(Diagnostic { resource: resource.to_owned(), kind, message });
+        self.0.push(Diagnostic {
+            resource: resource.to_owned(),
+            kind,
+            message,
+        });
     }
 }
 
@@ -40,35 +44,68 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
     let judged: Vec<outcome::Judged> = (0..trials.len())
         .map(|i| outcome::judge(i, &trials, &facts.depression_scores, as_of, k))
         .collect();
-    let counted: Vec<bool> = trials.iter().map(|t| episode.counts(t.end_or(as_of))).collect();
+    let counted: Vec<bool> = trials
+        .iter()
+        .map(|t| episode.counts(t.end_or(as_of)))
+        .collect();
     let judgements: Vec<status::Judgement> = trials
         .iter()
         .zip(&judged)
         .zip(&counted)
-        .map(|((trial, j), counted)| status::Judgement { trial, outcome: j.outcome, counted: *counted })
+        .map(|((trial, j), counted)| status::Judgement {
+            trial,
+            outcome: j.outcome,
+            counted: *counted,
+        })
         .collect();
     let tally = status::tally(&judgements);
     let status = tally.status();
 
-    let baselines: Vec<_> = trials.iter().zip(&judged).zip(&counted).map(|((t, j), c)| (t, j.baseline, *c)).collect();
+    let baselines: Vec<_> = trials
+        .iter()
+        .zip(&judged)
+        .zip(&counted)
+        .map(|((t, j), c)| (t, j.baseline, *c))
+        .collect();
     let severity = staging::severity_score(&baselines, &facts.depression_scores, &episode);
     let staging = Staging {
         thase_rush_stage: staging::thase_rush(&tally, &facts, &episode, k),
         maudsley_score: staging::maudsley(
-            &staging::MaudsleyInput { tally: &tally, judged: &judgements, facts: &facts, episode: &episode, severity_score: severity, as_of },
+            &staging::MaudsleyInput {
+                tally: &tally,
+                judged: &judgements,
+                facts: &facts,
+                episode: &episode,
+                severity_score: severity,
+                as_of,
+            },
             k,
         ),
     };
 
-    let hints = hint::evaluate(&hint::Context { facts: &facts, exposures: &exposures, trials: &trials, as_of, k });
+    let hints = hint::evaluate(&hint::Context {
+        facts: &facts,
+        exposures: &exposures,
+        trials: &trials,
+        as_of,
+        k,
+    });
     let failed = tally.failed.len() as u32;
     let suggestions = match status {
         TrdStatus::Met | TrdStatus::Possible => suggestion::suggest(failed, &hints, k),
         _ => Vec::new(),
     };
 
-    let mut reasons = vec![reason::status_reason(status, &tally, &trials, k), reason::episode_reason(&episode, k)];
-    reasons.extend(trials.iter().enumerate().map(|(i, t)| reason::trial_reason(t, &judged[i], &trials, counted[i], as_of, k)));
+    let mut reasons = vec![
+        reason::status_reason(status, &tally, &trials, k),
+        reason::episode_reason(&episode, k),
+    ];
+    reasons.extend(
+        trials
+            .iter()
+            .enumerate()
+            .map(|(i, t)| reason::trial_reason(t, &judged[i], &trials, counted[i], as_of, k)),
+    );
 
     let trial_views = trials
         .iter()
@@ -77,7 +114,12 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
         .map(|((t, j), counted)| {
             let info = k.drug(t.drug);
             let mut evidence = t.evidence.clone();
-            evidence.extend(j.baseline.iter().chain(&j.end_score).map(|s| s.citation.clone()));
+            evidence.extend(
+                j.baseline
+                    .iter()
+                    .chain(&j.end_score)
+                    .map(|s| s.citation.clone()),
+            );
             if let Some(n) = j.switched_to {
                 evidence.extend(trials[n].evidence.iter().cloned());
             }

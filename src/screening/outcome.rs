@@ -17,12 +17,26 @@ pub struct Judged<'s> {
     pub switched_to: Option<usize>,
 }
 
-pub fn judge<'s>(index: usize, trials: &[Trial], scores: &'s [Score], as_of: Date, k: &Knowledge) -> Judged<'s> {
+pub fn judge<'s>(
+    index: usize,
+    trials: &[Trial],
+    scores: &'s [Score],
+    as_of: Date,
+    k: &Knowledge,
+) -> Judged<'s> {
     let p = &k.policy.outcome;
     let t = &trials[index];
     let end = t.end_or(as_of);
-    let latest_in = |from: Date, to: Date| scores.iter().rev().find(|s| from <= s.at.day && s.at.day <= to);
-    let baseline = latest_in(t.start.plus_days(-(p.baseline_before_days as i32)), t.start.plus_days(p.baseline_after_days as i32));
+    let latest_in = |from: Date, to: Date| {
+        scores
+            .iter()
+            .rev()
+            .find(|s| from <= s.at.day && s.at.day <= to)
+    };
+    let baseline = latest_in(
+        t.start.plus_days(-(p.baseline_before_days as i32)),
+        t.start.plus_days(p.baseline_after_days as i32),
+    );
     let next_other = trials
         .iter()
         .filter(|o| o.drug != t.drug && o.start > t.start)
@@ -31,7 +45,13 @@ pub fn judge<'s>(index: usize, trials: &[Trial], scores: &'s [Score], as_of: Dat
     let window_end = end.plus_days(p.end_after_end_days as i32);
     let window_end = next_other.map_or(window_end, |n| n.min(window_end));
     let end_score = latest_in(t.start.plus_days(p.end_from_start_days as i32), window_end);
-    let judged = |outcome, inferred, switched_to| Judged { outcome, inferred, baseline, end_score, switched_to };
+    let judged = |outcome, inferred, switched_to| Judged {
+        outcome,
+        inferred,
+        baseline,
+        end_score,
+        switched_to,
+    };
 
     let min_days = k.policy.trial.min_duration_weeks as i32 * 7;
     if t.is_ongoing() && t.start.days_until(as_of) < min_days {
@@ -43,8 +63,13 @@ pub fn judge<'s>(index: usize, trials: &[Trial], scores: &'s [Score], as_of: Dat
         }
         if let Some(b) = baseline {
             // At least N % lower than baseline: (b - e) * 100 >= N * b, in integers.
-            let improved = (b.value - e.value) * 100 >= i64::from(p.response_improvement_percent) * b.value;
-            let outcome = if improved { TrialOutcome::Responded } else { TrialOutcome::Failed };
+            let improved =
+                (b.value - e.value) * 100 >= i64::from(p.response_improvement_percent) * b.value;
+            let outcome = if improved {
+                TrialOutcome::Responded
+            } else {
+                TrialOutcome::Failed
+            };
             return judged(outcome, false, None);
         }
     }

@@ -10,7 +10,10 @@ use crate::knowledge::Knowledge;
 
 pub fn status_reason(status: TrdStatus, tally: &Tally, trials: &[Trial], k: &Knowledge) -> Reason {
     let names = |set: &std::collections::BTreeSet<crate::knowledge::DrugId>| {
-        set.iter().map(|d| k.drug(*d).name.as_str()).collect::<Vec<_>>().join(", ")
+        set.iter()
+            .map(|d| k.drug(*d).name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let evidence_of = |set: &std::collections::BTreeSet<crate::knowledge::DrugId>| {
         trials
@@ -27,13 +30,19 @@ pub fn status_reason(status: TrdStatus, tally: &Tally, trials: &[Trial], k: &Kno
         ),
         TrdStatus::Possible => format!(
             "Possibly treatment-resistant: {f} confirmed failed adequate trial(s){}, and {u} more that would count if confirmed ({}: dose or outcome not recorded).",
-            if f > 0 { format!(" ({})", names(&tally.failed)) } else { String::new() },
+            if f > 0 {
+                format!(" ({})", names(&tally.failed))
+            } else {
+                String::new()
+            },
             names(&tally.unconfirmed)
         ),
         TrdStatus::NotMet => format!(
             "Criteria not met: antidepressant treatment in the current episode, but {f} confirmed failed adequate trial(s) and {u} unconfirmed, fewer than two."
         ),
-        TrdStatus::NotApplicable => "No antidepressant treatment in the current episode.".to_owned(),
+        TrdStatus::NotApplicable => {
+            "No antidepressant treatment in the current episode.".to_owned()
+        }
     };
     let mut evidence = evidence_of(&tally.failed);
     evidence.extend(evidence_of(&tally.unconfirmed));
@@ -59,14 +68,23 @@ pub fn episode_reason(episode: &Episode, k: &Knowledge) -> Reason {
     }
 }
 
-pub fn trial_reason(t: &Trial, judged: &Judged, trials: &[Trial], counted: bool, as_of: Date, k: &Knowledge) -> Reason {
+pub fn trial_reason(
+    t: &Trial,
+    judged: &Judged,
+    trials: &[Trial],
+    counted: bool,
+    as_of: Date,
+    k: &Knowledge,
+) -> Reason {
     let info = k.drug(t.drug);
     let span = match t.end {
         Some(end) => format!("{} to {}", t.start, end),
         None => format!("{} to now", t.start),
     };
     let weeks = t.days(as_of) / 7;
-    let dose = t.daily_mg.map_or("dose unknown".to_owned(), |mg| format!("{mg} mg/day"));
+    let dose = t
+        .daily_mg
+        .map_or("dose unknown".to_owned(), |mg| format!("{mg} mg/day"));
     let mut text = format!("{} {span} ({weeks} weeks, {dose})", info.name);
     if t.augmentation {
         text.push_str(": augmentation, not an antidepressant trial");
@@ -76,7 +94,11 @@ pub fn trial_reason(t: &Trial, judged: &Judged, trials: &[Trial], counted: bool,
             DoseAdequacy::Inadequate => "dose below the adequate minimum",
             DoseAdequacy::Unconfirmed => "dose adequacy unconfirmed",
         };
-        let duration_word = if t.adequate_duration { "adequate duration" } else { "too short" };
+        let duration_word = if t.adequate_duration {
+            "adequate duration"
+        } else {
+            "too short"
+        };
         text.push_str(&format!(": {dose_word}, {duration_word}"));
     }
     let mut evidence = t.evidence.clone();

@@ -10,7 +10,11 @@ use crate::knowledge::Knowledge;
 use std::collections::BTreeSet;
 
 pub fn thase_rush(tally: &Tally, facts: &Facts, episode: &Episode, k: &Knowledge) -> u32 {
-    let classes: BTreeSet<&str> = tally.failed.iter().filter_map(|d| k.drug(*d).class.as_deref()).collect();
+    let classes: BTreeSet<&str> = tally
+        .failed
+        .iter()
+        .filter_map(|d| k.drug(*d).class.as_deref())
+        .collect();
     let completed_ect = facts
         .procedures
         .iter()
@@ -67,7 +71,12 @@ pub fn maudsley(input: &MaudsleyInput, k: &Knowledge) -> Option<u32> {
         7..=10 => 4,
         _ => 5,
     };
-    let augmentation = u32::from(input.judged.iter().any(|j| j.counted && j.trial.augmentation));
+    let augmentation = u32::from(
+        input
+            .judged
+            .iter()
+            .any(|j| j.counted && j.trial.augmentation),
+    );
     let ect = u32::from(
         input
             .facts
@@ -94,12 +103,20 @@ fn episode_onset(input: &MaudsleyInput, k: &Knowledge) -> Date {
         .iter()
         .find(|s| s.at.day >= input.episode.start && s.value >= k.policy.episode.relapse_at_least)
         .map(|s| s.at.day);
-    [first_trial, first_depressed].into_iter().flatten().min().unwrap_or(input.as_of)
+    [first_trial, first_depressed]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(input.as_of)
 }
 
 /// Baseline severity: the baseline of the earliest counted antidepressant trial, else the first score
 /// in the episode.
-pub fn severity_score<'s>(judged: &[(&Trial, Option<&'s Score>, bool)], scores: &'s [Score], episode: &Episode) -> Option<&'s Score> {
+pub fn severity_score<'s>(
+    judged: &[(&Trial, Option<&'s Score>, bool)],
+    scores: &'s [Score],
+    episode: &Episode,
+) -> Option<&'s Score> {
     judged
         .iter()
         .filter(|(t, _, counted)| *counted && !t.augmentation)

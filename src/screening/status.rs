@@ -24,19 +24,29 @@ pub struct Tally {
 pub fn tally(judged: &[Judgement]) -> Tally {
     let antidepressants = || judged.iter().filter(|j| j.counted && !j.trial.augmentation);
     let failed: BTreeSet<DrugId> = antidepressants()
-        .filter(|j| j.outcome == TrialOutcome::Failed && j.trial.adequate_duration && j.trial.dose == DoseAdequacy::Adequate)
+        .filter(|j| {
+            j.outcome == TrialOutcome::Failed
+                && j.trial.adequate_duration
+                && j.trial.dose == DoseAdequacy::Adequate
+        })
         .map(|j| j.trial.drug)
         .collect();
     let unconfirmed = antidepressants()
         .filter(|j| !failed.contains(&j.trial.drug) && j.trial.adequate_duration)
-        .filter(|j| match (j.outcome, j.trial.dose) {
-            (TrialOutcome::Failed, DoseAdequacy::Unconfirmed) => true,
-            (TrialOutcome::Unknown, DoseAdequacy::Adequate) => true,
-            _ => false,
+        .filter(|j| {
+            matches!(
+                (j.outcome, j.trial.dose),
+                (TrialOutcome::Failed, DoseAdequacy::Unconfirmed)
+                    | (TrialOutcome::Unknown, DoseAdequacy::Adequate)
+            )
         })
         .map(|j| j.trial.drug)
         .collect();
-    Tally { failed, unconfirmed, any_antidepressant: antidepressants().next().is_some() }
+    Tally {
+        failed,
+        unconfirmed,
+        any_antidepressant: antidepressants().next().is_some(),
+    }
 }
 
 impl Tally {

@@ -11,7 +11,11 @@ pub fn suggest(failed_adequate_trials: u32, hints: &[Hint], k: &Knowledge) -> Ve
         .map(|s| {
             let cautions = hints
                 .iter()
-                .filter(|h| h.affects.iter().any(|a| a == "all" || s.treatments.contains(a)))
+                .filter(|h| {
+                    h.affects
+                        .iter()
+                        .any(|a| a == "all" || s.treatments.contains(a))
+                })
                 .map(|h| h.code.clone())
                 .collect();
             let contraindicated = hints

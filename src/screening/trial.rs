@@ -45,7 +45,12 @@ impl Trial {
 }
 
 /// Builds trials of antidepressants and augmentation agents from exposures sorted by drug and start.
-pub fn build(exposures: &[Exposure], as_of: Date, k: &Knowledge, d: &mut Diagnostics) -> Vec<Trial> {
+pub fn build(
+    exposures: &[Exposure],
+    as_of: Date,
+    k: &Knowledge,
+    d: &mut Diagnostics,
+) -> Vec<Trial> {
     let gap = k.policy.trial.refill_gap_days as i32;
     let mut trials = Vec::new();
     let mut i = 0;
@@ -75,20 +80,37 @@ pub fn build(exposures: &[Exposure], as_of: Date, k: &Knowledge, d: &mut Diagnos
         }
         i = j;
     }
-    trials.sort_by(|a, b| (a.start, a.drug).cmp(&(b.start, b.drug)));
+    trials.sort_by_key(|t| (t.start, t.drug));
     trials
 }
 
-fn trial(parts: &[Exposure], end: Option<Date>, as_of: Date, k: &Knowledge, d: &mut Diagnostics) -> Option<Trial> {
+fn trial(
+    parts: &[Exposure],
+    end: Option<Date>,
+    as_of: Date,
+    k: &Knowledge,
+    d: &mut Diagnostics,
+) -> Option<Trial> {
     let info = k.drug(parts[0].drug);
     let start = parts[0].start;
-    let daily_mg = held_dose(parts, end.unwrap_or(as_of), k.policy.trial.dose_hold_days as i32);
+    let daily_mg = held_dose(
+        parts,
+        end.unwrap_or(as_of),
+        k.policy.trial.dose_hold_days as i32,
+    );
     let evidence: Vec<String> = dedup(parts.iter().map(|p| p.citation.clone()));
     if let (Some(limit), Some(mg)) = (info.hypnotic, daily_mg)
         && limit.is_hypnotic(mg)
     {
         for cite in &evidence {
-            d.note(cite, DiagnosticKind::HypnoticDose, format!("{} at {mg} mg/day is hypnotic use, not an antidepressant trial", info.name));
+            d.note(
+                cite,
+                DiagnosticKind::HypnoticDose,
+                format!(
+                    "{} at {mg} mg/day is hypnotic use, not an antidepressant trial",
+                    info.name
+                ),
+            );
         }
         return None;
     }
@@ -135,7 +157,9 @@ fn held_dose(parts: &[Exposure], trial_end: Date, hold_days: i32) -> Option<Rati
     let mut segments: Vec<(Date, Date, Option<Ratio>)> = Vec::new();
     for (n, p) in parts.iter().enumerate() {
         let own_end = p.end.unwrap_or(trial_end);
-        let bridged = parts.get(n + 1).map_or(own_end, |next| own_end.max(next.start));
+        let bridged = parts
+            .get(n + 1)
+            .map_or(own_end, |next| own_end.max(next.start));
         segments.push((p.start, bridged.max(p.start), p.daily_mg));
     }
     let mut candidates: Vec<Ratio> = segments.iter().filter_map(|s| s.2).collect();
@@ -155,7 +179,11 @@ fn held_dose(parts: &[Exposure], trial_end: Date, hold_days: i32) -> Option<Rati
     for candidate in candidates.iter().rev() {
         let mut run = 0;
         for (days, dose) in &held {
-            run = if dose.is_some_and(|x| x >= *candidate) { run + days } else { 0 };
+            run = if dose.is_some_and(|x| x >= *candidate) {
+                run + days
+            } else {
+                0
+            };
             if run >= hold_days {
                 return Some(*candidate);
             }
@@ -186,15 +214,24 @@ mod tests {
 
     #[test]
     fn a_dose_counts_once_held_for_two_weeks() {
-        let titration = [exposure("2024-01-01", "2024-01-15", Some(50)), exposure("2024-01-15", "2024-03-01", Some(100))];
+        let titration = [
+            exposure("2024-01-01", "2024-01-15", Some(50)),
+            exposure("2024-01-15", "2024-03-01", Some(100)),
+        ];
         assert_eq!(held(&titration), Some(100));
-        let brief_peak = [exposure("2024-01-01", "2024-03-01", Some(50)), exposure("2024-03-01", "2024-03-14", Some(200))];
+        let brief_peak = [
+            exposure("2024-01-01", "2024-03-01", Some(50)),
+            exposure("2024-03-01", "2024-03-14", Some(200)),
+        ];
         assert_eq!(held(&brief_peak), Some(50), "13 days at 200 mg is not held");
     }
 
     #[test]
     fn gaps_are_bridged_by_the_dose_before_them() {
-        let parts = [exposure("2024-01-01", "2024-01-08", Some(100)), exposure("2024-01-20", "2024-01-25", Some(100))];
+        let parts = [
+            exposure("2024-01-01", "2024-01-08", Some(100)),
+            exposure("2024-01-20", "2024-01-25", Some(100)),
+        ];
         assert_eq!(held(&parts), Some(100));
     }
 

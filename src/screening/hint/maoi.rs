@@ -15,7 +15,10 @@ pub fn diet(ctx: &Context) -> Option<Fired> {
             (None, _) => true,
             (Some(limit), Some(mg)) => mg > limit,
             (Some(_), None) => {
-                details.push(format!("The {} dose is unknown; the diet applies above the diet-free dose.", info.name));
+                details.push(format!(
+                    "The {} dose is unknown; the diet applies above the diet-free dose.",
+                    info.name
+                ));
                 true
             }
         };
@@ -37,12 +40,23 @@ pub fn washout(ctx: &Context) -> Option<Fired> {
     let maois = ctx.trials.iter().filter(|t| ctx.k.drug(t.drug).maoi);
     for m in maois {
         for s in ctx.trials.iter().filter(|s| s.drug != m.drug) {
-            let Some(washout) = ctx.k.drug(s.drug).maoi_washout_days else { continue };
-            let conflict = conflict(m, s, washout as i32, h.maoi_reverse_washout_days as i32, ctx.as_of);
+            let Some(washout) = ctx.k.drug(s.drug).maoi_washout_days else {
+                continue;
+            };
+            let conflict = conflict(
+                m,
+                s,
+                washout as i32,
+                h.maoi_reverse_washout_days as i32,
+                ctx.as_of,
+            );
             if let Some(text) = conflict
                 && recent(m.start.max(s.start))
             {
-                details.push(text.replace("{m}", &ctx.k.drug(m.drug).name).replace("{s}", &ctx.k.drug(s.drug).name));
+                details.push(
+                    text.replace("{m}", &ctx.k.drug(m.drug).name)
+                        .replace("{s}", &ctx.k.drug(s.drug).name),
+                );
                 evidence.extend(m.evidence.iter().chain(&s.evidence).cloned());
             }
         }
@@ -50,16 +64,24 @@ pub fn washout(ctx: &Context) -> Option<Fired> {
     fired_if(evidence, details.join(" "))
 }
 
-fn conflict(m: &Trial, s: &Trial, washout: i32, reverse: i32, as_of: crate::date::Date) -> Option<&'static str> {
+fn conflict(
+    m: &Trial,
+    s: &Trial,
+    washout: i32,
+    reverse: i32,
+    as_of: crate::date::Date,
+) -> Option<&'static str> {
     if let Some(s_end) = s.end
         && s_end <= m.start
     {
-        return (s_end.days_until(m.start) < washout).then_some("{m} was started before the washout after {s} had passed.");
+        return (s_end.days_until(m.start) < washout)
+            .then_some("{m} was started before the washout after {s} had passed.");
     }
     if let Some(m_end) = m.end
         && m_end <= s.start
     {
-        return (m_end.days_until(s.start) < reverse).then_some("{s} was started within the washout after {m} was stopped.");
+        return (m_end.days_until(s.start) < reverse)
+            .then_some("{s} was started within the washout after {m} was stopped.");
     }
     let overlap = s.start < m.end_or(as_of) && m.start < s.end_or(as_of);
     overlap.then_some("{m} and {s} were taken at the same time.")

@@ -28,7 +28,11 @@ impl Context<'_> {
     }
 
     /// Citations of diagnoses in a condition set, optionally only those passing `keep`.
-    pub fn diagnoses_in(&self, set: &str, keep: impl Fn(&super::facts::Diagnosis) -> bool) -> Vec<String> {
+    pub fn diagnoses_in(
+        &self,
+        set: &str,
+        keep: impl Fn(&super::facts::Diagnosis) -> bool,
+    ) -> Vec<String> {
         self.facts
             .diagnoses
             .iter()
@@ -51,7 +55,10 @@ const RULES: [(&str, Rule); 11] = [
     ("bipolar-spectrum", psychiatric::bipolar_spectrum),
     ("maoi-diet", maoi::diet),
     ("maoi-washout", maoi::washout),
-    ("uncontrolled-hypertension", somatic::uncontrolled_hypertension),
+    (
+        "uncontrolled-hypertension",
+        somatic::uncontrolled_hypertension,
+    ),
     ("vascular-contraindication", somatic::vascular),
     ("psychosis-history", psychiatric::psychosis_history),
     ("substance-use-disorder", psychiatric::substance_use),
@@ -76,17 +83,22 @@ pub fn evaluate(ctx: &Context) -> Vec<Hint> {
                     HintSeverity::Warning => Severity::Warning,
                     HintSeverity::Critical => Severity::Critical,
                 },
-                message: format!("{} {}", def.message, fired.detail).trim_end().to_owned(),
+                message: format!("{} {}", def.message, fired.detail)
+                    .trim_end()
+                    .to_owned(),
                 affects: def.affects.clone(),
                 evidence,
             })
         })
         .collect();
-    hints.sort_by(|a, b| b.severity.cmp(&a.severity));
+    hints.sort_by_key(|h| std::cmp::Reverse(h.severity));
     hints
 }
 
 /// `Some(Fired)` when there is evidence.
 fn fired_if(evidence: Vec<String>, detail: impl Into<String>) -> Option<Fired> {
-    (!evidence.is_empty()).then(|| Fired { detail: detail.into(), evidence })
+    (!evidence.is_empty()).then(|| Fired {
+        detail: detail.into(),
+        evidence,
+    })
 }

@@ -11,10 +11,15 @@ pub fn suicide_risk(ctx: &Context) -> Option<Fired> {
         && latest.value > 0
         && ctx.within(latest.at.day, window)
     {
-        detail = format!("Latest PHQ-9 item 9 ({}) scored {}.", latest.at.day, latest.value);
+        detail = format!(
+            "Latest PHQ-9 item 9 ({}) scored {}.",
+            latest.at.day, latest.value
+        );
         evidence.push(latest.citation.clone());
     }
-    evidence.extend(ctx.diagnoses_in("suicidality", |d| d.date.is_none_or(|day| ctx.within(day, window))));
+    evidence.extend(ctx.diagnoses_in("suicidality", |d| {
+        d.date.is_none_or(|day| ctx.within(day, window))
+    }));
     fired_if(evidence, detail)
 }
 
@@ -25,21 +30,45 @@ pub fn bipolar_spectrum(ctx: &Context) -> Option<Fired> {
     if !evidence.is_empty() {
         details.push("A bipolar-spectrum diagnosis is recorded.".to_owned());
     }
-    let first_antidepressant = ctx.trials.iter().filter(|t| !t.augmentation).map(|t| t.start).min();
-    let after_antidepressant = ctx.diagnoses_in("hypomania", |d| d.date.zip(first_antidepressant).is_some_and(|(dx, ad)| dx > ad));
+    let first_antidepressant = ctx
+        .trials
+        .iter()
+        .filter(|t| !t.augmentation)
+        .map(|t| t.start)
+        .min();
+    let after_antidepressant = ctx.diagnoses_in("hypomania", |d| {
+        d.date
+            .zip(first_antidepressant)
+            .is_some_and(|(dx, ad)| dx > ad)
+    });
     if !after_antidepressant.is_empty() {
-        details.push("Hypomania or mania was recorded after an antidepressant was started.".to_owned());
+        details.push(
+            "Hypomania or mania was recorded after an antidepressant was started.".to_owned(),
+        );
         evidence.extend(after_antidepressant);
     }
     let threshold = k.policy.hints.mdq_positive_at_least;
-    let positive_mdq: Vec<String> = ctx.facts.mdq.iter().filter(|s| s.value >= threshold).map(|s| s.citation.clone()).collect();
+    let positive_mdq: Vec<String> = ctx
+        .facts
+        .mdq
+        .iter()
+        .filter(|s| s.value >= threshold)
+        .map(|s| s.citation.clone())
+        .collect();
     if !positive_mdq.is_empty() {
-        details.push(format!("A Mood Disorder Questionnaire total of {threshold} or more is recorded."));
+        details.push(format!(
+            "A Mood Disorder Questionnaire total of {threshold} or more is recorded."
+        ));
         evidence.extend(positive_mdq);
     }
     let has_seizure_disorder = !ctx.diagnoses_in("seizure", |_| true).is_empty();
     if !has_seizure_disorder {
-        let stabilisers: Vec<&str> = ctx.exposures.iter().filter(|e| k.drug(e.drug).role == Role::MoodStabilizer).map(|e| e.citation.as_str()).collect();
+        let stabilisers: Vec<&str> = ctx
+            .exposures
+            .iter()
+            .filter(|e| k.drug(e.drug).role == Role::MoodStabilizer)
+            .map(|e| e.citation.as_str())
+            .collect();
         if !stabilisers.is_empty() {
             details.push("A mood stabiliser (valproate, carbamazepine or lamotrigine) was prescribed without a seizure-disorder diagnosis.".to_owned());
             evidence.extend(stabilisers.into_iter().map(str::to_owned));

@@ -10,7 +10,12 @@ pub fn uncontrolled_hypertension(ctx: &Context) -> Option<Fired> {
     if !ctx.within(latest.at.day, h.bp_window_days) {
         return None;
     }
-    let same_reading: Vec<_> = ctx.facts.blood_pressures.iter().filter(|b| b.at == latest.at).collect();
+    let same_reading: Vec<_> = ctx
+        .facts
+        .blood_pressures
+        .iter()
+        .filter(|b| b.at == latest.at)
+        .collect();
     let systolic = same_reading.iter().find_map(|b| b.systolic);
     let diastolic = same_reading.iter().find_map(|b| b.diastolic);
     let high = systolic.is_some_and(|s| s >= Ratio::integer(u64::from(h.systolic_at_least)))
@@ -19,8 +24,16 @@ pub fn uncontrolled_hypertension(ctx: &Context) -> Option<Fired> {
         return None;
     }
     let show = |v: Option<Ratio>| v.map_or("?".to_owned(), |v| v.to_string());
-    let detail = format!("Latest reading ({}): {}/{} mmHg.", latest.at.day, show(systolic), show(diastolic));
-    fired_if(same_reading.iter().map(|b| b.citation.clone()).collect(), detail)
+    let detail = format!(
+        "Latest reading ({}): {}/{} mmHg.",
+        latest.at.day,
+        show(systolic),
+        show(diastolic)
+    );
+    fired_if(
+        same_reading.iter().map(|b| b.citation.clone()).collect(),
+        detail,
+    )
 }
 
 pub fn vascular(ctx: &Context) -> Option<Fired> {
@@ -53,7 +66,10 @@ pub fn lithium_renal(ctx: &Context) -> Option<Fired> {
         .facts
         .egfr
         .iter()
-        .filter(|m| ctx.within(m.at.day, h.egfr_window_days) && m.value < Ratio::integer(u64::from(h.egfr_below)))
+        .filter(|m| {
+            ctx.within(m.at.day, h.egfr_window_days)
+                && m.value < Ratio::integer(u64::from(h.egfr_below))
+        })
         .collect();
     if let Some(lowest) = low_egfr.iter().min_by_key(|m| m.value) {
         details.push(format!("eGFR {} on {}.", lowest.value, lowest.at.day));
@@ -63,10 +79,18 @@ pub fn lithium_renal(ctx: &Context) -> Option<Fired> {
         .exposures
         .iter()
         .filter(running)
-        .filter(|e| matches!(k.drug(e.drug).role, Role::Nsaid | Role::AceInhibitor | Role::Arb | Role::Thiazide))
+        .filter(|e| {
+            matches!(
+                k.drug(e.drug).role,
+                Role::Nsaid | Role::AceInhibitor | Role::Arb | Role::Thiazide
+            )
+        })
         .collect();
     if !interacting.is_empty() {
-        let mut names: Vec<&str> = interacting.iter().map(|e| k.drug(e.drug).name.as_str()).collect();
+        let mut names: Vec<&str> = interacting
+            .iter()
+            .map(|e| k.drug(e.drug).name.as_str())
+            .collect();
         names.dedup();
         details.push(format!("Taken with: {}.", names.join(", ")));
         evidence.extend(interacting.iter().map(|e| e.citation.clone()));
@@ -81,7 +105,9 @@ pub fn lithium_renal(ctx: &Context) -> Option<Fired> {
 pub fn pregnancy(ctx: &Context) -> Option<Fired> {
     let window = ctx.k.policy.hints.pregnancy_window_days;
     fired_if(
-        ctx.diagnoses_in("pregnancy", |d| d.active && d.date.is_none_or(|day| ctx.within(day, window))),
+        ctx.diagnoses_in("pregnancy", |d| {
+            d.active && d.date.is_none_or(|day| ctx.within(day, window))
+        }),
         "",
     )
 }
