@@ -8,6 +8,32 @@ use crate::ratio::Ratio;
 use files::*;
 pub use files::{HintDef, HintSeverity, Role, SuggestionDef};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: the knowledge indexes are small maps keyed by short trusted strings, looked up for every
+/// word of every product text; SipHash's DoS resistance buys nothing here and costs most of a lookup.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 use std::path::Path;
 use text::Token;
 
@@ -117,13 +143,13 @@ struct NameEntry {
 #[derive(Debug, Clone)]
 pub struct CodeSetIndex {
     icd10_prefixes: Vec<String>,
-    snomed: HashSet<String>,
+    snomed: HashSet<String, BuildHasherDefault<Fnv>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ProcedureIndex {
-    snomed: HashSet<String>,
-    cpt: HashSet<String>,
+    snomed: HashSet<String, BuildHasherDefault<Fnv>>,
+    cpt: HashSet<String, BuildHasherDefault<Fnv>>,
     text: Vec<Vec<String>>,
 }
 
@@ -137,12 +163,12 @@ pub struct Knowledge {
     pub hints: Vec<HintDef>,
     pub suggestions: Vec<SuggestionDef>,
     pub ruleset_version: String,
-    conditions: HashMap<String, CodeSetIndex>,
-    procedures: HashMap<String, ProcedureIndex>,
-    by_rxnorm: HashMap<String, DrugId>,
-    by_atc: HashMap<String, DrugId>,
+    conditions: FastMap<String, CodeSetIndex>,
+    procedures: FastMap<String, ProcedureIndex>,
+    by_rxnorm: FastMap<String, DrugId>,
+    by_atc: FastMap<String, DrugId>,
     by_atc_prefix: Vec<(String, DrugId)>,
-    by_first_word: HashMap<String, Vec<NameEntry>>,
+    by_first_word: FastMap<String, Vec<NameEntry>>,
     unlisted_antidepressant_atc: &'static str,
 }
 
@@ -251,10 +277,10 @@ impl Knowledge {
                     (k.clone(), index)
                 })
                 .collect(),
-            by_rxnorm: HashMap::new(),
-            by_atc: HashMap::new(),
+            by_rxnorm: FastMap::default(),
+            by_atc: FastMap::default(),
             by_atc_prefix: Vec::new(),
-            by_first_word: HashMap::new(),
+            by_first_word: FastMap::default(),
             unlisted_antidepressant_atc: "N06A",
         };
         knowledge.add_drugs(drugs)?;
@@ -437,14 +463,14 @@ impl Knowledge {
         let Token::Word(first) = &tokens[at] else {
             return None;
         };
-        let entries = self.by_first_word.get(first)?;
+        let entries = self.by_first_word.get(*first)?;
         entries.iter().find_map(|e| {
             let end = at + 1 + e.rest.len();
             let rest_matches = tokens.get(at + 1..end).is_some_and(|window| {
                 window
                     .iter()
                     .zip(&e.rest)
-                    .all(|(t, w)| matches!(t, Token::Word(x) if x == w))
+                    .all(|(t, w)| matches!(t, Token::Word(x) if *x == w.as_str()))
             });
             rest_matches.then_some(NameMatch {
                 target: e.target,
@@ -467,11 +493,7 @@ impl Knowledge {
                 return false;
             };
             if self.systems.icd10.iter().any(|s| s == system) {
-                let code = normalize_icd(code);
-                index
-                    .icd10_prefixes
-                    .iter()
-                    .any(|p| code.starts_with(p.as_str()))
+                index.icd10_prefixes.iter().any(|p| icd_has_prefix(code, p))
             } else if self.systems.snomed.iter().any(|s| s == system) {
                 index.snomed.contains(code)
             } else {
@@ -502,7 +524,8 @@ impl Knowledge {
             });
         coded
             || concept.texts().any(|t| {
-                let tokens = text::tokenize(t);
+                let lowered = text::lower(t);
+                let tokens = text::tokenize(&lowered);
                 index
                     .text
                     .iter()
@@ -524,6 +547,15 @@ fn dose(value: f64) -> Option<Ratio> {
     }
     // f64's Display is the shortest text that reads back as the same number: the literal in the file.
     Ratio::parse_decimal(&value.to_string()).ok()
+}
+
+/// Whether an ICD-10 code starts with a normalised prefix, ignoring dots and case, without allocating.
+fn icd_has_prefix(code: &str, prefix: &str) -> bool {
+    let mut code = code
+        .bytes()
+        .filter(|b| *b != b'.')
+        .map(|b| b.to_ascii_uppercase());
+    prefix.bytes().all(|p| code.next() == Some(p))
 }
 
 fn normalize_icd(code: &str) -> String {

@@ -3,13 +3,24 @@
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Token<'a> {
-    /// A run of letters, lower-cased.
-    Word(String),
+    /// A run of letters (of the lower-cased text).
+    Word(&'a str),
     /// A decimal number as written.
     Number(&'a str),
     Slash,
 }
 
+/// The text lower-cased, borrowed when it has no upper-case letters (the usual case for codes'
+/// displays is mixed, so this allocates once per text rather than once per word).
+pub fn lower(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// Splits an already lower-cased text (see [`lower`]) into words, numbers and slashes.
 pub fn tokenize(text: &str) -> Vec<Token<'_>> {
     let mut tokens = Vec::new();
     let bytes = text.as_bytes();
@@ -33,7 +44,7 @@ pub fn tokenize(text: &str) -> Vec<Token<'_>> {
             while i < bytes.len() && is_letter(text, i) {
                 i += text[i..].chars().next().map_or(1, char::len_utf8);
             }
-            tokens.push(Token::Word(text[start..i].to_lowercase()));
+            tokens.push(Token::Word(&text[start..i]));
         } else {
             i += text[i..].chars().next().map_or(1, char::len_utf8);
         }
@@ -47,13 +58,18 @@ fn is_letter(text: &str, at: usize) -> bool {
 
 /// The lower-cased words of a name ("Methylene Blue" → ["methylene", "blue"]).
 pub fn words(name: &str) -> Vec<String> {
-    tokenize(name)
+    tokenize(&lower(name))
         .into_iter()
         .filter_map(|t| match t {
-            Token::Word(w) => Some(w),
+            Token::Word(w) => Some(w.to_owned()),
             _ => None,
         })
         .collect()
+}
+
+/// Whether `phrase` occurs word-bounded in `text` (any case).
+pub fn text_contains_phrase(text: &str, phrase: &[String]) -> bool {
+    contains_phrase(&tokenize(&lower(text)), phrase)
 }
 
 /// Whether `phrase` (already split into words) occurs word-bounded in `text`.
@@ -75,17 +91,18 @@ mod tests {
 
     #[test]
     fn splits_product_text_into_words_numbers_and_slashes() {
-        let t = tokenize("selegiline 0.25 MG/HR Transdermal-System");
+        let lowered = lower("selegiline 0.25 MG/HR Transdermal-System");
+        let t = tokenize(&lowered);
         assert_eq!(
             t,
             vec![
-                Token::Word("selegiline".into()),
+                Token::Word("selegiline"),
                 Token::Number("0.25"),
-                Token::Word("mg".into()),
+                Token::Word("mg"),
                 Token::Slash,
-                Token::Word("hr".into()),
-                Token::Word("transdermal".into()),
-                Token::Word("system".into()),
+                Token::Word("hr"),
+                Token::Word("transdermal"),
+                Token::Word("system"),
             ]
         );
         assert_eq!(tokenize("24HR")[0], Token::Number("24"));
@@ -93,12 +110,11 @@ mod tests {
 
     #[test]
     fn phrases_match_whole_words_only() {
-        let t = tokenize("Lithium Carbonate 300 MG");
-        assert!(contains_phrase(&t, &words("lithium carbonate")));
-        assert!(!contains_phrase(&tokenize("Lithiumx"), &words("lithium")));
-        assert!(!contains_phrase(
-            &tokenize("nortriptyline"),
-            &words("triptyline")
+        assert!(text_contains_phrase(
+            "Lithium Carbonate 300 MG",
+            &words("lithium carbonate")
         ));
+        assert!(!text_contains_phrase("Lithiumx", &words("lithium")));
+        assert!(!text_contains_phrase("nortriptyline", &words("triptyline")));
     }
 }

@@ -246,7 +246,7 @@ pub fn strength_from_tokens(tokens: &[Token<'_>]) -> Option<Strength> {
     let amount = Ratio::parse_decimal(n).ok()?.checked_mul(mg)?;
     let rest = &tokens[at + 2..];
     let word = |i: usize| match rest.get(i) {
-        Some(Token::Word(w)) => Some(w.as_str()),
+        Some(Token::Word(w)) => Some(*w),
         _ => None,
     };
     if !matches!(rest.first(), Some(Token::Slash)) {
@@ -321,7 +321,7 @@ mod tests {
     fn patches_deliver_their_rate_per_day() {
         let patch = json!({"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
             "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "patch"}}]});
-        let strength = strength_from_tokens(&tokenize("selegiline 0.375 MG/HR Transdermal System"));
+        let strength = strength_from_tokens(&tokenize("selegiline 0.375 mg/hr transdermal system"));
         assert_eq!(daily(patch, strength), Ok(mg("9")));
         assert_eq!(daily(once_daily(json!(6), "mg/(24.h)"), None), Ok(mg("6")));
     }
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn reads_strengths_from_product_text_and_ratios() {
-        let s = |t: &str| strength_from_tokens(&tokenize(t));
+        let s = |t: &str| strength_from_tokens(&tokenize(&crate::knowledge::text::lower(t)));
         assert_eq!(
             s("sertraline 50 MG Oral Tablet"),
             Some(Strength::PerUnit(mg("50")))

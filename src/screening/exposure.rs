@@ -292,10 +292,9 @@ fn first_dosage(list: &[Lenient<Dosage>]) -> Option<&Dosage> {
 }
 
 fn route_is(route: &[String], dosage: Option<&Dosage>) -> bool {
-    dosage.and_then(|x| x.route.as_ref()).is_some_and(|r| {
-        r.texts()
-            .any(|t| text::contains_phrase(&text::tokenize(t), route))
-    })
+    dosage
+        .and_then(|x| x.route.as_ref())
+        .is_some_and(|r| r.texts().any(|t| text::text_contains_phrase(t, route)))
 }
 
 fn supply_days(q: &Quantity) -> Option<i32> {
@@ -399,10 +398,12 @@ fn recognise(
     );
     // Names in text give strengths even when codes identify the drug.
     let mut from_text = Vec::new();
-    for c in concepts.clone() {
-        for t in c.texts() {
-            scan_text(t, k, &mut from_text);
-        }
+    let mut texts: Vec<&str> = concepts.clone().flat_map(CodeableConcept::texts).collect();
+    // `text` and `coding.display` are often the same string.
+    texts.sort_unstable();
+    texts.dedup();
+    for t in texts {
+        scan_text(t, k, &mut from_text);
     }
     let mut by_code = Vec::new();
     for c in concepts.clone() {
@@ -419,7 +420,7 @@ fn recognise(
                 concepts
                     .clone()
                     .flat_map(CodeableConcept::texts)
-                    .any(|t| text::contains_phrase(&text::tokenize(t), route))
+                    .any(|t| text::text_contains_phrase(t, route))
             });
             add(
                 &mut found,
@@ -490,7 +491,8 @@ fn recognise(
 
 /// Every drug or combination named in one text, each with the strength written after it.
 fn scan_text(t: &str, k: &Knowledge, out: &mut Vec<Recognised>) {
-    let tokens = text::tokenize(t);
+    let lowered = text::lower(t);
+    let tokens = text::tokenize(&lowered);
     let mut hits = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
