@@ -132,6 +132,33 @@ fn every_antidepressant_is_recognised_by_code_by_product_text_and_by_brand() {
         checked >= 30,
         "the knowledge base lists the antidepressants of antidepressants.json"
     );
+
+    // By brand: every brand drugs.toml gives an antidepressant names that ingredient and no other.
+    let file: toml::Value = toml::from_str(include_str!("../knowledge/drugs.toml")).unwrap();
+    let mut brands = 0;
+    for drug in file["drug"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["role"].as_str() == Some("antidepressant"))
+    {
+        let name = drug["name"].as_str().unwrap();
+        for brand in drug
+            .get("brands")
+            .and_then(|b| b.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let brand = brand.as_str().unwrap();
+            assert_eq!(
+                ingredients_of(text(&format!("{brand} tablet"))),
+                vec![name.to_owned()],
+                "{name} by brand {brand}"
+            );
+            brands += 1;
+        }
+    }
+    assert!(brands >= 30, "antidepressant brands checked: {brands}");
 }
 
 #[test]

@@ -138,6 +138,20 @@ impl Observations {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ScaleMax {
+    pub phq9_total: i64,
+    pub phq9_item9: i64,
+    pub mdq_total: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrugGroups {
+    pub antidepressant_atc_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CodeSet {
     #[serde(default)]
     pub icd10: Vec<String>,
@@ -168,6 +182,8 @@ pub struct CodesFile {
     pub meta: Meta,
     pub systems: Systems,
     pub observations: Observations,
+    pub scale_max: ScaleMax,
+    pub drug_groups: DrugGroups,
     #[serde(default)]
     pub observation_sources: BTreeMap<String, String>,
     pub conditions: BTreeMap<String, CodeSet>,

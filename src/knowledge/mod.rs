@@ -169,7 +169,8 @@ pub struct Knowledge {
     by_atc: FastMap<String, DrugId>,
     by_atc_prefix: Vec<(String, DrugId)>,
     by_first_word: FastMap<String, Vec<NameEntry>>,
-    unlisted_antidepressant_atc: &'static str,
+    unlisted_antidepressant_atc: String,
+    pub scale_max: ScaleMax,
 }
 
 /// A recognised name in tokenised text: what it stands for and the token after it.
@@ -281,7 +282,8 @@ impl Knowledge {
             by_atc: FastMap::default(),
             by_atc_prefix: Vec::new(),
             by_first_word: FastMap::default(),
-            unlisted_antidepressant_atc: "N06A",
+            unlisted_antidepressant_atc: codes.drug_groups.antidepressant_atc_prefix.clone(),
+            scale_max: codes.scale_max.clone(),
         };
         knowledge.add_drugs(drugs)?;
         Ok(knowledge)
@@ -455,7 +457,8 @@ impl Knowledge {
 
     /// An ATC code in the antidepressant group (N06A) that no drug entry knows.
     pub fn is_unlisted_antidepressant_atc(&self, code: &str) -> bool {
-        code.starts_with(self.unlisted_antidepressant_atc) && self.drug_by_atc(code).is_none()
+        code.starts_with(self.unlisted_antidepressant_atc.as_str())
+            && self.drug_by_atc(code).is_none()
     }
 
     /// The drug or combination named at `tokens[at]`, if any.

@@ -207,56 +207,28 @@ fn observation(
         return;
     }
     let citation = cite.to_owned();
+    let max = &k.scale_max;
+    let own_value = |max: i64, d: &mut Diagnostics| {
+        score_value(obs.value_integer, obs.value_quantity.as_ref(), max, cite, d)
+    };
+    let item9_component =
+        |d: &mut Diagnostics| component_score(obs, &o.phq9_item9, loinc, max.phq9_item9, cite, d);
+    let score = |value: i64| Score {
+        value,
+        at,
+        citation: citation.clone(),
+    };
     match kind {
         ObsKind::Depression => {
-            if let Some(value) =
-                score_value(obs.value_integer, obs.value_quantity.as_ref(), 27, cite, d)
-            {
-                facts.depression_scores.push(Score {
-                    value,
-                    at,
-                    citation,
-                });
-            }
-            if let Some(value) = component_score(obs, &o.phq9_item9, loinc, cite, d) {
-                facts.item9.push(Score {
-                    value,
-                    at,
-                    citation: cite.to_owned(),
-                });
-            }
+            facts
+                .depression_scores
+                .extend(own_value(max.phq9_total, d).map(score));
+            // A PHQ-9 total may carry the items as components.
+            facts.item9.extend(item9_component(d).map(score));
         }
-        ObsKind::Panel => {
-            if let Some(value) = component_score(obs, &o.phq9_item9, loinc, cite, d) {
-                facts.item9.push(Score {
-                    value,
-                    at,
-                    citation,
-                });
-            }
-        }
-        ObsKind::Item9 => {
-            if let Some(value) =
-                score_value(obs.value_integer, obs.value_quantity.as_ref(), 3, cite, d)
-            {
-                facts.item9.push(Score {
-                    value,
-                    at,
-                    citation,
-                });
-            }
-        }
-        ObsKind::Mdq => {
-            if let Some(value) =
-                score_value(obs.value_integer, obs.value_quantity.as_ref(), 13, cite, d)
-            {
-                facts.mdq.push(Score {
-                    value,
-                    at,
-                    citation,
-                });
-            }
-        }
+        ObsKind::Panel => facts.item9.extend(item9_component(d).map(score)),
+        ObsKind::Item9 => facts.item9.extend(own_value(max.phq9_item9, d).map(score)),
+        ObsKind::Mdq => facts.mdq.extend(own_value(max.mdq_total, d).map(score)),
         ObsKind::BloodPressure => {
             let component = |codes: &[String]| {
                 obs.component
@@ -347,6 +319,7 @@ fn component_score(
     obs: &Observation,
     codes: &[String],
     loinc: &[String],
+    max: i64,
     cite: &str,
     d: &mut Diagnostics,
 ) -> Option<i64> {
@@ -354,7 +327,7 @@ fn component_score(
         .component
         .iter()
         .find(|c| c.code.as_ref().is_some_and(|cc| has_code(cc, loinc, codes)))?;
-    score_value(c.value_integer, c.value_quantity.as_ref(), 3, cite, d)
+    score_value(c.value_integer, c.value_quantity.as_ref(), max, cite, d)
 }
 
 fn diagnosis<'r>(
