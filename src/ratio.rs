@@ -65,15 +65,19 @@ impl Ratio {
         if (whole.is_empty() && frac.is_empty()) || !digits_ok(whole) || !digits_ok(frac) {
             return Err(RatioError::NotADecimal);
         }
-        let digits = format!("{whole}{frac}");
-        let digits = digits.trim_start_matches('0');
-        let num: u128 = if digits.is_empty() {
-            0
-        } else if digits.len() > 30 {
-            return Err(RatioError::Overflow);
-        } else {
-            digits.parse().map_err(|_| RatioError::Overflow)?
-        };
+        // The significant digits, whole then fraction, without building a string.
+        let mut num: u128 = 0;
+        let mut significant = 0;
+        for b in whole.bytes().chain(frac.bytes()) {
+            if significant == 0 && b == b'0' {
+                continue;
+            }
+            significant += 1;
+            if significant > 30 {
+                return Err(RatioError::Overflow);
+            }
+            num = num * 10 + u128::from(b - b'0');
+        }
         let scale = exponent - frac.len() as i32;
         if scale.unsigned_abs() > 30 {
             return Err(RatioError::Overflow);
@@ -148,16 +152,40 @@ impl Ord for Ratio {
 
 impl fmt::Display for Ratio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = self.rounded(3);
-        if value.fract() == 0.0 {
-            write!(f, "{value:.0}")
-        } else {
-            write!(f, "{value}")
+        // Exact to three places, half away from zero, without going through a float.
+        let Some(thousandths) = self
+            .num
+            .checked_mul(2000)
+            .map(|twice| (twice / self.den).div_ceil(2))
+        else {
+            return write!(f, "{}", self.rounded(3));
+        };
+        let (whole, mut frac) = (thousandths / 1000, thousandths % 1000);
+        if frac == 0 {
+            return write!(f, "{whole}");
         }
+        let mut places = 3;
+        while frac % 10 == 0 {
+            frac /= 10;
+            places -= 1;
+        }
+        write!(f, "{whole}.{frac:0places$}")
     }
 }
 
+/// Euclid's GCD, in 64-bit arithmetic whenever both fit: 128-bit division is a slow library call,
+/// and doses and their denominators almost always fit.
 fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        if let (Ok(x), Ok(y)) = (u64::try_from(a), u64::try_from(b)) {
+            return u128::from(gcd64(x, y));
+        }
+        (a, b) = (b, a % b);
+    }
+    if a == 0 { 1 } else { a }
+}
+
+fn gcd64(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
     }
@@ -192,6 +220,36 @@ mod tests {
         let daily = r("90").checked_div(Ratio::integer(7)).unwrap();
         assert!(daily < Ratio::integer(13) && daily > r("12.857"));
         assert_eq!(daily.to_string(), "12.857");
+    }
+
+    #[test]
+    fn shows_up_to_three_places_rounding_half_up() {
+        for (text, shown) in [
+            ("100", "100"),
+            ("37.5", "37.5"),
+            ("0.001", "0.001"),
+            ("0.0005", "0.001"),
+            ("0.0004", "0"),
+            ("1.10", "1.1"),
+            ("0", "0"),
+        ] {
+            assert_eq!(r(text).to_string(), shown, "{text}");
+        }
+        assert_eq!(Ratio::new(2, 3).unwrap().to_string(), "0.667");
+    }
+
+    #[test]
+    fn reduces_to_lowest_terms() {
+        let cases = [
+            (12, 18, 2, 3),
+            (0, 5, 0, 1),
+            (7, 7, 1, 1),
+            (1 << 100, 1 << 98, 4, 1),
+        ];
+        for (n, d, num, den) in cases {
+            let q = Ratio::new(n, d).unwrap();
+            assert_eq!((q.num, q.den), (num, den), "{n}/{d}");
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use super::datatypes::*;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Patient {
@@ -48,7 +47,7 @@ pub struct MedicationRequest {
     pub dosage_instruction: Vec<Lenient<Dosage>>,
     pub dispense_request: Option<DispenseRequest>,
     #[serde(default)]
-    pub contained: Vec<Box<RawValue>>,
+    pub contained: Vec<Lenient<Medication>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -65,7 +64,7 @@ pub struct MedicationStatement {
     #[serde(default)]
     pub dosage: Vec<Lenient<Dosage>>,
     #[serde(default)]
-    pub contained: Vec<Box<RawValue>>,
+    pub contained: Vec<Lenient<Medication>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -78,6 +77,8 @@ pub struct MedicationIngredient {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Medication {
+    /// Read so that, among `contained` resources, only Medications are taken as one.
+    pub resource_type: Option<String>,
     pub id: Option<String>,
     pub code: Option<CodeableConcept>,
     #[serde(default)]

@@ -140,11 +140,22 @@ struct NameEntry {
     target: NameTarget,
 }
 
-#[derive(Debug, Clone)]
-pub struct CodeSetIndex {
-    icd10_prefixes: Vec<String>,
-    snomed: HashSet<String, BuildHasherDefault<Fnv>>,
+/// Which condition sets (of `codes.toml`) a concept belongs to: one bit per set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConditionSets(u64);
+
+/// One condition set of `codes.toml`, by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConditionSetId(usize);
+
+impl ConditionSets {
+    pub fn contains(self, id: ConditionSetId) -> bool {
+        self.0 & (1 << id.0) != 0
+    }
 }
+
+/// A bit per set in [`ConditionSets`].
+const MAX_CONDITION_SETS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct ProcedureIndex {
@@ -163,7 +174,10 @@ pub struct Knowledge {
     pub hints: Vec<HintDef>,
     pub suggestions: Vec<SuggestionDef>,
     pub ruleset_version: String,
-    conditions: FastMap<String, CodeSetIndex>,
+    /// Condition sets by normalised ICD-10 prefix, and by SNOMED CT code.
+    icd10_prefix_sets: FastMap<String, ConditionSets>,
+    snomed_sets: FastMap<String, ConditionSets>,
+    condition_ids: FastMap<String, usize>,
     procedures: FastMap<String, ProcedureIndex>,
     by_rxnorm: FastMap<String, DrugId>,
     by_atc: FastMap<String, DrugId>,
@@ -233,6 +247,12 @@ impl Knowledge {
                 ));
             }
         }
+        if codes.conditions.len() > MAX_CONDITION_SETS {
+            return Err(invalid(
+                "codes.toml",
+                format!("at most {MAX_CONDITION_SETS} condition sets are supported"),
+            ));
+        }
         for set in ["ect", "rtms"] {
             if !codes.procedures.contains_key(set) {
                 return Err(invalid(
@@ -255,16 +275,18 @@ impl Knowledge {
             hints: hints.hint,
             suggestions: hints.suggestion,
             ruleset_version: version,
-            conditions: codes
+            icd10_prefix_sets: set_masks(
+                codes
+                    .conditions
+                    .values()
+                    .map(|v| v.icd10.iter().map(|c| normalize_icd(c)).collect::<Vec<_>>()),
+            ),
+            snomed_sets: set_masks(codes.conditions.values().map(|v| v.snomed.clone())),
+            condition_ids: codes
                 .conditions
-                .iter()
-                .map(|(k, v)| {
-                    let index = CodeSetIndex {
-                        icd10_prefixes: v.icd10.iter().map(|c| normalize_icd(c)).collect(),
-                        snomed: v.snomed.iter().cloned().collect(),
-                    };
-                    (k.clone(), index)
-                })
+                .keys()
+                .enumerate()
+                .map(|(i, name)| (name.clone(), i))
                 .collect(),
             procedures: codes
                 .procedures
@@ -482,27 +504,48 @@ impl Knowledge {
         })
     }
 
-    /// Whether a coded concept falls in a named condition set (ICD-10 by prefix, SNOMED CT exactly).
+    /// The condition sets a coded concept falls in (ICD-10 by prefix, SNOMED CT exactly), worked out
+    /// once per diagnosis so that each hint rule asks a bit test, not a code search.
+    pub fn condition_sets_of(
+        &self,
+        concept: &crate::fhir::datatypes::CodeableConcept,
+    ) -> ConditionSets {
+        let mut sets = ConditionSets::default();
+        for c in &concept.coding {
+            let (Some(system), Some(code)) = (c.system.as_deref(), c.code.as_deref()) else {
+                continue;
+            };
+            if self.systems.icd10.iter().any(|s| s == system) {
+                // Every prefix of the code, dots dropped: F33.1 is in the sets of F, F3, F33, F331.
+                let mut prefix = String::with_capacity(8);
+                for b in code.bytes().filter(|b| *b != b'.').take(8) {
+                    prefix.push(b.to_ascii_uppercase() as char);
+                    if let Some(found) = self.icd10_prefix_sets.get(prefix.as_str()) {
+                        sets.0 |= found.0;
+                    }
+                }
+            } else if self.systems.snomed.iter().any(|s| s == system) {
+                if let Some(found) = self.snomed_sets.get(code) {
+                    sets.0 |= found.0;
+                }
+            }
+        }
+        sets
+    }
+
+    /// A named condition set, for testing [`ConditionSets`]; `None` if the codes file has no such set.
+    pub fn condition_set(&self, name: &str) -> Option<ConditionSetId> {
+        self.condition_ids.get(name).map(|&i| ConditionSetId(i))
+    }
+
+    /// Whether a coded concept falls in a named condition set.
     pub fn in_condition_set(
         &self,
         set: &str,
         concept: &crate::fhir::datatypes::CodeableConcept,
     ) -> bool {
-        let Some(index) = self.conditions.get(set) else {
-            return false;
-        };
-        concept.coding.iter().any(|c| {
-            let (Some(system), Some(code)) = (c.system.as_deref(), c.code.as_deref()) else {
-                return false;
-            };
-            if self.systems.icd10.iter().any(|s| s == system) {
-                index.icd10_prefixes.iter().any(|p| icd_has_prefix(code, p))
-            } else if self.systems.snomed.iter().any(|s| s == system) {
-                index.snomed.contains(code)
-            } else {
-                false
-            }
-        })
+        self.condition_set(set)
+            .is_some_and(|id| self.condition_sets_of(concept).contains(id))
     }
 
     /// Whether a procedure code or its text names the given procedure (`ect`, `rtms`).
@@ -553,12 +596,15 @@ fn dose(value: f64) -> Option<Ratio> {
 }
 
 /// Whether an ICD-10 code starts with a normalised prefix, ignoring dots and case, without allocating.
-fn icd_has_prefix(code: &str, prefix: &str) -> bool {
-    let mut code = code
-        .bytes()
-        .filter(|b| *b != b'.')
-        .map(|b| b.to_ascii_uppercase());
-    prefix.bytes().all(|p| code.next() == Some(p))
+/// For each code, the sets (by position) that list it.
+fn set_masks(sets: impl Iterator<Item = Vec<String>>) -> FastMap<String, ConditionSets> {
+    let mut masks: FastMap<String, ConditionSets> = FastMap::default();
+    for (i, codes) in sets.enumerate() {
+        for code in codes {
+            masks.entry(code).or_default().0 |= 1 << i;
+        }
+    }
+    masks
 }
 
 fn normalize_icd(code: &str) -> String {

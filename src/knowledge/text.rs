@@ -13,6 +13,13 @@ pub enum Token<'a> {
 /// The text lower-cased, borrowed when it has no upper-case letters (the usual case for codes'
 /// displays is mixed, so this allocates once per text rather than once per word).
 pub fn lower(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.is_ascii() {
+        return if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(text.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        };
+    }
     if text.chars().any(char::is_uppercase) {
         std::borrow::Cow::Owned(text.to_lowercase())
     } else {
@@ -22,7 +29,7 @@ pub fn lower(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Splits an already lower-cased text (see [`lower`]) into words, numbers and slashes.
 pub fn tokenize(text: &str) -> Vec<Token<'_>> {
-    let mut tokens = Vec::new();
+    let mut tokens = Vec::with_capacity(16);
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -53,7 +60,10 @@ pub fn tokenize(text: &str) -> Vec<Token<'_>> {
 }
 
 fn is_letter(text: &str, at: usize) -> bool {
-    text[at..].chars().next().is_some_and(char::is_alphabetic)
+    match text.as_bytes()[at] {
+        b if b.is_ascii() => b.is_ascii_alphabetic(),
+        _ => text[at..].chars().next().is_some_and(char::is_alphabetic),
+    }
 }
 
 /// The lower-cased words of a name ("Methylene Blue" → ["methylene", "blue"]).

@@ -11,7 +11,6 @@ use crate::fhir::{DiagnosticKind, Entry, PatientRecord};
 use crate::knowledge::text;
 use crate::knowledge::{DrugId, Knowledge, NameTarget};
 use crate::ratio::Ratio;
-use serde_json::value::RawValue;
 
 #[derive(Debug, Clone)]
 pub struct Exposure {
@@ -313,7 +312,7 @@ fn supply_days(q: &Quantity) -> Option<i32> {
 fn recognise_medication(
     concept: Option<&CodeableConcept>,
     reference: Option<&Reference>,
-    contained: &[Box<RawValue>],
+    contained: &[Lenient<Medication>],
     record: &PatientRecord,
     k: &Knowledge,
     cite: &str,
@@ -346,29 +345,29 @@ fn recognise_medication(
     }
 }
 
-fn resolve(
+fn resolve<'r>(
     reference: &Reference,
-    contained: &[Box<RawValue>],
-    record: &PatientRecord,
-) -> Option<Medication> {
+    contained: &'r [Lenient<Medication>],
+    record: &'r PatientRecord,
+) -> Option<&'r Medication> {
     let r = reference.reference.as_deref()?;
     if let Some(local) = r.strip_prefix('#') {
-        return contained.iter().find_map(|raw| {
-            let m: Medication = serde_json::from_str(raw.get()).ok()?;
-            (m.id.as_deref() == Some(local)).then_some(m)
+        return contained.iter().filter_map(Lenient::read).find(|m| {
+            m.resource_type.as_deref() == Some("Medication") && m.id.as_deref() == Some(local)
         });
     }
+    let path = r.split("/_history/").next().unwrap_or(r);
     record
         .medications
         .iter()
         .find(|m| {
             m.full_url.as_deref() == Some(r)
                 || r == m.citation
-                || r.split("/_history/")
-                    .next()
-                    .is_some_and(|p| p.ends_with(&format!("/{}", m.citation)))
+                || path
+                    .strip_suffix(m.citation.as_str())
+                    .is_some_and(|rest| rest.ends_with('/'))
         })
-        .map(|m| m.resource.clone())
+        .map(|m| &m.resource)
 }
 
 /// Screening-rules section 2: RxNorm ingredient codes; otherwise names and brands in the text;

@@ -7,7 +7,7 @@ use crate::date::{Date, DateTime};
 use crate::fhir::datatypes::{CodeableConcept, Period, Quantity};
 use crate::fhir::resources::{Condition, Observation, Procedure};
 use crate::fhir::{DiagnosticKind, Entry, PatientRecord};
-use crate::knowledge::Knowledge;
+use crate::knowledge::{ConditionSets, Knowledge};
 use crate::ratio::Ratio;
 
 /// A whole-number score (PHQ-9 total, item 9, MDQ total).
@@ -36,6 +36,8 @@ pub struct BloodPressure {
 #[derive(Debug, Clone)]
 pub struct Diagnosis<'r> {
     pub code: &'r CodeableConcept,
+    /// The condition sets of `codes.toml` the code falls in.
+    pub sets: ConditionSets,
     /// Onset, else recorded date.
     pub date: Option<Date>,
     /// clinicalStatus active, recurrence or relapse (or unstated), and not abated by `as_of`.
@@ -105,7 +107,7 @@ pub fn gather<'r>(
         observation(entry, as_of, k, &mut facts, d);
     }
     for entry in &record.conditions {
-        if let Some(dx) = diagnosis(entry, as_of, d) {
+        if let Some(dx) = diagnosis(entry, as_of, k, d) {
             facts.diagnoses.push(dx);
         }
     }
@@ -333,6 +335,7 @@ fn component_score(
 fn diagnosis<'r>(
     entry: &'r Entry<Condition>,
     as_of: Date,
+    k: &Knowledge,
     d: &mut Diagnostics,
 ) -> Option<Diagnosis<'r>> {
     let c = &entry.resource;
@@ -388,6 +391,7 @@ fn diagnosis<'r>(
     }
     Some(Diagnosis {
         code,
+        sets: k.condition_sets_of(code),
         date,
         active: clinically_active && !abated,
         citation: cite,

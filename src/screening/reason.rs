@@ -7,6 +7,7 @@ use super::status::Tally;
 use super::trial::{DoseAdequacy, Trial};
 use crate::date::Date;
 use crate::knowledge::Knowledge;
+use std::fmt::Write;
 
 pub fn status_reason(status: TrdStatus, tally: &Tally, trials: &[Trial], k: &Knowledge) -> Reason {
     let names = |set: &std::collections::BTreeSet<crate::knowledge::DrugId>| {
@@ -76,61 +77,83 @@ pub fn trial_reason(
     as_of: Date,
     k: &Knowledge,
 ) -> Reason {
+    // One buffer written in place: this runs for every trial of every patient screened.
     let info = k.drug(t.drug);
-    let span = match t.end {
-        Some(end) => format!("{} to {}", t.start, end),
-        None => format!("{} to now", t.start),
+    let mut text = String::with_capacity(160);
+    let _ = write!(text, "{} {} to ", info.name, t.start);
+    let _ = match t.end {
+        Some(end) => write!(text, "{end}"),
+        None => write!(text, "now"),
     };
-    let weeks = t.days(as_of) / 7;
-    let dose = t
-        .daily_mg
-        .map_or("dose unknown".to_owned(), |mg| format!("{mg} mg/day"));
-    let mut text = format!("{} {span} ({weeks} weeks, {dose})", info.name);
+    let _ = write!(text, " ({} weeks, ", t.days(as_of) / 7);
+    let _ = match t.daily_mg {
+        Some(mg) => write!(text, "{mg} mg/day)"),
+        None => write!(text, "dose unknown)"),
+    };
     if t.augmentation {
         text.push_str(": augmentation, not an antidepressant trial");
     } else {
-        let dose_word = match t.dose {
-            DoseAdequacy::Adequate => "adequate dose",
-            DoseAdequacy::Inadequate => "dose below the adequate minimum",
-            DoseAdequacy::Unconfirmed => "dose adequacy unconfirmed",
-        };
-        let duration_word = if t.adequate_duration {
-            "adequate duration"
+        text.push_str(match t.dose {
+            DoseAdequacy::Adequate => ": adequate dose",
+            DoseAdequacy::Inadequate => ": dose below the adequate minimum",
+            DoseAdequacy::Unconfirmed => ": dose adequacy unconfirmed",
+        });
+        text.push_str(if t.adequate_duration {
+            ", adequate duration"
         } else {
-            "too short"
-        };
-        text.push_str(&format!(": {dose_word}, {duration_word}"));
+            ", too short"
+        });
     }
+    text.push_str("; ");
     let mut evidence = t.evidence.clone();
     let scores = match (judged.baseline, judged.end_score) {
         (Some(b), Some(e)) => {
             evidence.extend([b.citation.clone(), e.citation.clone()]);
-            format!(" (score {} to {})", b.value, e.value)
+            Some((Some(b.value), e.value))
         }
         (None, Some(e)) => {
             evidence.push(e.citation.clone());
-            format!(" (end score {}, no baseline)", e.value)
+            Some((None, e.value))
         }
-        _ => String::new(),
+        _ => None,
     };
-    let outcome = match judged.outcome {
+    let write_scores = |text: &mut String| {
+        let _ = match scores {
+            Some((Some(b), e)) => write!(text, " (score {b} to {e})"),
+            Some((None, e)) => write!(text, " (end score {e}, no baseline)"),
+            None => Ok(()),
+        };
+    };
+    match judged.outcome {
         TrialOutcome::Failed if judged.inferred => {
             let next = judged.switched_to.map(|n| &trials[n]);
             if let Some(n) = next {
                 evidence.extend(n.evidence.iter().cloned());
             }
-            format!(
-                "failed (inferred: no end score, and {} was started on {})",
-                next.map_or("another drug", |n| k.drug(n.drug).name.as_str()),
-                next.map_or_else(String::new, |n| n.start.to_string())
-            )
+            let _ = match next {
+                Some(n) => write!(
+                    text,
+                    "failed (inferred: no end score, and {} was started on {})",
+                    k.drug(n.drug).name,
+                    n.start
+                ),
+                None => write!(
+                    text,
+                    "failed (inferred: no end score, and another drug was started)"
+                ),
+            };
         }
-        TrialOutcome::Failed => format!("failed{scores}"),
-        TrialOutcome::Responded => format!("responded{scores}"),
-        TrialOutcome::Ongoing => "ongoing, too early to judge".to_owned(),
-        TrialOutcome::Unknown => "outcome unknown (no end score and no switch)".to_owned(),
-    };
-    text.push_str(&format!("; {outcome}"));
+        TrialOutcome::Failed => {
+            text.push_str("failed");
+            write_scores(&mut text);
+        }
+        TrialOutcome::Responded => {
+            text.push_str("responded");
+            write_scores(&mut text);
+        }
+        TrialOutcome::Ongoing => text.push_str("ongoing, too early to judge"),
+        TrialOutcome::Unknown => text.push_str("outcome unknown (no end score and no switch)"),
+    }
     if !counted {
         text.push_str("; before the current episode, not counted");
     }

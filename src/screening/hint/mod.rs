@@ -33,10 +33,13 @@ impl Context<'_> {
         set: &str,
         keep: impl Fn(&super::facts::Diagnosis) -> bool,
     ) -> Vec<String> {
+        let Some(set) = self.k.condition_set(set) else {
+            return Vec::new();
+        };
         self.facts
             .diagnoses
             .iter()
-            .filter(|d| self.k.in_condition_set(set, d.code) && keep(d))
+            .filter(|d| d.sets.contains(set) && keep(d))
             .map(|d| d.citation.to_owned())
             .collect()
     }
