@@ -2,13 +2,19 @@
 //! given, calls the pure core and prints.
 
 use crate::date::Date;
+use crate::error::Error;
 use crate::fhir::read_patient_bundle;
+use crate::grpc;
 use crate::knowledge::Knowledge;
+use crate::service::{Screener, WriteBackRequest, today};
+use crate::settings::Settings;
 use crate::{render, screening};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,6 +43,36 @@ pub enum Command {
         #[arg(long)]
         knowledge: Option<PathBuf>,
     },
+    /// Runs the gRPC service (trdscreen.v1.TrdScreening, health, reflection) until SIGTERM/SIGINT.
+    Serve {
+        /// Settings file (TOML); TRDSCREEN_... environment variables override it.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+    },
+    /// Screens one patient read from the configured FHIR server, as ScreenPatient does.
+    Screen {
+        /// The FHIR id of the Patient.
+        #[arg(long)]
+        patient: String,
+        #[arg(long, value_parser = parse_day)]
+        as_of: Option<Date>,
+        /// What to write back: none, flag, flag-and-care-plan; default: the configured default.
+        #[arg(long, value_parser = parse_write_back)]
+        write_back: Option<WriteBackRequest>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+    },
+}
+
+fn parse_write_back(text: &str) -> Result<WriteBackRequest, String> {
+    match text {
+        "none" => Ok(WriteBackRequest::None),
+        "flag" => Ok(WriteBackRequest::Flag),
+        "flag-and-care-plan" => Ok(WriteBackRequest::FlagAndCarePlan),
+        _ => Err("expected none, flag or flag-and-care-plan".into()),
+    }
 }
 
 fn parse_day(text: &str) -> Result<Date, String> {
@@ -50,6 +86,20 @@ fn parse_day(text: &str) -> Result<Date, String> {
 /// that is not a usable Bundle.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Serve { config } => serve(config.as_deref()),
+        Command::Screen {
+            patient,
+            as_of,
+            write_back,
+            json,
+            config,
+        } => screen(
+            config.as_deref(),
+            &patient,
+            as_of,
+            write_back.unwrap_or(WriteBackRequest::Default),
+            json,
+        ),
         Command::Evaluate {
             file,
             as_of,
@@ -89,19 +139,118 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Settings, secrets and the screener, or the exit code and message of what is wrong.
+fn start(config: Option<&Path>) -> Result<(Settings, Screener), ExitCode> {
+    let env = |name: &str| std::env::var(name).ok();
+    let settings = Settings::load(config, &env).map_err(|e| fail(1, &e.to_string()))?;
+    let secrets = settings
+        .secrets(&env)
+        .map_err(|e| fail(1, &e.to_string()))?;
+    let screener = Screener::new(&settings, &secrets).map_err(|e| fail(1, &e.to_string()))?;
+    Ok((settings, screener))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(1, &format!("cannot start the async runtime: {e}")))
+}
+
+fn serve(config: Option<&Path>) -> ExitCode {
+    let (settings, screener) = match start(config) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let bound = match grpc::server::bind(&settings, Arc::new(screener)).await {
+            Ok(bound) => bound,
+            Err(e) => {
+                return fail(
+                    1,
+                    &format!("cannot listen on {}: {e}", settings.grpc.listen),
+                );
+            }
+        };
+        tracing::info!(address = %bound.address, "serving trdscreen.v1.TrdScreening");
+        match bound.serve(grpc::server::termination_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(1, &format!("the gRPC server stopped: {e}")),
+        }
+    })
+}
+
+fn screen(
+    config: Option<&Path>,
+    patient: &str,
+    as_of: Option<Date>,
+    write_back: WriteBackRequest,
+    json: bool,
+) -> ExitCode {
+    let (_, screener) = match start(config) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let as_of = as_of.unwrap_or_else(today);
+    let screened = match rt.block_on(screener.screen_patient(patient, as_of, write_back)) {
+        Ok(s) => s,
+        Err(e @ Error::InvalidArgument(_)) => return fail(2, &e.to_string()),
+        Err(e) => return fail(1, &e.to_string()),
+    };
+    if json {
+        let write_back = screened.write_back.as_ref().map(|r| match r {
+            Ok(o) => serde_json::json!({
+                "flag_reference": o.flag_reference,
+                "care_plan_reference": o.care_plan_reference,
+                "changed": o.changed,
+            }),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        });
+        let out = serde_json::json!({"assessment": screened.assessment, "write_back": write_back});
+        match serde_json::to_string_pretty(&out) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(1, &format!("cannot write the assessment: {e}")),
+        }
+    } else {
+        print!(
+            "{}",
+            render::summary(&screened.assessment, std::io::stdout().is_terminal())
+        );
+        match &screened.write_back {
+            Some(Ok(o)) => println!(
+                "Write-back: {} {} ({})",
+                o.flag_reference.as_deref().unwrap_or("no Flag"),
+                o.care_plan_reference.as_deref().unwrap_or(""),
+                if o.changed {
+                    "updated"
+                } else {
+                    "already up to date"
+                }
+            ),
+            Some(Err(e)) => println!("Write-back failed: {e}"),
+            None => {}
+        }
+    }
+    match screened.write_back {
+        Some(Err(_)) => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
 fn read_input(file: &PathBuf) -> std::io::Result<String> {
     if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
     } else {
         std::fs::read_to_string(file)
     }
-}
-
-fn today() -> Date {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Date::from_days_since_epoch((seconds / 86_400) as i32)
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {

@@ -1,9 +1,11 @@
-//! Everything about FHIR R4 data: the lenient resource types and how one patient's record is gathered.
-//! (The HTTP client for FHIR servers will live here too, so that every byte exchanged with FHIR is in
-//! one place.)
+//! Everything about FHIR R4 data: the lenient resource types, how one patient's record is gathered,
+//! and the HTTP client for FHIR servers, so that every byte exchanged with FHIR is in one place.
 
+pub mod auth;
 pub mod bundle;
+pub mod client;
 pub mod datatypes;
+pub mod fetch;
 pub mod record;
 pub mod resources;
 

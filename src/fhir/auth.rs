@@ -1,0 +1,273 @@
+//! Authentication to the FHIR server: none, a static bearer token, or SMART Backend Services
+//! (a client assertion signed with the service's private key, exchanged for an access token that is
+//! cached until shortly before it expires and renewed once on a 401).
+
+use super::client::FhirClient;
+use crate::error::{Error, Result};
+use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+/// A token is renewed this long before the server says it expires.
+const RENEW_MARGIN: Duration = Duration::from_secs(60);
+/// The assertion's lifetime; SMART allows at most five minutes.
+const ASSERTION_LIFETIME_SECS: u64 = 300;
+
+pub enum Auth {
+    None,
+    Bearer(String),
+    Smart(Box<Smart>),
+}
+
+pub struct Smart {
+    client_id: String,
+    key: EncodingKey,
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    scope: String,
+    configured_token_url: Option<String>,
+    base: String,
+    state: Mutex<TokenState>,
+}
+
+#[derive(Default)]
+struct TokenState {
+    token_url: Option<String>,
+    token: Option<(String, Instant)>,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: u64,
+    iat: u64,
+    jti: String,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct SmartConfiguration {
+    token_endpoint: Option<String>,
+}
+
+impl Auth {
+    pub fn from_settings(settings: &AuthSettings, secrets: &Secrets, base: &str) -> Result<Auth> {
+        match settings.mode {
+            AuthMode::None => Ok(Auth::None),
+            AuthMode::Bearer => secrets
+                .bearer_token
+                .clone()
+                .map(Auth::Bearer)
+                .ok_or_else(|| Error::NotConfigured("no bearer token was read".into())),
+            AuthMode::Smart => {
+                let pem = secrets
+                    .private_key_pem
+                    .as_deref()
+                    .ok_or_else(|| Error::NotConfigured("no SMART private key was read".into()))?;
+                let (key, algorithm) = match settings.algorithm {
+                    SigningAlgorithm::RS384 => (EncodingKey::from_rsa_pem(pem), Algorithm::RS384),
+                    SigningAlgorithm::ES384 => (EncodingKey::from_ec_pem(pem), Algorithm::ES384),
+                };
+                let key = key.map_err(|_| {
+                    Error::NotConfigured(format!(
+                        "the SMART private key is not a PEM key for {:?}",
+                        settings.algorithm
+                    ))
+                })?;
+                Ok(Auth::Smart(Box::new(Smart {
+                    client_id: settings.client_id.clone(),
+                    key,
+                    algorithm,
+                    key_id: settings.key_id.clone(),
+                    scope: settings.scope.clone(),
+                    configured_token_url: settings.token_url.clone(),
+                    base: base.to_owned(),
+                    state: Mutex::new(TokenState::default()),
+                })))
+            }
+        }
+    }
+
+    pub fn renewable(&self) -> bool {
+        matches!(self, Auth::Smart(_))
+    }
+
+    /// The bearer token to send, if any.
+    pub async fn token(&self, client: &FhirClient) -> Result<Option<String>> {
+        match self {
+            Auth::None => Ok(None),
+            Auth::Bearer(token) => Ok(Some(token.clone())),
+            Auth::Smart(smart) => smart.token(client).await.map(Some),
+        }
+    }
+
+    /// Drops a cached token the server refused, so the next request obtains a new one.
+    pub async fn forget(&self, refused: Option<&str>) {
+        if let Auth::Smart(smart) = self {
+            let mut state = smart.state.lock().await;
+            if state.token.as_ref().map(|(t, _)| t.as_str()) == refused {
+                state.token = None;
+            }
+        }
+    }
+}
+
+impl Smart {
+    async fn token(&self, client: &FhirClient) -> Result<String> {
+        // One request for a token at a time: callers waiting here then share the new token.
+        let mut state = self.state.lock().await;
+        if let Some((token, expires)) = &state.token
+            && Instant::now() + RENEW_MARGIN < *expires
+        {
+            return Ok(token.clone());
+        }
+        let token_url = match (&state.token_url, &self.configured_token_url) {
+            (Some(url), _) | (None, Some(url)) => url.clone(),
+            (None, None) => self.discover(client).await?,
+        };
+        state.token_url = Some(token_url.clone());
+        let (token, lifetime) = self.request_token(client, &token_url).await?;
+        state.token = Some((token.clone(), Instant::now() + lifetime));
+        Ok(token)
+    }
+
+    async fn discover(&self, client: &FhirClient) -> Result<String> {
+        let url = format!("{}/.well-known/smart-configuration", self.base);
+        let response = client
+            .http()
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| unreachable_auth(&e, "SMART configuration"))?;
+        if !response.status().is_success() {
+            return Err(Error::Unavailable(format!(
+                "SMART discovery answered {}; set fhir.auth.token_url",
+                response.status().as_u16()
+            )));
+        }
+        let config: SmartConfiguration = response
+            .json()
+            .await
+            .map_err(|_| Error::BadGateway("the SMART configuration is not JSON".into()))?;
+        config.token_endpoint.ok_or_else(|| {
+            Error::BadGateway("the SMART configuration names no token_endpoint".into())
+        })
+    }
+
+    fn assertion(&self, token_url: &str) -> Result<String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| Error::NotConfigured("the system clock is before 1970".into()))?
+            .as_secs();
+        let mut header = Header::new(self.algorithm);
+        header.kid = self.key_id.clone();
+        header.typ = Some("JWT".into());
+        let claims = Claims {
+            iss: &self.client_id,
+            sub: &self.client_id,
+            aud: token_url,
+            exp: now + ASSERTION_LIFETIME_SECS,
+            iat: now,
+            jti: random_id()?,
+        };
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|_| Error::NotConfigured("cannot sign the SMART client assertion".into()))
+    }
+
+    async fn request_token(
+        &self,
+        client: &FhirClient,
+        token_url: &str,
+    ) -> Result<(String, Duration)> {
+        let policy = client.retry_policy();
+        let mut attempt = 0;
+        loop {
+            // A fresh assertion (and jti) per attempt: servers refuse a replayed jti.
+            let form = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "client_credentials")
+                .append_pair(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                )
+                .append_pair("client_assertion", &self.assertion(token_url)?)
+                .append_pair("scope", &self.scope)
+                .finish();
+            let result = client
+                .http()
+                .post(token_url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .header(reqwest::header::ACCEPT, "application/json")
+                .body(form)
+                .send()
+                .await;
+            let retryable = match &result {
+                Err(_) => true,
+                Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
+            };
+            if retryable && attempt < policy.max_retries {
+                tokio::time::sleep(super::client::backoff(policy, attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            let response = result.map_err(|e| unreachable_auth(&e, "token endpoint"))?;
+            let status = response.status();
+            if !status.is_success() {
+                let body = response.bytes().await.unwrap_or_default();
+                let reason = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| {
+                        let error = v.get("error")?.as_str()?.to_owned();
+                        let description = v.get("error_description").and_then(|d| d.as_str());
+                        Some(match description {
+                            Some(d) => format!("{error}: {d}"),
+                            None => error,
+                        })
+                    })
+                    .unwrap_or_default();
+                tracing::warn!(status = status.as_u16(), "SMART token request refused");
+                return Err(Error::Unauthenticated(format!(
+                    "the token endpoint refused the client ({}) {reason}",
+                    status.as_u16()
+                )));
+            }
+            let token: TokenResponse = response.json().await.map_err(|_| {
+                Error::BadGateway("the token endpoint's answer is not a token".into())
+            })?;
+            let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
+            tracing::info!(
+                expires_in = lifetime.as_secs(),
+                "obtained a SMART access token"
+            );
+            return Ok((token.access_token, lifetime));
+        }
+    }
+}
+
+fn unreachable_auth(e: &reqwest::Error, what: &str) -> Error {
+    if e.is_timeout() {
+        Error::Timeout(format!("the {what} did not answer in time"))
+    } else {
+        Error::Unavailable(format!("cannot reach the {what}"))
+    }
+}
+
+/// 128 random bits as hex, for `jti`.
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|_| Error::NotConfigured("no random numbers from the operating system".into()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,448 @@
+//! The HTTP side of FHIR: every request to the FHIR server goes through [`FhirClient::send`], which
+//! adds authentication, applies the timeout, retries what is safe to retry, and turns a non-2xx
+//! answer into an [`Error`] that keeps the server's OperationOutcome text.
+//!
+//! Logs name the resource type, the method and the status, never a URL (URLs carry patient ids).
+
+use super::auth::Auth;
+use crate::error::{Error, Result};
+use crate::settings::{FhirSettings, Secrets};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::time::Duration;
+
+const FHIR_JSON: &str = "application/fhir+json";
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub retry_after_cap: Duration,
+}
+
+pub struct FhirClient {
+    http: reqwest::Client,
+    /// The base URL without a trailing slash.
+    base: String,
+    origin: url::Origin,
+    auth: Auth,
+    retry: RetryPolicy,
+    page_size: u32,
+    page_cap: u32,
+}
+
+/// A 2xx answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub etag: Option<String>,
+    pub location: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+/// One entry of a search result, with the resource left as JSON text.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchEntry {
+    pub full_url: Option<String>,
+    pub resource: Option<Box<RawValue>>,
+    pub search: Option<SearchInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchInfo {
+    pub mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchPage {
+    resource_type: Option<String>,
+    #[serde(default)]
+    entry: Vec<SearchEntry>,
+    #[serde(default)]
+    link: Vec<PageLink>,
+}
+
+#[derive(Deserialize)]
+struct PageLink {
+    relation: Option<String>,
+    url: Option<String>,
+}
+
+/// What an idempotent request may be retried on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Idempotent {
+    Yes,
+    No,
+}
+
+impl FhirClient {
+    pub fn new(settings: &FhirSettings, secrets: &Secrets) -> Result<FhirClient> {
+        if settings.base_url.is_empty() {
+            return Err(Error::NotConfigured("fhir.base_url is not set".into()));
+        }
+        let base = settings.base_url.trim_end_matches('/').to_owned();
+        let origin = url::Url::parse(&base)
+            .map_err(|_| Error::NotConfigured("fhir.base_url is not a URL".into()))?
+            .origin();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.timeout_secs))
+            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("trdscreen/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::NotConfigured(format!("cannot build the HTTP client: {e}")))?;
+        Ok(FhirClient {
+            auth: Auth::from_settings(&settings.auth, secrets, &base)?,
+            http,
+            base,
+            origin,
+            retry: RetryPolicy {
+                max_retries: settings.max_retries,
+                base: Duration::from_millis(settings.retry_base_ms),
+                retry_after_cap: Duration::from_secs(settings.retry_after_cap_secs),
+            },
+            page_size: settings.page_size,
+            page_cap: settings.page_cap,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// `{base}/{path}`; `path` is built by this crate from validated ids and fixed parameter names.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path)
+    }
+
+    /// Reads `Type/id`; `None` when the server says it does not exist (404 or 410).
+    pub async fn read(&self, resource_type: &str, id: &str) -> Result<Option<Reply>> {
+        let url = self.url(&format!("{resource_type}/{id}"));
+        match self
+            .send(Method::GET, &url, None, &[], Idempotent::Yes, resource_type)
+            .await
+        {
+            Ok(reply) => Ok(Some(reply)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every entry of a search, following `next` links as opaque URLs up to the page cap.
+    pub async fn search(
+        &self,
+        resource_type: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Vec<SearchEntry>> {
+        let mut url = url::Url::parse(&self.url(resource_type))
+            .map_err(|_| Error::NotConfigured("fhir.base_url is not a URL".into()))?;
+        {
+            let mut query = url.query_pairs_mut();
+            for (name, value) in params {
+                query.append_pair(name, value);
+            }
+            query.append_pair("_count", &self.page_size.to_string());
+        }
+        let mut next = Some(url.to_string());
+        let mut seen = std::collections::HashSet::new();
+        let mut entries = Vec::new();
+        let mut pages = 0;
+        while let Some(page_url) = next.take() {
+            if !seen.insert(page_url.clone()) {
+                return Err(Error::BadGateway(format!(
+                    "the {resource_type} search's next link points back to a page already read"
+                )));
+            }
+            pages += 1;
+            if pages > self.page_cap {
+                return Err(Error::BadGateway(format!(
+                    "the {resource_type} search has more than {} pages (fhir.page_cap)",
+                    self.page_cap
+                )));
+            }
+            let reply = self
+                .send(
+                    Method::GET,
+                    &page_url,
+                    None,
+                    &[],
+                    Idempotent::Yes,
+                    resource_type,
+                )
+                .await?;
+            let page: SearchPage = serde_json::from_slice(&reply.body).map_err(|_| {
+                Error::BadGateway(format!("the {resource_type} search did not return JSON"))
+            })?;
+            if page.resource_type.as_deref() != Some("Bundle") {
+                return Err(Error::BadGateway(format!(
+                    "the {resource_type} search did not return a Bundle"
+                )));
+            }
+            entries.extend(page.entry);
+            next = page
+                .link
+                .into_iter()
+                .find(|l| l.relation.as_deref() == Some("next"))
+                .and_then(|l| l.url);
+            if let Some(n) = &next {
+                self.check_same_origin(n, resource_type)?;
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Credentials go only to the configured server: a `next` link elsewhere is refused.
+    fn check_same_origin(&self, link: &str, resource_type: &str) -> Result<()> {
+        match url::Url::parse(link) {
+            Ok(u) if u.origin() == self.origin => Ok(()),
+            _ => Err(Error::BadGateway(format!(
+                "the {resource_type} search's next link leaves the FHIR server"
+            ))),
+        }
+    }
+
+    /// One request with authentication, timeout and (when idempotent) retries with jittered
+    /// exponential backoff on connection errors, timeouts, 429 and 5xx, honouring `Retry-After` up
+    /// to a cap. A 401 renews a SMART token once.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+        idempotent: Idempotent,
+        resource_type: &str,
+    ) -> Result<Reply> {
+        let mut attempt = 0;
+        let mut renewed_token = false;
+        loop {
+            let token = self.auth.token(self).await?;
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .header(reqwest::header::ACCEPT, FHIR_JSON);
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(body) = body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
+                    .body(body.to_vec());
+            }
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let head = response.headers().clone();
+                    match response.bytes().await {
+                        Ok(body) => Ok((status, head, body)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let retries_left = idempotent == Idempotent::Yes && attempt < self.retry.max_retries;
+            match outcome {
+                Err(e) => {
+                    let failure = transport_error(&e, resource_type);
+                    tracing::warn!(resource_type, method = %method, attempt, error = %failure, "FHIR request failed");
+                    if !retries_left {
+                        return Err(failure);
+                    }
+                    tokio::time::sleep(backoff(&self.retry, attempt)).await;
+                }
+                Ok((status, head, body)) if status.is_success() => {
+                    tracing::debug!(resource_type, method = %method, status = status.as_u16(), "FHIR request");
+                    return Ok(Reply {
+                        status,
+                        etag: header_text(&head, reqwest::header::ETAG),
+                        location: header_text(&head, reqwest::header::LOCATION)
+                            .or_else(|| header_text(&head, reqwest::header::CONTENT_LOCATION)),
+                        body,
+                    });
+                }
+                Ok((status, head, body)) => {
+                    if status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 429) {
+                        tracing::warn!(resource_type, method = %method, status = status.as_u16(), attempt, "FHIR request refused");
+                    } else {
+                        tracing::debug!(resource_type, method = %method, status = status.as_u16(), "FHIR request refused");
+                    }
+                    if status == StatusCode::UNAUTHORIZED && self.auth.renewable() && !renewed_token
+                    {
+                        renewed_token = true;
+                        self.auth.forget(token.as_deref()).await;
+                        continue;
+                    }
+                    let retryable =
+                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    if retryable && retries_left {
+                        let wait = match retry_after(&head) {
+                            Some(asked) if asked > self.retry.retry_after_cap => {
+                                return Err(Error::Unavailable(format!(
+                                    "the FHIR server asked to wait {} s before retrying, more than the {} s allowed",
+                                    asked.as_secs(),
+                                    self.retry.retry_after_cap.as_secs()
+                                )));
+                            }
+                            Some(asked) => asked,
+                            None => backoff(&self.retry, attempt),
+                        };
+                        tokio::time::sleep(wait).await;
+                    } else {
+                        return Err(status_error(status, &body, resource_type));
+                    }
+                }
+            }
+            attempt += 1;
+        }
+    }
+}
+
+fn header_text(head: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
+    head.get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Full jitter: a random wait between zero and base × 2^attempt (capped at 30 s).
+pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let ceiling = policy
+        .base
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(Duration::from_secs(30));
+    let mut bytes = [0u8; 8];
+    let fraction = match getrandom::fill(&mut bytes) {
+        Ok(()) => (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64,
+        Err(_) => 0.5,
+    };
+    ceiling.mul_f64(fraction)
+}
+
+/// `Retry-After` as seconds (the form FHIR servers use); an HTTP date is read as "now".
+fn retry_after(head: &HeaderMap) -> Option<Duration> {
+    let text = head.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    match text.trim().parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => Some(Duration::ZERO),
+    }
+}
+
+fn transport_error(e: &reqwest::Error, resource_type: &str) -> Error {
+    if e.is_timeout() {
+        Error::Timeout(format!(
+            "the FHIR server did not answer the {resource_type} request in time"
+        ))
+    } else if e.is_connect() {
+        Error::Unavailable("cannot connect to the FHIR server".into())
+    } else if e.is_body() || e.is_decode() {
+        Error::Unavailable(format!(
+            "the FHIR server's {resource_type} answer was cut short"
+        ))
+    } else {
+        Error::Unavailable(format!(
+            "the {resource_type} request failed: {}",
+            redacted(e)
+        ))
+    }
+}
+
+/// A reqwest error's text without its URL (which may hold a patient id).
+fn redacted(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    text
+}
+
+/// A non-2xx status as an error, with the server's OperationOutcome text when it sent one.
+fn status_error(status: StatusCode, body: &[u8], resource_type: &str) -> Error {
+    let detail = operation_outcome_text(body)
+        .map(|t| format!(": {t}"))
+        .unwrap_or_default();
+    let code = status.as_u16();
+    match status {
+        StatusCode::UNAUTHORIZED => Error::Unauthenticated(format!(
+            "the FHIR server refused the credentials (401){detail}"
+        )),
+        StatusCode::FORBIDDEN => Error::PermissionDenied(format!(
+            "the FHIR server refused the {resource_type} request (403){detail}"
+        )),
+        StatusCode::NOT_FOUND | StatusCode::GONE => {
+            Error::NotFound(format!("{resource_type} not found ({code}){detail}"))
+        }
+        StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => Error::Conflict(format!(
+            "the {resource_type} write conflicted ({code}){detail}"
+        )),
+        StatusCode::TOO_MANY_REQUESTS => {
+            Error::Unavailable(format!("the FHIR server is rate limiting (429){detail}"))
+        }
+        s if s.is_server_error() => Error::Unavailable(format!(
+            "the FHIR server failed the {resource_type} request ({code}){detail}"
+        )),
+        _ => Error::BadGateway(format!(
+            "the FHIR server answered the {resource_type} request with {code}{detail}"
+        )),
+    }
+}
+
+/// The diagnostics (or details text) of an OperationOutcome's issues, shortened.
+pub fn operation_outcome_text(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Outcome {
+        resource_type: Option<String>,
+        #[serde(default)]
+        issue: Vec<Issue>,
+    }
+    #[derive(Deserialize)]
+    struct Issue {
+        code: Option<String>,
+        diagnostics: Option<String>,
+        details: Option<crate::fhir::datatypes::CodeableConcept>,
+    }
+    let outcome: Outcome = serde_json::from_slice(body).ok()?;
+    if outcome.resource_type.as_deref() != Some("OperationOutcome") {
+        return None;
+    }
+    let text: Vec<String> = outcome
+        .issue
+        .iter()
+        .filter_map(|i| {
+            let words = i
+                .diagnostics
+                .clone()
+                .or_else(|| i.details.as_ref().and_then(|d| d.text.clone()));
+            match (&i.code, words) {
+                (Some(code), Some(w)) => Some(format!("{code}: {w}")),
+                (None, Some(w)) => Some(w),
+                (Some(code), None) => Some(code.clone()),
+                (None, None) => None,
+            }
+        })
+        .collect();
+    let mut joined = text.join("; ");
+    if joined.len() > 300 {
+        let mut cut = 300;
+        while !joined.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        joined.truncate(cut);
+        joined.push('…');
+    }
+    (!joined.is_empty()).then_some(joined)
+}

@@ -1,0 +1,171 @@
+//! Gathers one patient's record from a FHIR server: the Patient, then narrow searches made
+//! concurrently (medications with their Medication included, the observations screening reads by
+//! code, conditions, procedures), then any Medication still referenced but not included.
+
+use super::client::{FhirClient, SearchEntry};
+use super::{PatientId, PatientRecord};
+use crate::error::{Error, Result};
+use crate::knowledge::Knowledge;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+
+/// Medications read one by one when the server did not include them: a cap keeps a pathological
+/// record from turning into thousands of requests.
+const MAX_MEDICATION_READS: usize = 100;
+
+pub async fn patient_record(
+    client: &FhirClient,
+    id: &PatientId,
+    k: &Knowledge,
+) -> Result<PatientRecord> {
+    let Some(patient) = client.read("Patient", id.as_str()).await? else {
+        return Err(Error::NotFound(
+            "the FHIR server has no such Patient".into(),
+        ));
+    };
+    check_is_patient(&patient.body)?;
+    let subject = format!("Patient/{id}");
+    let codes = observation_codes(k);
+    let requests = [
+        ("patient", subject.as_str()),
+        ("_include", "MedicationRequest:medication"),
+    ];
+    let statements = [
+        ("patient", subject.as_str()),
+        ("_include", "MedicationStatement:medication"),
+    ];
+    let observations = [("patient", subject.as_str()), ("code", codes.as_str())];
+    let by_patient = [("patient", subject.as_str())];
+    let (requests, statements, observations, conditions, procedures) = tokio::try_join!(
+        client.search("MedicationRequest", &requests),
+        client.search("MedicationStatement", &statements),
+        client.search("Observation", &observations),
+        client.search("Condition", &by_patient),
+        client.search("Procedure", &by_patient),
+    )?;
+    let mut record = PatientRecord::new(id.clone(), Some(client.url(&subject)));
+    let mut position = 0;
+    let mut seen = BTreeSet::new();
+    for entry in [requests, statements, observations, conditions, procedures]
+        .into_iter()
+        .flatten()
+    {
+        add_entry(&mut record, &entry, &mut position, &mut seen);
+    }
+    read_missing_medications(client, &mut record, &mut position, &mut seen).await?;
+    Ok(record)
+}
+
+/// All LOINC codes screening reads, bare (any system), so that a coding whose system is missing
+/// still comes back and is named in diagnostics rather than silently absent.
+fn observation_codes(k: &Knowledge) -> String {
+    let o = &k.observations;
+    let all: BTreeSet<&str> = [
+        &o.phq9_total,
+        &o.phqa_total,
+        &o.phq9_item9,
+        &o.phq9_panel,
+        &o.mdq_total,
+        &o.bp_panel,
+        &o.systolic_bp,
+        &o.diastolic_bp,
+        &o.egfr,
+        &o.lithium_level,
+    ]
+    .into_iter()
+    .flatten()
+    .map(String::as_str)
+    .collect();
+    all.into_iter().collect::<Vec<_>>().join(",")
+}
+
+fn check_is_patient(body: &[u8]) -> Result<()> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head {
+        resource_type: Option<String>,
+    }
+    match serde_json::from_slice::<Head>(body) {
+        Ok(Head {
+            resource_type: Some(t),
+        }) if t == "Patient" => Ok(()),
+        _ => Err(Error::BadGateway(
+            "the Patient read did not return a Patient".into(),
+        )),
+    }
+}
+
+/// Adds a search entry, once (an included Medication may come with every page).
+fn add_entry(
+    record: &mut PatientRecord,
+    entry: &SearchEntry,
+    position: &mut usize,
+    seen: &mut BTreeSet<String>,
+) {
+    let mode = entry.search.as_ref().and_then(|s| s.mode.as_deref());
+    if mode == Some("outcome") {
+        return;
+    }
+    let Some(resource) = &entry.resource else {
+        return;
+    };
+    if let Some(url) = &entry.full_url
+        && !seen.insert(url.clone())
+    {
+        return;
+    }
+    record.add_json(resource, entry.full_url.as_deref(), *position);
+    *position += 1;
+}
+
+async fn read_missing_medications(
+    client: &FhirClient,
+    record: &mut PatientRecord,
+    position: &mut usize,
+    seen: &mut BTreeSet<String>,
+) -> Result<()> {
+    let have: BTreeSet<&str> = record
+        .medications
+        .iter()
+        .map(|m| m.citation.as_str())
+        .collect();
+    let referenced = record
+        .medication_requests
+        .iter()
+        .filter_map(|e| e.resource.medication_reference.as_ref())
+        .chain(
+            record
+                .medication_statements
+                .iter()
+                .filter_map(|e| e.resource.medication_reference.as_ref()),
+        )
+        .filter_map(|r| r.reference.as_deref());
+    let mut missing = BTreeSet::new();
+    for reference in referenced {
+        let path = reference.split("/_history/").next().unwrap_or(reference);
+        // Only plain references into this server (`Medication/id` or `{base}/Medication/id`).
+        let relative = path
+            .strip_prefix(client.base())
+            .map(|p| p.trim_start_matches('/'))
+            .unwrap_or(path);
+        if let Some(id) = relative.strip_prefix("Medication/")
+            && PatientId::parse(id).is_ok()
+            && !have.contains(relative)
+        {
+            missing.insert(id.to_owned());
+        }
+    }
+    for id in missing.into_iter().take(MAX_MEDICATION_READS) {
+        if let Some(reply) = client.read("Medication", &id).await? {
+            let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(&reply.body)
+                .map_err(|_| Error::BadGateway("a Medication read did not return JSON".into()))?;
+            let entry = SearchEntry {
+                full_url: Some(client.url(&format!("Medication/{id}"))),
+                resource: Some(raw),
+                search: None,
+            };
+            add_entry(record, &entry, position, seen);
+        }
+    }
+    Ok(())
+}

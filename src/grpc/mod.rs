@@ -1,0 +1,185 @@
+//! The gRPC transport: thin. It checks limits, turns requests into calls of [`Screener`] and
+//! results into the contract's messages; errors become statuses in one place ([`status`]).
+
+pub mod convert;
+pub mod server;
+pub mod status;
+
+use crate::date::Date;
+use crate::error::Error;
+use crate::proto;
+use crate::proto::trd_screening_server::TrdScreening;
+use crate::service::{Screener, WriteBackRequest, today};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+pub struct Service {
+    screener: Arc<Screener>,
+    /// Calls handled at once; one more is refused rather than queued without bound.
+    permits: Arc<Semaphore>,
+    call_timeout: Duration,
+    max_request_bytes: usize,
+}
+
+impl Service {
+    pub fn new(
+        screener: Arc<Screener>,
+        max_concurrent_calls: usize,
+        call_timeout: Duration,
+        max_request_bytes: usize,
+    ) -> Service {
+        Service {
+            screener,
+            permits: Arc::new(Semaphore::new(max_concurrent_calls)),
+            call_timeout,
+            max_request_bytes,
+        }
+    }
+
+    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("the service is at its concurrent call limit; retry later")
+        })
+    }
+
+    /// The configured call timeout, or the caller's deadline when that is sooner.
+    fn deadline<T>(&self, request: &Request<T>) -> Duration {
+        let asked = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        asked.map_or(self.call_timeout, |d| d.min(self.call_timeout))
+    }
+}
+
+/// `grpc-timeout` as the gRPC HTTP/2 protocol writes it: up to 8 digits and a unit.
+fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn as_of(timestamp: Option<&prost_types::Timestamp>) -> Result<Date, Status> {
+    match timestamp {
+        None => Ok(today()),
+        Some(t) if (-2_208_988_800..=32_503_680_000).contains(&t.seconds) => Ok(
+            Date::from_days_since_epoch(t.seconds.div_euclid(86_400) as i32),
+        ),
+        Some(_) => Err(Status::invalid_argument(
+            "as_of is outside the years 1900 to 3000",
+        )),
+    }
+}
+
+fn write_back_request(mode: i32) -> Result<WriteBackRequest, Status> {
+    match proto::WriteBackMode::try_from(mode) {
+        Ok(proto::WriteBackMode::Unspecified) => Ok(WriteBackRequest::Default),
+        Ok(proto::WriteBackMode::None) => Ok(WriteBackRequest::None),
+        Ok(proto::WriteBackMode::Flag) => Ok(WriteBackRequest::Flag),
+        Ok(proto::WriteBackMode::FlagAndCarePlan) => Ok(WriteBackRequest::FlagAndCarePlan),
+        Err(_) => Err(Status::invalid_argument(
+            "write_back is not a known WriteBackMode",
+        )),
+    }
+}
+
+async fn within<T>(
+    deadline: Duration,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Status> {
+    match tokio::time::timeout(deadline, work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(status::status(&e)),
+        Err(_) => Err(Status::deadline_exceeded(
+            "the call did not finish within its deadline",
+        )),
+    }
+}
+
+pub type ResponseStream =
+    Pin<Box<dyn Stream<Item = Result<proto::ScreenPatientResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl TrdScreening for Service {
+    async fn screen_patient(
+        &self,
+        request: Request<proto::ScreenPatientRequest>,
+    ) -> Result<Response<proto::ScreenPatientResponse>, Status> {
+        let _permit = self.admit()?;
+        let deadline = self.deadline(&request);
+        let r = request.into_inner();
+        let as_of = as_of(r.as_of.as_ref())?;
+        let mode = write_back_request(r.write_back)?;
+        let screened = within(
+            deadline,
+            self.screener.screen_patient(&r.patient_id, as_of, mode),
+        )
+        .await?;
+        Ok(Response::new(proto::ScreenPatientResponse {
+            assessment: Some(convert::assessment(screened.assessment)),
+            write_back: screened.write_back.map(convert::write_back),
+        }))
+    }
+
+    async fn evaluate_bundle(
+        &self,
+        request: Request<proto::EvaluateBundleRequest>,
+    ) -> Result<Response<proto::ScreenPatientResponse>, Status> {
+        let _permit = self.admit()?;
+        let r = request.into_inner();
+        if r.bundle_json.len() > self.max_request_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "the Bundle is {} bytes, over the {} byte limit (grpc.max_request_bytes)",
+                r.bundle_json.len(),
+                self.max_request_bytes
+            )));
+        }
+        let as_of = as_of(r.as_of.as_ref())?;
+        let assessment = self
+            .screener
+            .evaluate_bundle(&r.bundle_json, as_of)
+            .map_err(|e| status::status(&e))?;
+        Ok(Response::new(proto::ScreenPatientResponse {
+            assessment: Some(convert::assessment(assessment)),
+            write_back: None,
+        }))
+    }
+
+    type ScreenPopulationStream = ResponseStream;
+
+    async fn screen_population(
+        &self,
+        _request: Request<proto::ScreenPopulationRequest>,
+    ) -> Result<Response<Self::ScreenPopulationStream>, Status> {
+        Err(Status::unimplemented(
+            "ScreenPopulation comes with the nightly population job",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_grpc_timeouts_in_every_unit() {
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("7"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! `trdscreen serve`: the gRPC server with health and reflection, TLS when configured, and a
+//! graceful shutdown (in-flight calls finish within a grace period, new ones are refused).
+
+use super::Service;
+use crate::proto::trd_screening_server::TrdScreeningServer;
+use crate::service::Screener;
+use crate::settings::Settings;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+/// A bound, not yet serving, server: tests bind port 0 and read the address.
+pub struct Bound {
+    pub address: SocketAddr,
+    listener: TcpListener,
+    settings: Settings,
+    screener: Arc<Screener>,
+}
+
+pub async fn bind(settings: &Settings, screener: Arc<Screener>) -> std::io::Result<Bound> {
+    let listener = TcpListener::bind(&settings.grpc.listen).await?;
+    Ok(Bound {
+        address: listener.local_addr()?,
+        listener,
+        settings: settings.clone(),
+        screener,
+    })
+}
+
+impl Bound {
+    /// Serves until `shutdown` completes, then lets in-flight calls finish for up to the grace period.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let g = &self.settings.grpc;
+        let service = Service::new(
+            self.screener,
+            g.max_concurrent_calls,
+            Duration::from_secs(g.call_timeout_secs),
+            g.max_request_bytes,
+        );
+        // tonic's own ceiling (it answers OUT_OF_RANGE above it); the service refuses Bundles over
+        // the configured limit with RESOURCE_EXHAUSTED below it.
+        let grpc = TrdScreeningServer::new(service)
+            .max_decoding_message_size(g.max_request_bytes.saturating_mul(2));
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<TrdScreeningServer<Service>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let mut builder = Server::builder();
+        if let (Some(cert), Some(key)) = (&g.tls_cert_file, &g.tls_key_file) {
+            let identity = Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
+            builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+        }
+        let grace = Duration::from_secs(g.shutdown_grace_secs);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let reporter = health_reporter.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: refusing new calls, letting in-flight calls finish");
+            reporter
+                .set_not_serving::<TrdScreeningServer<Service>>()
+                .await;
+            let _ = stop_tx.send(());
+        };
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let serving = builder
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(grpc)
+            .serve_with_incoming_shutdown(incoming, signal);
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => return result.map_err(Into::into),
+            _ = stop_rx => {}
+        }
+        match tokio::time::timeout(grace, serving).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(_) => {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "calls still running after the grace period were cut off"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

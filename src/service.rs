@@ -1,0 +1,139 @@
+//! The service's one path for screening, shared by every transport (gRPC, `trdscreen screen`, the
+//! nightly job): read the record, evaluate it with the pure core, write the result back.
+
+use crate::date::Date;
+use crate::error::{Error, Result};
+use crate::fhir::client::FhirClient;
+use crate::fhir::{PatientId, read_patient_bundle};
+use crate::knowledge::Knowledge;
+use crate::screening::{self, Assessment};
+use crate::settings::{DefaultWriteBack, Secrets, Settings, WriteBackSettings};
+use crate::writeback::{self, Scope};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// What a caller asks to have written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteBackRequest {
+    /// The server's configured default.
+    Default,
+    None,
+    Flag,
+    FlagAndCarePlan,
+}
+
+/// The result of one screening. A write-back that failed does not take the assessment with it.
+#[derive(Debug)]
+pub struct Screened {
+    pub assessment: Assessment,
+    pub write_back: Option<std::result::Result<writeback::Outcome, Error>>,
+}
+
+pub struct Screener {
+    knowledge: Arc<Knowledge>,
+    fhir: Option<FhirClient>,
+    writeback: WriteBackSettings,
+    /// Write-backs of one patient run one at a time (striped by patient), so two concurrent
+    /// screenings of the same patient cannot both create a Flag.
+    write_locks: Vec<Mutex<()>>,
+}
+
+const WRITE_LOCK_STRIPES: usize = 64;
+
+impl Screener {
+    /// Loads the knowledge base and, when a FHIR base URL is configured, builds the FHIR client.
+    pub fn new(settings: &Settings, secrets: &Secrets) -> Result<Screener> {
+        let knowledge = match &settings.knowledge_dir {
+            Some(dir) => Knowledge::load_with_overrides(dir)
+                .map_err(|e| Error::NotConfigured(e.to_string()))?,
+            None => Knowledge::embedded(),
+        };
+        let fhir = if settings.fhir.base_url.is_empty() {
+            None
+        } else {
+            Some(FhirClient::new(&settings.fhir, secrets)?)
+        };
+        Ok(Screener {
+            knowledge: Arc::new(knowledge),
+            fhir,
+            writeback: settings.writeback.clone(),
+            write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        })
+    }
+
+    pub fn knowledge(&self) -> &Knowledge {
+        &self.knowledge
+    }
+
+    /// Evaluates a Bundle the caller sent; no FHIR server is read or written.
+    pub fn evaluate_bundle(&self, json: &str, as_of: Date) -> Result<Assessment> {
+        let record =
+            read_patient_bundle(json).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        Ok(screening::evaluate(&record, as_of, &self.knowledge))
+    }
+
+    /// Reads one patient from the FHIR server, evaluates, and writes back as asked.
+    pub async fn screen_patient(
+        &self,
+        patient_id: &str,
+        as_of: Date,
+        write_back: WriteBackRequest,
+    ) -> Result<Screened> {
+        let id = PatientId::parse(patient_id)
+            .map_err(|e| Error::InvalidArgument(format!("patient_id: {e}")))?;
+        let fhir = self.fhir.as_ref().ok_or_else(|| {
+            Error::NotConfigured("no FHIR server is configured (fhir.base_url)".into())
+        })?;
+        let record = crate::fhir::fetch::patient_record(fhir, &id, &self.knowledge).await?;
+        let assessment = screening::evaluate(&record, as_of, &self.knowledge);
+        let scope =
+            match (write_back, self.writeback.default_mode) {
+                (WriteBackRequest::None, _)
+                | (WriteBackRequest::Default, DefaultWriteBack::None) => None,
+                (WriteBackRequest::Flag, _)
+                | (WriteBackRequest::Default, DefaultWriteBack::Flag) => Some(Scope::Flag),
+                (WriteBackRequest::FlagAndCarePlan, _)
+                | (WriteBackRequest::Default, DefaultWriteBack::FlagAndCarePlan) => {
+                    Some(Scope::FlagAndCarePlan)
+                }
+            };
+        let write_back = match scope {
+            None => None,
+            Some(scope) => {
+                let _turn = self.write_lock(&id).lock().await;
+                let result = writeback::write_back(
+                    fhir,
+                    &self.writeback,
+                    &record,
+                    &assessment,
+                    &self.knowledge,
+                    scope,
+                )
+                .await;
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "write-back failed");
+                }
+                Some(result)
+            }
+        };
+        Ok(Screened {
+            assessment,
+            write_back,
+        })
+    }
+
+    fn write_lock(&self, id: &PatientId) -> &Mutex<()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        &self.write_locks[(hasher.finish() as usize) % self.write_locks.len()]
+    }
+}
+
+/// Today (UTC): the default `as_of` when a request gives none.
+pub fn today() -> Date {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Date::from_days_since_epoch((seconds / 86_400) as i32)
+}

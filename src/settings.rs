@@ -1,0 +1,451 @@
+//! Service settings: one TOML file plus `TRDSCREEN_...` environment overrides, checked once at
+//! start-up. Secrets (private key, bearer token, TLS key) come from files or the environment only,
+//! never from the settings file itself or the command line.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub grpc: GrpcSettings,
+    pub fhir: FhirSettings,
+    pub writeback: WriteBackSettings,
+    /// A directory of knowledge files (drugs.toml, codes.toml, policy.toml, hints.toml) replacing the
+    /// built-in ones, file by file.
+    pub knowledge_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcSettings {
+    pub listen: String,
+    /// Largest request accepted, in bytes (a Bundle sent to EvaluateBundle included).
+    pub max_request_bytes: usize,
+    /// Upper bound on one call, whatever deadline the caller sets.
+    pub call_timeout_secs: u64,
+    /// Calls handled at once; more are refused with RESOURCE_EXHAUSTED rather than queued unboundedly.
+    pub max_concurrent_calls: usize,
+    /// Patients screened at once by one ScreenPopulation call.
+    pub population_concurrency: usize,
+    /// PEM certificate chain and private key: both set turns TLS on for the gRPC port.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        GrpcSettings {
+            listen: "127.0.0.1:50051".into(),
+            max_request_bytes: 4 * 1024 * 1024,
+            call_timeout_secs: 30,
+            max_concurrent_calls: 256,
+            population_concurrency: 8,
+            tls_cert_file: None,
+            tls_key_file: None,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FhirSettings {
+    /// The FHIR R4 base URL, e.g. `https://ehr.example.org/fhir`.
+    pub base_url: String,
+    /// Whole-request timeout for one HTTP exchange.
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    /// Retries of an idempotent request after a connection error, 429 or 5xx.
+    pub max_retries: u32,
+    /// First backoff; doubled per retry, with full jitter.
+    pub retry_base_ms: u64,
+    /// Longest `Retry-After` honoured; a server asking for more gets an error instead.
+    pub retry_after_cap_secs: u64,
+    /// `_count` asked for on searches.
+    pub page_size: u32,
+    /// Pages followed per search before giving up (protects against `next` links that loop).
+    pub page_cap: u32,
+    pub auth: AuthSettings,
+}
+
+impl Default for FhirSettings {
+    fn default() -> Self {
+        FhirSettings {
+            base_url: String::new(),
+            timeout_secs: 15,
+            connect_timeout_secs: 5,
+            max_retries: 3,
+            retry_base_ms: 200,
+            retry_after_cap_secs: 30,
+            page_size: 1000,
+            page_cap: 20,
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    #[default]
+    None,
+    /// A static bearer token, from `token_file` or `TRDSCREEN_FHIR_AUTH_TOKEN`.
+    Bearer,
+    /// SMART Backend Services (client credentials with a signed JWT assertion).
+    Smart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum SigningAlgorithm {
+    #[default]
+    RS384,
+    ES384,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    pub token_file: Option<PathBuf>,
+    pub client_id: String,
+    /// PEM private key (PKCS#8 or PKCS#1 for RSA, PKCS#8 or SEC1 for EC); or the key itself in
+    /// `TRDSCREEN_FHIR_AUTH_PRIVATE_KEY`.
+    pub private_key_file: Option<PathBuf>,
+    pub algorithm: SigningAlgorithm,
+    /// The `kid` of the public key the server holds for this client (in its JWKS).
+    pub key_id: Option<String>,
+    /// The token endpoint; default: discovered from `{base}/.well-known/smart-configuration`.
+    pub token_url: Option<String>,
+    pub scope: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            mode: AuthMode::None,
+            token_file: None,
+            client_id: String::new(),
+            private_key_file: None,
+            algorithm: SigningAlgorithm::RS384,
+            key_id: None,
+            token_url: None,
+            scope: "system/*.read system/Flag.write system/CarePlan.write".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultWriteBack {
+    None,
+    Flag,
+    #[default]
+    FlagAndCarePlan,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriteBackSettings {
+    /// What a request with WRITE_BACK_MODE_UNSPECIFIED writes.
+    pub default_mode: DefaultWriteBack,
+    /// System of the business identifiers of the Flag and CarePlan written (one per patient).
+    pub identifier_system: String,
+    /// The service's own CodeSystem for screening results (`trd-met`, `trd-possible`).
+    pub code_system: String,
+}
+
+impl Default for WriteBackSettings {
+    fn default() -> Self {
+        WriteBackSettings {
+            default_mode: DefaultWriteBack::FlagAndCarePlan,
+            identifier_system: "urn:trdscreen:screening".into(),
+            code_system: "urn:trdscreen:CodeSystem:screening-result".into(),
+        }
+    }
+}
+
+/// Secrets, read from files named in the settings or from the environment.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub bearer_token: Option<String>,
+    pub private_key_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(redacted)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("settings: {0}")]
+pub struct SettingsError(pub String);
+
+/// The value kind of each setting that an environment variable may override.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Integer,
+}
+
+/// `TRDSCREEN_<SECTION>_<KEY>` overrides `[section] key`; e.g. `TRDSCREEN_FHIR_BASE_URL`.
+const OVERRIDABLE: &[(&str, Kind)] = &[
+    ("grpc.listen", Kind::Text),
+    ("grpc.max_request_bytes", Kind::Integer),
+    ("grpc.call_timeout_secs", Kind::Integer),
+    ("grpc.max_concurrent_calls", Kind::Integer),
+    ("grpc.population_concurrency", Kind::Integer),
+    ("grpc.tls_cert_file", Kind::Text),
+    ("grpc.tls_key_file", Kind::Text),
+    ("grpc.shutdown_grace_secs", Kind::Integer),
+    ("fhir.base_url", Kind::Text),
+    ("fhir.timeout_secs", Kind::Integer),
+    ("fhir.connect_timeout_secs", Kind::Integer),
+    ("fhir.max_retries", Kind::Integer),
+    ("fhir.retry_base_ms", Kind::Integer),
+    ("fhir.retry_after_cap_secs", Kind::Integer),
+    ("fhir.page_size", Kind::Integer),
+    ("fhir.page_cap", Kind::Integer),
+    ("fhir.auth.mode", Kind::Text),
+    ("fhir.auth.token_file", Kind::Text),
+    ("fhir.auth.client_id", Kind::Text),
+    ("fhir.auth.private_key_file", Kind::Text),
+    ("fhir.auth.algorithm", Kind::Text),
+    ("fhir.auth.key_id", Kind::Text),
+    ("fhir.auth.token_url", Kind::Text),
+    ("fhir.auth.scope", Kind::Text),
+    ("writeback.default_mode", Kind::Text),
+    ("writeback.identifier_system", Kind::Text),
+    ("writeback.code_system", Kind::Text),
+    ("knowledge_dir", Kind::Text),
+];
+
+pub fn env_name(path: &str) -> String {
+    format!("TRDSCREEN_{}", path.replace('.', "_").to_ascii_uppercase())
+}
+
+impl Settings {
+    /// Reads the file (if any), applies the environment, and checks the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| SettingsError(format!("cannot read {}: {e}", path.display())))?,
+            None => String::new(),
+        };
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| SettingsError(format!("the settings file is not valid TOML: {}", e.message())))?;
+        for (path, kind) in OVERRIDABLE {
+            let name = env_name(path);
+            let Some(raw) = env(&name) else { continue };
+            let value = match kind {
+                Kind::Text => toml::Value::String(raw),
+                Kind::Integer => raw
+                    .trim()
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|_| SettingsError(format!("{name} must be a whole number")))?,
+            };
+            set_path(&mut table, path, value);
+        }
+        let settings: Settings = Settings::deserialize(toml::Value::Table(table))
+            .map_err(|e| SettingsError(e.to_string().trim().replace('\n', " ")))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        let fail = |m: &str| Err(SettingsError(m.to_owned()));
+        if self.grpc.listen.parse::<std::net::SocketAddr>().is_err() {
+            return fail("grpc.listen must be an address such as 127.0.0.1:50051");
+        }
+        if self.grpc.tls_cert_file.is_some() != self.grpc.tls_key_file.is_some() {
+            return fail("grpc.tls_cert_file and grpc.tls_key_file go together");
+        }
+        if self.grpc.max_concurrent_calls == 0 || self.grpc.population_concurrency == 0 {
+            return fail(
+                "grpc.max_concurrent_calls and grpc.population_concurrency must be at least 1",
+            );
+        }
+        if self.grpc.max_request_bytes < 1024 {
+            return fail("grpc.max_request_bytes must be at least 1024");
+        }
+        if !self.fhir.base_url.is_empty() {
+            match url::Url::parse(&self.fhir.base_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return fail(
+                        "fhir.base_url must be an http(s) URL such as https://ehr.example.org/fhir",
+                    );
+                }
+            }
+        }
+        if self.fhir.page_size == 0 || self.fhir.page_cap == 0 || self.fhir.timeout_secs == 0 {
+            return fail("fhir.page_size, fhir.page_cap and fhir.timeout_secs must be at least 1");
+        }
+        let auth = &self.fhir.auth;
+        match auth.mode {
+            AuthMode::None => {}
+            AuthMode::Bearer => {}
+            AuthMode::Smart => {
+                if auth.client_id.is_empty() {
+                    return fail("fhir.auth.client_id is required for SMART Backend Services");
+                }
+                if let Some(u) = &auth.token_url
+                    && url::Url::parse(u).is_err()
+                {
+                    return fail("fhir.auth.token_url must be a URL");
+                }
+            }
+        }
+        if self.writeback.identifier_system.is_empty() || self.writeback.code_system.is_empty() {
+            return fail("writeback.identifier_system and writeback.code_system must be set");
+        }
+        Ok(())
+    }
+
+    /// Reads the secrets the settings call for; a missing one is an error naming where it was looked
+    /// for (never its content).
+    pub fn secrets(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secrets, SettingsError> {
+        let auth = &self.fhir.auth;
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path).map_err(|e| {
+                SettingsError(format!(
+                    "cannot read the {what} file {}: {e}",
+                    path.display()
+                ))
+            })
+        };
+        let mut secrets = Secrets::default();
+        match auth.mode {
+            AuthMode::None => {}
+            AuthMode::Bearer => {
+                let token = match (&auth.token_file, env("TRDSCREEN_FHIR_AUTH_TOKEN")) {
+                    (Some(path), _) => String::from_utf8(read(path, "bearer token")?)
+                        .map_err(|_| SettingsError("the bearer token file is not text".into()))?,
+                    (None, Some(token)) => token,
+                    (None, None) => {
+                        return Err(SettingsError(
+                            "bearer auth needs fhir.auth.token_file or TRDSCREEN_FHIR_AUTH_TOKEN"
+                                .into(),
+                        ));
+                    }
+                };
+                secrets.bearer_token = Some(token.trim().to_owned());
+            }
+            AuthMode::Smart => {
+                let pem = match (
+                    &auth.private_key_file,
+                    env("TRDSCREEN_FHIR_AUTH_PRIVATE_KEY"),
+                ) {
+                    (Some(path), _) => read(path, "private key")?,
+                    (None, Some(pem)) => pem.into_bytes(),
+                    (None, None) => {
+                        return Err(SettingsError(
+                            "SMART auth needs fhir.auth.private_key_file or TRDSCREEN_FHIR_AUTH_PRIVATE_KEY".into(),
+                        ));
+                    }
+                };
+                secrets.private_key_pem = Some(pem);
+            }
+        }
+        Ok(secrets)
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_secs(self.grpc.call_timeout_secs)
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or(path);
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(t) = entry else { return };
+        current = t;
+    }
+    current.insert(last.to_owned(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_defaults_fill_the_rest() {
+        let dir = std::env::temp_dir().join(format!("trdscreen-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("settings.toml");
+        std::fs::write(
+            &file,
+            "[fhir]\nbase_url = \"http://a.example/fhir\"\npage_cap = 3\n",
+        )
+        .unwrap();
+        let env = env_of(&[
+            ("TRDSCREEN_FHIR_BASE_URL", "https://b.example/fhir"),
+            ("TRDSCREEN_GRPC_MAX_CONCURRENT_CALLS", "7"),
+        ]);
+        let s = Settings::load(Some(&file), &env).unwrap();
+        assert_eq!(s.fhir.base_url, "https://b.example/fhir");
+        assert_eq!(s.fhir.page_cap, 3);
+        assert_eq!(s.grpc.max_concurrent_calls, 7);
+        assert_eq!(s.fhir.timeout_secs, 15);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_name_of_the_setting() {
+        let cases: [&'static [(&'static str, &'static str)]; 4] = [
+            &[("TRDSCREEN_GRPC_LISTEN", "not an address")],
+            &[("TRDSCREEN_FHIR_BASE_URL", "ftp://x")],
+            &[("TRDSCREEN_FHIR_PAGE_CAP", "many")],
+            &[("TRDSCREEN_FHIR_AUTH_MODE", "smart")],
+        ];
+        let names = [
+            "grpc.listen",
+            "fhir.base_url",
+            "TRDSCREEN_FHIR_PAGE_CAP",
+            "client_id",
+        ];
+        for (env, name) in cases.into_iter().zip(names) {
+            let err = Settings::load(None, &env_of(env)).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_secrets_in_the_file_are_refused() {
+        let dir = std::env::temp_dir().join(format!("trdscreen-settings-u-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("settings.toml");
+        std::fs::write(&file, "[fhir.auth]\nprivate_key = \"-----BEGIN\"\n").unwrap();
+        let err = Settings::load(Some(&file), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("private_key") && !err.contains("BEGIN"),
+            "{err}"
+        );
+    }
+}

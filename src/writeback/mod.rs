@@ -1,0 +1,246 @@
+//! Write-back of a screening into the chart (screening-rules section 11): one Flag and one draft
+//! CarePlan per patient, found again by their business identifier, so that a repeated screening
+//! changes nothing, a changed result updates the same resources, and a patient who no longer
+//! screens positive gets the Flag `inactive` and the CarePlan `revoked`.
+//!
+//! Writes are compare-then-put: the current resource is searched by identifier, the desired one is
+//! built from it, and nothing is sent when they are equal. A new resource is created by conditional
+//! update on the identifier (`PUT Flag?identifier=sys|val`), an existing one is updated by id with
+//! `If-Match`, so a retried request never creates a second copy.
+
+pub mod resources;
+
+use crate::error::{Error, Result};
+use crate::fhir::client::{FhirClient, Idempotent};
+use crate::fhir::{PatientId, PatientRecord};
+use crate::knowledge::Knowledge;
+use crate::screening::Assessment;
+use crate::settings::WriteBackSettings;
+use reqwest::Method;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Flag,
+    FlagAndCarePlan,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// `Flag/{id}`, when the chart has this service's Flag.
+    pub flag_reference: Option<String>,
+    pub care_plan_reference: Option<String>,
+    pub changed: bool,
+}
+
+struct Current {
+    id: String,
+    version: Option<String>,
+    resource: Value,
+}
+
+pub async fn write_back(
+    client: &FhirClient,
+    settings: &WriteBackSettings,
+    record: &PatientRecord,
+    assessment: &Assessment,
+    k: &Knowledge,
+    scope: Scope,
+) -> Result<Outcome> {
+    let patient = &record.patient_id;
+    let patient_reference = format!("Patient/{patient}");
+    let day = assessment.as_of.get(..10).unwrap_or(&assessment.as_of);
+    let flag_value = identifier_value("flag", patient);
+    let cx = resources::Context {
+        patient_reference: &patient_reference,
+        identifier_system: &settings.identifier_system,
+        identifier_value: &flag_value,
+        code_system: &settings.code_system,
+        day,
+    };
+    let mut outcome = Outcome::default();
+    let (flag_id, changed) = upsert(client, "Flag", &cx, |existing| {
+        resources::flag(existing, assessment, &cx)
+    })
+    .await?;
+    outcome.changed |= changed;
+    outcome.flag_reference = flag_id.map(|id| format!("Flag/{id}"));
+    if scope == Scope::FlagAndCarePlan {
+        let plan_value = identifier_value("careplan", patient);
+        let cx = resources::Context {
+            identifier_value: &plan_value,
+            ..cx
+        };
+        let conditions = depression_conditions(record, k);
+        let flag_reference = outcome.flag_reference.clone();
+        let (plan_id, changed) = upsert(client, "CarePlan", &cx, |existing| {
+            resources::care_plan(
+                existing,
+                assessment,
+                &cx,
+                flag_reference.as_deref(),
+                &conditions,
+            )
+        })
+        .await?;
+        outcome.changed |= changed;
+        outcome.care_plan_reference = plan_id.map(|id| format!("CarePlan/{id}"));
+    }
+    Ok(outcome)
+}
+
+/// The identifier value for a patient's Flag or CarePlan: one per patient and kind.
+fn identifier_value(kind: &str, patient: &PatientId) -> String {
+    format!("{kind}-{patient}")
+}
+
+/// Active depression diagnoses the CarePlan addresses.
+fn depression_conditions(record: &PatientRecord, k: &Knowledge) -> Vec<String> {
+    record
+        .conditions
+        .iter()
+        .filter(|c| {
+            let r = &c.resource;
+            let refuted = r
+                .verification_status
+                .as_ref()
+                .and_then(|v| v.first_code())
+                .is_some_and(|s| matches!(s, "refuted" | "entered-in-error"));
+            let active = r
+                .clinical_status
+                .as_ref()
+                .and_then(|s| s.first_code())
+                .is_none_or(|s| matches!(s, "active" | "recurrence" | "relapse"));
+            !refuted
+                && active
+                && r.code
+                    .as_ref()
+                    .is_some_and(|code| k.in_condition_set("depression", code))
+        })
+        .map(|c| c.citation.clone())
+        .collect()
+}
+
+/// Makes the chart hold what `desired` builds from its current content: returns the resource's id
+/// (if there is one) and whether anything was written. One retry after a conflict (a concurrent
+/// change, or a first attempt that landed although its answer was lost).
+async fn upsert(
+    client: &FhirClient,
+    resource_type: &str,
+    cx: &resources::Context<'_>,
+    desired: impl Fn(Option<&Value>) -> Option<Value>,
+) -> Result<(Option<String>, bool)> {
+    let mut conflicts = 0;
+    loop {
+        let current = find(client, resource_type, cx).await?;
+        let Some(mut wanted) = desired(current.as_ref().map(|c| &c.resource)) else {
+            return Ok((None, false));
+        };
+        if let Some(c) = &current
+            && resources::comparable(&c.resource) == resources::comparable(&wanted)
+        {
+            return Ok((Some(c.id.clone()), false));
+        }
+        let result = match &current {
+            Some(c) => {
+                wanted["id"] = Value::String(c.id.clone());
+                let url = client.url(&format!("{resource_type}/{}", c.id));
+                let if_match = c.version.as_ref().map(|v| format!("W/\"{v}\""));
+                let headers: Vec<(&str, &str)> = if_match
+                    .as_deref()
+                    .map(|m| vec![("If-Match", m)])
+                    .unwrap_or_default();
+                put(client, &url, &wanted, &headers, resource_type).await
+            }
+            None => {
+                let url = conditional_url(client, resource_type, cx);
+                put(client, &url, &wanted, &[], resource_type).await
+            }
+        };
+        match result {
+            Ok(id) => return Ok((Some(id), true)),
+            Err(Error::Conflict(_)) if conflicts == 0 => conflicts += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn conditional_url(client: &FhirClient, resource_type: &str, cx: &resources::Context) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(
+            "identifier",
+            &format!("{}|{}", cx.identifier_system, cx.identifier_value),
+        )
+        .finish();
+    client.url(&format!("{resource_type}?{query}"))
+}
+
+async fn find(
+    client: &FhirClient,
+    resource_type: &str,
+    cx: &resources::Context<'_>,
+) -> Result<Option<Current>> {
+    let identifier = format!("{}|{}", cx.identifier_system, cx.identifier_value);
+    let entries = client
+        .search(resource_type, &[("identifier", &identifier)])
+        .await?;
+    let mut found = entries
+        .into_iter()
+        .filter(|e| e.search.as_ref().and_then(|s| s.mode.as_deref()) != Some("outcome"))
+        .filter_map(|e| e.resource)
+        .filter_map(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+        .filter(|v| v["resourceType"] == resource_type);
+    let Some(resource) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() {
+        return Err(Error::Conflict(format!(
+            "more than one {resource_type} carries this patient's screening identifier; resolve the duplicate in the chart"
+        )));
+    }
+    let id = resource["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::BadGateway(format!("a {resource_type} came back without an id")))?;
+    let version = resource["meta"]["versionId"].as_str().map(str::to_owned);
+    Ok(Some(Current {
+        id,
+        version,
+        resource,
+    }))
+}
+
+/// PUT (idempotent, so retried on failure) and the id of the resource written.
+async fn put(
+    client: &FhirClient,
+    url: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+    resource_type: &str,
+) -> Result<String> {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|_| Error::BadGateway(format!("cannot encode the {resource_type}")))?;
+    let reply = client
+        .send(
+            Method::PUT,
+            url,
+            Some(&bytes),
+            headers,
+            Idempotent::Yes,
+            resource_type,
+        )
+        .await?;
+    let from_body = serde_json::from_slice::<Value>(&reply.body)
+        .ok()
+        .and_then(|v| v["id"].as_str().map(str::to_owned));
+    let from_location = reply.location.as_deref().and_then(|l| {
+        let path = l.split("/_history/").next().unwrap_or(l);
+        let (_, rest) = path.split_once(&format!("{resource_type}/"))?;
+        Some(rest.trim_end_matches('/').to_owned())
+    });
+    from_body.or(from_location).ok_or_else(|| {
+        Error::BadGateway(format!(
+            "the {resource_type} write did not say which resource it wrote"
+        ))
+    })
+}

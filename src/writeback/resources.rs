@@ -1,0 +1,154 @@
+//! The Flag and the draft CarePlan of screening-rules section 11, as FHIR JSON. Pure: each builder
+//! takes what is in the chart now (if anything) and returns what should be there, or `None` when
+//! nothing should be written.
+
+use crate::screening::{Assessment, TrdStatus};
+use serde_json::{Value, json};
+
+const FLAG_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/flag-category";
+const SNOMED: &str = "http://snomed.info/sct";
+const SNOMED_TRD: &str = "1153570009";
+
+/// What the builders need besides the assessment.
+pub struct Context<'a> {
+    pub patient_reference: &'a str,
+    pub identifier_system: &'a str,
+    pub identifier_value: &'a str,
+    pub code_system: &'a str,
+    /// The day screened, `YYYY-MM-DD`.
+    pub day: &'a str,
+}
+
+pub fn is_positive(status: TrdStatus) -> bool {
+    matches!(status, TrdStatus::Met | TrdStatus::Possible)
+}
+
+pub fn flag(existing: Option<&Value>, a: &Assessment, cx: &Context) -> Option<Value> {
+    if !is_positive(a.status) {
+        // Nothing is deleted: a Flag raised earlier becomes inactive, and stays as it is after that.
+        let mut flag = existing?.clone();
+        if flag["status"] == "active" {
+            flag["status"] = json!("inactive");
+            flag["period"]["end"] = json!(cx.day);
+        }
+        return Some(flag);
+    }
+    // A Flag that is already active keeps the day it was first raised.
+    let start = existing
+        .filter(|f| f["status"] == "active")
+        .and_then(|f| f["period"]["start"].as_str())
+        .unwrap_or(cx.day);
+    let (code, display) = match a.status {
+        TrdStatus::Met => ("trd-met", "Treatment-resistant depression criteria met"),
+        _ => ("trd-possible", "Possibly treatment-resistant depression"),
+    };
+    let mut coding = Vec::new();
+    if a.status == TrdStatus::Met {
+        coding.push(json!({
+            "system": SNOMED,
+            "code": SNOMED_TRD,
+            "display": "Treatment resistant depression (disorder)"
+        }));
+    }
+    coding.push(json!({"system": cx.code_system, "code": code, "display": display}));
+    Some(json!({
+        "resourceType": "Flag",
+        "identifier": [{"system": cx.identifier_system, "value": cx.identifier_value}],
+        "status": "active",
+        "category": [{"coding": [{"system": FLAG_CATEGORY, "code": "clinical", "display": "Clinical"}]}],
+        "code": {"coding": coding, "text": format!("{display} (trdscreen screening, ruleset {})", a.ruleset_version)},
+        "subject": {"reference": cx.patient_reference},
+        "period": {"start": start}
+    }))
+}
+
+pub fn care_plan(
+    existing: Option<&Value>,
+    a: &Assessment,
+    cx: &Context,
+    flag_reference: Option<&str>,
+    depression_conditions: &[String],
+) -> Option<Value> {
+    if !is_positive(a.status) {
+        let mut plan = existing?.clone();
+        if plan["status"] != "revoked" {
+            plan["status"] = json!("revoked");
+        }
+        return Some(plan);
+    }
+    let mut supporting: Vec<Value> = flag_reference
+        .into_iter()
+        .map(|r| json!({"reference": r}))
+        .collect();
+    let mut evidence: Vec<&str> = a
+        .trials
+        .iter()
+        .filter(|t| t.counted)
+        .flat_map(|t| t.evidence.iter())
+        .chain(a.hints.iter().flat_map(|h| h.evidence.iter()))
+        .map(String::as_str)
+        .filter(|e| is_reference(e))
+        .collect();
+    evidence.sort_unstable();
+    evidence.dedup();
+    supporting.extend(evidence.into_iter().map(|e| json!({"reference": e})));
+    let activities: Vec<Value> = a
+        .suggestions
+        .iter()
+        .map(|s| {
+            let mut description = s.title.clone();
+            if s.contraindicated {
+                description.push_str(&format!(" Contraindicated by: {}.", s.cautions.join(", ")));
+            } else if !s.cautions.is_empty() {
+                description.push_str(&format!(" Cautions: {}.", s.cautions.join(", ")));
+            }
+            json!({"detail": {
+                "code": {"coding": [{"system": cx.code_system, "code": s.code}], "text": s.title},
+                "status": "not-started",
+                "doNotPerform": s.contraindicated,
+                "description": description
+            }})
+        })
+        .collect();
+    let description = a
+        .reasons
+        .first()
+        .map(|r| r.text.clone())
+        .unwrap_or_default();
+    let mut plan = json!({
+        "resourceType": "CarePlan",
+        "identifier": [{"system": cx.identifier_system, "value": cx.identifier_value}],
+        "status": "draft",
+        "intent": "proposal",
+        "title": "Treatment-resistant depression: next-step options for review",
+        "description": description,
+        "subject": {"reference": cx.patient_reference},
+        "supportingInfo": supporting,
+        "activity": activities
+    });
+    if !depression_conditions.is_empty() {
+        plan["addresses"] = depression_conditions
+            .iter()
+            .map(|c| json!({"reference": c}))
+            .collect();
+    }
+    Some(plan)
+}
+
+/// `Type/id` citations only (not "entry 3" or a urn from a Bundle).
+fn is_reference(citation: &str) -> bool {
+    let mut parts = citation.split('/');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(t), Some(id), None)
+        if t.starts_with(|c: char| c.is_ascii_uppercase()) && crate::fhir::PatientId::parse(id).is_ok())
+}
+
+/// The resource as the service compares it: without the server's `id`, `meta` and narrative.
+pub fn comparable(resource: &Value) -> Value {
+    let mut v = resource.clone();
+    if let Some(map) = v.as_object_mut() {
+        for key in ["id", "meta", "text"] {
+            map.remove(key);
+        }
+    }
+    v
+}
