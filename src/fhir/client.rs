@@ -172,6 +172,8 @@ impl FhirClient {
                     self.page_cap
                 )));
             }
+            // NOT_FOUND means an unknown patient to callers; a search answering 404 means the
+            // server does not offer this search: the server's problem, not the patient's.
             let reply = self
                 .send(
                     Method::GET,
@@ -181,7 +183,13 @@ impl FhirClient {
                     Idempotent::Yes,
                     resource_type,
                 )
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound(m) => {
+                        Error::BadGateway(format!("the {resource_type} search failed: {m}"))
+                    }
+                    other => other,
+                })?;
             let page: SearchPage = serde_json::from_slice(&reply.body).map_err(|_| {
                 Error::BadGateway(format!("the {resource_type} search did not return JSON"))
             })?;

@@ -160,8 +160,9 @@ pub enum Lenient<T> {
 
 impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        Ok(T::deserialize(value).map_or(Lenient::Unreadable, Lenient::Read))
+        // Kept as JSON text, not a `Value` tree: cheaper, and the element is parsed only once more.
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        Ok(serde_json::from_str(raw.get()).map_or(Lenient::Unreadable, Lenient::Read))
     }
 }
 

@@ -25,24 +25,14 @@ pub async fn patient_record(
     };
     check_is_patient(&patient.body)?;
     let subject = format!("Patient/{id}");
-    let codes = observation_codes(k);
-    let requests = [
-        ("patient", subject.as_str()),
-        ("_include", "MedicationRequest:medication"),
-    ];
-    let statements = [
-        ("patient", subject.as_str()),
-        ("_include", "MedicationStatement:medication"),
-    ];
-    let observations = [("patient", subject.as_str()), ("code", codes.as_str())];
-    let by_patient = [("patient", subject.as_str())];
-    let (requests, statements, observations, conditions, procedures) = tokio::try_join!(
-        client.search("MedicationRequest", &requests),
-        client.search("MedicationStatement", &statements),
-        client.search("Observation", &observations),
-        client.search("Condition", &by_patient),
-        client.search("Procedure", &by_patient),
-    )?;
+    let plan = searches(id, k);
+    let search = |i: usize| {
+        let (resource_type, params) = &plan[i];
+        let params: Vec<(&str, &str)> = params.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        async move { client.search(resource_type, &params).await }
+    };
+    let (requests, statements, observations, conditions, procedures) =
+        tokio::try_join!(search(0), search(1), search(2), search(3), search(4))?;
     let mut record = PatientRecord::new(id.clone(), Some(client.url(&subject)));
     let mut position = 0;
     let mut seen = BTreeSet::new();
@@ -54,6 +44,35 @@ pub async fn patient_record(
     }
     read_missing_medications(client, &mut record, &mut position, &mut seen).await?;
     Ok(record)
+}
+
+/// The five searches made for one patient after the Patient read, in a fixed order (medication
+/// requests, medication statements, observations, conditions, procedures); public so that the load
+/// tool can time the same requests made by a bare HTTP client.
+pub fn searches(id: &PatientId, k: &Knowledge) -> [(&'static str, Vec<(&'static str, String)>); 5] {
+    let subject = format!("Patient/{id}");
+    [
+        (
+            "MedicationRequest",
+            vec![
+                ("patient", subject.clone()),
+                ("_include", "MedicationRequest:medication".into()),
+            ],
+        ),
+        (
+            "MedicationStatement",
+            vec![
+                ("patient", subject.clone()),
+                ("_include", "MedicationStatement:medication".into()),
+            ],
+        ),
+        (
+            "Observation",
+            vec![("patient", subject.clone()), ("code", observation_codes(k))],
+        ),
+        ("Condition", vec![("patient", subject.clone())]),
+        ("Procedure", vec![("patient", subject)]),
+    ]
 }
 
 /// All LOINC codes screening reads, bare (any system), so that a coding whose system is missing

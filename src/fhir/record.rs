@@ -129,9 +129,9 @@ pub struct PatientRecord {
 /// The few fields read before a resource is parsed as its type.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Head {
-    resource_type: Option<String>,
-    id: Option<String>,
+pub struct Head {
+    pub resource_type: Option<String>,
+    pub id: Option<String>,
     subject: Option<super::datatypes::Reference>,
     patient: Option<super::datatypes::Reference>,
 }
@@ -154,9 +154,21 @@ impl PatientRecord {
     /// Adds one resource given as JSON text. Types screening does not read are ignored; a resource of
     /// another patient or one that does not parse as its type is set aside with a diagnostic.
     pub fn add_json(&mut self, json: &RawValue, full_url: Option<&str>, position: usize) {
-        let head: Head = match serde_json::from_str(json.get()) {
-            Ok(head) => head,
-            Err(_) => {
+        let head = serde_json::from_str(json.get()).ok();
+        self.add_json_with_head(json, head, full_url, position);
+    }
+
+    /// [`add_json`](Self::add_json) when the resource's head was already read (`None`: it could not be).
+    pub fn add_json_with_head(
+        &mut self,
+        json: &RawValue,
+        head: Option<Head>,
+        full_url: Option<&str>,
+        position: usize,
+    ) {
+        let head: Head = match head {
+            Some(head) => head,
+            None => {
                 self.note(
                     format!("entry {position}"),
                     DiagnosticKind::Unreadable,

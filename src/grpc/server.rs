@@ -74,7 +74,10 @@ impl Bound {
                 .await;
             let _ = stop_tx.send(());
         };
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        // No Nagle: small gRPC responses otherwise wait for the peer's delayed ACK (~40 ms).
+        let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         let serving = builder
             .add_service(health)
             .add_service(reflection_v1)

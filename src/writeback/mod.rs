@@ -131,6 +131,9 @@ async fn upsert(
     desired: impl Fn(Option<&Value>) -> Option<Value>,
 ) -> Result<(Option<String>, bool)> {
     let mut conflicts = 0;
+    // Set once a write was sent that may have landed although its answer was lost: finding the
+    // chart as wanted afterwards then means this screening changed it.
+    let mut wrote = false;
     loop {
         let current = find(client, resource_type, cx).await?;
         let Some(mut wanted) = desired(current.as_ref().map(|c| &c.resource)) else {
@@ -139,7 +142,7 @@ async fn upsert(
         if let Some(c) = &current
             && resources::comparable(&c.resource) == resources::comparable(&wanted)
         {
-            return Ok((Some(c.id.clone()), false));
+            return Ok((Some(c.id.clone()), wrote));
         }
         let result = match &current {
             Some(c) => {
@@ -159,7 +162,10 @@ async fn upsert(
         };
         match result {
             Ok(id) => return Ok((Some(id), true)),
-            Err(Error::Conflict(_)) if conflicts == 0 => conflicts += 1,
+            Err(Error::Conflict(_)) if conflicts == 0 => {
+                conflicts += 1;
+                wrote = true;
+            }
             Err(e) => return Err(e),
         }
     }

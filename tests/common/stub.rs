@@ -1,0 +1,509 @@
+//! A hand-made HTTP/1.1 server standing in for a FHIR server that misbehaves on demand.
+//!
+//! A real FHIR server will not answer 503, hang, cut a body short or send a `next` link to another
+//! host when a test asks it to, so this one does: scripted rules (method, path, how many times, what
+//! to do) are tried in order, and a request no rule claims is answered by a tiny in-memory FHIR
+//! server (Patient read, searches by patient, Flag/CarePlan search by identifier, conditional and
+//! versioned PUT) so that write-back can be checked for duplicates. Every request is recorded with
+//! the instant it arrived. Each answer closes its connection.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One request as the stub received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query, as sent on the request line.
+    pub target: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Seen {
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or(&self.target)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter, decoded.
+    pub fn query(&self, name: &str) -> Option<String> {
+        let (_, query) = self.target.split_once('?')?;
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(status: u16, value: &Value) -> Answer {
+        Answer {
+            status,
+            headers: vec![("Content-Type".into(), "application/fhir+json".into())],
+            body: value.to_string().into_bytes(),
+        }
+    }
+
+    pub fn text(status: u16, content_type: &str, body: &str) -> Answer {
+        Answer {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// An OperationOutcome with one error issue.
+    pub fn outcome(status: u16, code: &str, diagnostics: &str) -> Answer {
+        Answer::json(status, &operation_outcome(code, diagnostics))
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Answer {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+pub fn operation_outcome(code: &str, diagnostics: &str) -> Value {
+    json!({"resourceType": "OperationOutcome",
+           "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}]})
+}
+
+/// A searchset Bundle of `resources`, with a `next` link when given.
+pub fn searchset(resources: &[Value], origin_base: &str, next: Option<&str>) -> Value {
+    let entry: Vec<Value> = resources
+        .iter()
+        .map(|r| {
+            json!({
+                "fullUrl": format!("{origin_base}/{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")),
+                "resource": r,
+                "search": {"mode": "match"}
+            })
+        })
+        .collect();
+    let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "total": entry.len(), "entry": entry});
+    if let Some(next) = next {
+        bundle["link"] = json!([{"relation": "next", "url": next}]);
+    }
+    bundle
+}
+
+/// Builds an answer from the request and the stub's origin (`http://127.0.0.1:port`).
+pub type Respond = Arc<dyn Fn(&Seen, &str) -> Answer + Send + Sync>;
+
+#[derive(Clone)]
+pub enum Action {
+    Reply(Answer),
+    Dynamic(Respond),
+    /// Reads the request and never answers, holding the connection open.
+    Hang,
+    /// Sends the head of `answer` with its Content-Length, then only the first `sent` body bytes,
+    /// then closes the connection.
+    Truncate {
+        answer: Answer,
+        sent: usize,
+    },
+    /// Sends the head of `answer` and the first `sent` body bytes, then stalls with the
+    /// connection open.
+    Stall {
+        answer: Answer,
+        sent: usize,
+    },
+    /// The mini FHIR server carries the request out, then the answer is replaced by this status:
+    /// a write that landed although its answer was lost.
+    ApplyThenFail(u16),
+}
+
+struct Rule {
+    method: String,
+    path: String,
+    remaining: Option<usize>,
+    action: Action,
+}
+
+impl Rule {
+    fn matches(&self, seen: &Seen) -> bool {
+        let method = self.method == "*" || self.method.eq_ignore_ascii_case(&seen.method);
+        let path = match self.path.strip_suffix('*') {
+            Some(prefix) => seen.path().starts_with(prefix),
+            None => seen.path() == self.path,
+        };
+        method && path && self.remaining != Some(0)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    seen: Vec<Seen>,
+    fhir: MiniFhir,
+}
+
+pub struct Stub {
+    /// `http://127.0.0.1:port`
+    pub origin: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Stub {
+    pub async fn start() -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("stub binds");
+        let origin = format!("http://{}", listener.local_addr().expect("stub address"));
+        let state = Arc::new(Mutex::new(State::default()));
+        let accepting = state.clone();
+        let base = format!("{origin}/fhir");
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(connection(stream, accepting.clone(), base.clone()));
+            }
+        });
+        Stub { origin, state }
+    }
+
+    /// The FHIR base URL: origin + `/fhir`.
+    pub fn base(&self) -> String {
+        format!("{}/fhir", self.origin)
+    }
+
+    /// Serves the Patient and resources of a FHIR Bundle (JSON text).
+    pub fn load_bundle(&self, json: &str) {
+        let bundle: Value = serde_json::from_str(json).expect("fixture is JSON");
+        let mut state = self.state.lock().unwrap();
+        for entry in bundle["entry"].as_array().into_iter().flatten() {
+            state.fhir.insert(entry["resource"].clone());
+        }
+    }
+
+    /// Puts a resource into the mini FHIR server as it stands (with its id and meta).
+    pub fn insert(&self, resource: Value) {
+        self.state.lock().unwrap().fhir.insert(resource);
+    }
+
+    /// `action` for every request matching `method` (or `*`) and `path` (exact, or a prefix ending
+    /// in `*`; without the query).
+    pub fn on(&self, method: &str, path: &str, action: Action) {
+        self.add(method, path, None, action);
+    }
+
+    /// `action` for the next `times` matching requests only.
+    pub fn on_times(&self, method: &str, path: &str, times: usize, action: Action) {
+        self.add(method, path, Some(times), action);
+    }
+
+    fn add(&self, method: &str, path: &str, remaining: Option<usize>, action: Action) {
+        self.state.lock().unwrap().rules.push(Rule {
+            method: method.into(),
+            path: path.into(),
+            remaining,
+            action,
+        });
+    }
+
+    pub fn clear_rules(&self) {
+        self.state.lock().unwrap().rules.clear();
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    /// Requests with this method and path (without the query).
+    pub fn requests_to(&self, method: &str, path: &str) -> Vec<Seen> {
+        self.requests()
+            .into_iter()
+            .filter(|s| s.method == method && s.path() == path)
+            .collect()
+    }
+
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        self.requests_to(method, path).len()
+    }
+
+    /// Resources of a type written through PUT (or inserted), in the mini FHIR server now.
+    pub fn stored(&self, resource_type: &str) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .fhir
+            .resources
+            .values()
+            .filter(|r| r["resourceType"] == resource_type)
+            .cloned()
+            .collect()
+    }
+}
+
+async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>, base: String) {
+    let Some(seen) = read_request(&mut stream).await else {
+        return;
+    };
+    let origin = base.trim_end_matches("/fhir").to_owned();
+    let action = {
+        let mut state = state.lock().unwrap();
+        state.seen.push(seen.clone());
+        let rule = state.rules.iter_mut().find(|r| r.matches(&seen));
+        match rule {
+            Some(rule) => {
+                if let Some(n) = &mut rule.remaining {
+                    *n -= 1;
+                }
+                Some(rule.action.clone())
+            }
+            None => None,
+        }
+    };
+    let answer = match action {
+        None => state.lock().unwrap().fhir.handle(&seen, &base),
+        Some(Action::Reply(answer)) => answer,
+        Some(Action::Dynamic(respond)) => respond(&seen, &origin),
+        Some(Action::ApplyThenFail(status)) => {
+            let _ = state.lock().unwrap().fhir.handle(&seen, &base);
+            Answer::outcome(status, "exception", "the answer was lost")
+        }
+        Some(Action::Hang) => {
+            hold(stream).await;
+            return;
+        }
+        Some(Action::Truncate { answer, sent }) => {
+            let _ = stream.write_all(&head(&answer)).await;
+            let _ = stream.write_all(&answer.body[..sent]).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Some(Action::Stall { answer, sent }) => {
+            let _ = stream.write_all(&head(&answer)).await;
+            let _ = stream.write_all(&answer.body[..sent]).await;
+            let _ = stream.flush().await;
+            hold(stream).await;
+            return;
+        }
+    };
+    let _ = stream.write_all(&head(&answer)).await;
+    let _ = stream.write_all(&answer.body).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Keeps a connection open, unanswered, until the peer closes it (or the test's runtime ends).
+async fn hold(mut stream: TcpStream) {
+    let mut sink = [0u8; 256];
+    while let Ok(n) = stream.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+fn head(answer: &Answer) -> Vec<u8> {
+    let mut text = format!(
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        answer.status,
+        reason(answer.status),
+        answer.body.len()
+    );
+    for (name, value) in &answer.headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.into_bytes()
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        412 => "Precondition Failed",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+async fn read_request(stream: &mut TcpStream) -> Option<Seen> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let at = Instant::now();
+    let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let target = request_line.next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = buffer[end + 4..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some(Seen {
+        method,
+        target,
+        headers,
+        body,
+        at,
+    })
+}
+
+/// Just enough of a FHIR server: resources by `Type/id`, reads, searches by patient or by
+/// identifier, and PUT by id (honouring `If-Match`) or by identifier (conditional update).
+#[derive(Default)]
+struct MiniFhir {
+    resources: BTreeMap<String, Value>,
+    next_id: u32,
+}
+
+impl MiniFhir {
+    fn insert(&mut self, resource: Value) {
+        let key = format!(
+            "{}/{}",
+            resource["resourceType"].as_str().unwrap_or(""),
+            resource["id"].as_str().unwrap_or("")
+        );
+        self.resources.insert(key, resource);
+    }
+
+    fn handle(&mut self, seen: &Seen, base: &str) -> Answer {
+        let Some(rest) = seen.path().strip_prefix("/fhir/") else {
+            return Answer::outcome(404, "not-found", "no such endpoint");
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        match (seen.method.as_str(), parts.as_slice()) {
+            ("GET", [t, id]) => match self.resources.get(&format!("{t}/{id}")) {
+                Some(r) => Answer::json(200, r),
+                None => Answer::outcome(404, "not-found", &format!("{t}/{id} is not known")),
+            },
+            ("GET", [t]) => {
+                let found = self.search(t, seen);
+                Answer::json(200, &searchset(&found, base, None))
+            }
+            ("PUT", [t]) => {
+                let found = self.search(t, seen);
+                match found.as_slice() {
+                    [] => {
+                        self.next_id += 1;
+                        let id = format!("{}-{}", t.to_ascii_lowercase(), self.next_id);
+                        self.write(t, &id, seen, 201, base)
+                    }
+                    [one] => {
+                        let id = one["id"].as_str().unwrap_or("").to_owned();
+                        self.write(t, &id, seen, 200, base)
+                    }
+                    _ => Answer::outcome(412, "multiple-matches", "more than one match"),
+                }
+            }
+            ("PUT", [t, id]) => {
+                let current = self
+                    .resources
+                    .get(&format!("{t}/{id}"))
+                    .map(|r| version(r).to_owned());
+                if let (Some(asked), Some(current)) = (seen.header("if-match"), &current)
+                    && asked != format!("W/\"{current}\"")
+                {
+                    return Answer::outcome(412, "conflict", "the version has changed");
+                }
+                let status = if current.is_some() { 200 } else { 201 };
+                self.write(t, id, seen, status, base)
+            }
+            _ => Answer::outcome(404, "not-supported", "the stub does not do that"),
+        }
+    }
+
+    /// Resources of a type matching the request's `patient` and `identifier` parameters.
+    fn search(&self, resource_type: &str, seen: &Seen) -> Vec<Value> {
+        let patient = seen.query("patient");
+        let identifier = seen.query("identifier");
+        self.resources
+            .values()
+            .filter(|r| r["resourceType"] == resource_type)
+            .filter(|r| {
+                patient.as_deref().is_none_or(|p| {
+                    r["subject"]["reference"] == p || r["patient"]["reference"] == p
+                })
+            })
+            .filter(|r| {
+                identifier.as_deref().is_none_or(|wanted| {
+                    let (system, value) = wanted.split_once('|').unwrap_or(("", wanted));
+                    r["identifier"].as_array().into_iter().flatten().any(|i| {
+                        i["value"] == value && (system.is_empty() || i["system"] == system)
+                    })
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn write(&mut self, t: &str, id: &str, seen: &Seen, status: u16, base: &str) -> Answer {
+        let Some(mut resource) = seen.json() else {
+            return Answer::outcome(400, "structure", "the body is not JSON");
+        };
+        let key = format!("{t}/{id}");
+        let next_version = self
+            .resources
+            .get(&key)
+            .map_or(1, |r| version(r).parse::<u32>().unwrap_or(0) + 1);
+        resource["id"] = json!(id);
+        resource["meta"] = json!({"versionId": next_version.to_string()});
+        self.resources.insert(key, resource.clone());
+        Answer::json(status, &resource)
+            .with_header(
+                "Location",
+                &format!("{base}/{t}/{id}/_history/{next_version}"),
+            )
+            .with_header("ETag", &format!("W/\"{next_version}\""))
+    }
+}
+
+fn version(resource: &Value) -> &str {
+    resource["meta"]["versionId"].as_str().unwrap_or("0")
+}
