@@ -239,8 +239,12 @@ impl Settings {
                 .map_err(|e| SettingsError(format!("cannot read {}: {e}", path.display())))?,
             None => String::new(),
         };
-        let mut table: toml::Table =
-            toml::from_str(&text).map_err(|e| SettingsError(format!("the settings file is not valid TOML: {}", e.message())))?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+            SettingsError(format!(
+                "the settings file is not valid TOML: {}",
+                e.message()
+            ))
+        })?;
         for (path, kind) in OVERRIDABLE {
             let name = env_name(path);
             let Some(raw) = env(&name) else { continue };

@@ -58,7 +58,8 @@ impl Bound {
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let mut builder = Server::builder();
+        let mut builder =
+            Server::builder().layer(tower::util::MapResponseLayer::new(over_limit_is_exhausted));
         if let (Some(cert), Some(key)) = (&g.tls_cert_file, &g.tls_key_file) {
             let identity = Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
             builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
@@ -100,6 +101,17 @@ impl Bound {
             }
         }
     }
+}
+
+/// tonic refuses a message over its decoding limit with OUT_OF_RANGE before any handler runs; the
+/// contract (and gRPC's own convention) says RESOURCE_EXHAUSTED. The service itself never answers
+/// OUT_OF_RANGE, so the rewrite cannot hide anything else.
+fn over_limit_is_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    if headers.get("grpc-status").is_some_and(|v| v == "11") {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
 }
 
 /// Completes on SIGTERM or SIGINT.

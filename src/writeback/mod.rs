@@ -171,6 +171,10 @@ async fn upsert(
     }
 }
 
+/// `Type?identifier=system|value`: a conditional update that creates the resource when no
+/// resource carries the identifier. (Two replicas creating the same patient's Flag at the same
+/// instant can both create on servers that do not serialise conditional updates; sending it as a
+/// one-entry transaction would close that gap on servers that run transactions atomically.)
 fn conditional_url(client: &FhirClient, resource_type: &str, cx: &resources::Context) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair(
@@ -179,6 +183,16 @@ fn conditional_url(client: &FhirClient, resource_type: &str, cx: &resources::Con
         )
         .finish();
     client.url(&format!("{resource_type}?{query}"))
+}
+
+/// The id in `Type/id`, `Type/id/_history/n` or an absolute URL ending so.
+fn id_from_location(location: &str, resource_type: &str) -> Option<String> {
+    let path = location.split("/_history/").next().unwrap_or(location);
+    let (_, rest) = path.rsplit_once(&format!("{resource_type}/"))?;
+    let id = rest.trim_end_matches('/');
+    crate::fhir::PatientId::parse(id)
+        .ok()
+        .map(|_| id.to_owned())
 }
 
 async fn find(
@@ -239,11 +253,10 @@ async fn put(
     let from_body = serde_json::from_slice::<Value>(&reply.body)
         .ok()
         .and_then(|v| v["id"].as_str().map(str::to_owned));
-    let from_location = reply.location.as_deref().and_then(|l| {
-        let path = l.split("/_history/").next().unwrap_or(l);
-        let (_, rest) = path.split_once(&format!("{resource_type}/"))?;
-        Some(rest.trim_end_matches('/').to_owned())
-    });
+    let from_location = reply
+        .location
+        .as_deref()
+        .and_then(|l| id_from_location(l, resource_type));
     from_body.or(from_location).ok_or_else(|| {
         Error::BadGateway(format!(
             "the {resource_type} write did not say which resource it wrote"
