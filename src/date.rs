@@ -82,6 +82,27 @@ impl Date {
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (y, m, d) = self.ymd();
+        // Years 0 to 9999 (any real record) are written digit by digit: the formatting machinery
+        // costs more than the calendar arithmetic, and every trial and reason shows dates.
+        if let Ok(year) = u16::try_from(y)
+            && year <= 9999
+        {
+            let digit = |n: u32| b'0' + (n % 10) as u8;
+            let year = u32::from(year);
+            let text = [
+                digit(year / 1000),
+                digit(year / 100),
+                digit(year / 10),
+                digit(year),
+                b'-',
+                digit(m / 10),
+                digit(m),
+                b'-',
+                digit(d / 10),
+                digit(d),
+            ];
+            return f.write_str(std::str::from_utf8(&text).expect("ASCII digits"));
+        }
         write!(f, "{y:04}-{m:02}-{d:02}")
     }
 }
@@ -89,14 +110,7 @@ impl fmt::Display for Date {
 impl DateTime {
     pub fn parse(text: &str) -> Result<DateTime, DateError> {
         let bytes = text.as_bytes();
-        let num = |range: std::ops::Range<usize>| -> Result<u32, DateError> {
-            let part = text.get(range).ok_or(DateError)?;
-            if part.bytes().all(|b| b.is_ascii_digit()) {
-                part.parse().map_err(|_| DateError)
-            } else {
-                Err(DateError)
-            }
-        };
+        let num = |range: std::ops::Range<usize>| digits(bytes.get(range).ok_or(DateError)?);
         let year = num(0..4)? as i32;
         let (month, day, rest) = match bytes.len() {
             4 => (1, 1, ""),
@@ -131,6 +145,18 @@ impl DateTime {
     }
 }
 
+/// A short run of ASCII digits as a number (at most four digits are ever read); anything else, or
+/// nothing, is an error.
+fn digits(part: &[u8]) -> Result<u32, DateError> {
+    if part.is_empty() {
+        return Err(DateError);
+    }
+    part.iter().try_fold(0u32, |value, b| match b {
+        b'0'..=b'9' => Ok(value * 10 + u32::from(b - b'0')),
+        _ => Err(DateError),
+    })
+}
+
 /// `Thh:mm:ss[.fff]` → seconds into the day.
 fn time_of_day(rest: &str) -> Result<i64, DateError> {
     let b = rest.as_bytes();
@@ -138,12 +164,8 @@ fn time_of_day(rest: &str) -> Result<i64, DateError> {
         return Err(DateError);
     }
     let field = |r: std::ops::Range<usize>, max: i64| -> Result<i64, DateError> {
-        let part = &rest[r];
-        let value: i64 = if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().map_err(|_| DateError)?
-        } else {
-            return Err(DateError);
-        };
+        // Bytes, not `str` slices: a multi-byte character must be an error, not a panic.
+        let value = i64::from(digits(&b[r])?);
         if value > max {
             Err(DateError)
         } else {
@@ -156,8 +178,12 @@ fn time_of_day(rest: &str) -> Result<i64, DateError> {
 /// The zone suffix (`Z`, `+hh:mm`, `-hh:mm`) → offset in seconds east of UTC. FHIR requires it when a
 /// time is given; a missing zone is read as UTC rather than rejected, since only ordering depends on it.
 fn zone_offset(rest: &str) -> Result<i64, DateError> {
-    let after_seconds = rest[9..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    match after_seconds.as_bytes() {
+    let fraction_and_zone = &rest.as_bytes()[9..];
+    let fraction = fraction_and_zone
+        .iter()
+        .take_while(|b| **b == b'.' || b.is_ascii_digit())
+        .count();
+    match &fraction_and_zone[fraction..] {
         [] | [b'Z'] => Ok(0),
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
             let digits = [*h1, *h2, *m1, *m2];
@@ -255,6 +281,10 @@ mod tests {
             "2024-1-1",
             "2024-01-01T25:00:00Z",
             "20x4",
+            "2024-01-01T10:00:0é",
+            "2024-01-01Té0:00:00Z",
+            "2024-01-01T10:é:00Z",
+            "2024-01-01T10:00:00é",
         ] {
             assert!(Date::parse(bad).is_err(), "{bad} should be rejected");
         }

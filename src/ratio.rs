@@ -30,6 +30,16 @@ impl Ratio {
         if den == 0 {
             return None;
         }
+        if den == 1 {
+            return Some(Ratio { num, den });
+        }
+        if let (Ok(n), Ok(d)) = (u64::try_from(num), u64::try_from(den)) {
+            let g = gcd64(n, d);
+            return Some(Ratio {
+                num: u128::from(n / g),
+                den: u128::from(d / g),
+            });
+        }
         let g = gcd(num, den);
         Some(Ratio {
             num: num / g,
@@ -46,6 +56,9 @@ impl Ratio {
 
     /// Parses a decimal as JSON writes it (`37.5`, `100`, `1e-3`), exactly.
     pub fn parse_decimal(text: &str) -> Result<Ratio, RatioError> {
+        if let Some(plain) = Ratio::parse_plain(text) {
+            return Ok(plain);
+        }
         let text = text.trim();
         if text.starts_with('-') {
             return Err(RatioError::Negative);
@@ -91,11 +104,51 @@ impl Ratio {
         r.ok_or(RatioError::Overflow)
     }
 
+    /// The common shape of a FHIR decimal, digits with at most one point (`37.5`, `100`), short
+    /// enough for 64 bits; `None` for anything else, which [`Ratio::parse_decimal`] reads in full.
+    fn parse_plain(text: &str) -> Option<Ratio> {
+        const MAX_DIGITS: usize = 18;
+        let bytes = text.as_bytes();
+        if bytes.len() > MAX_DIGITS {
+            return None;
+        }
+        let (mut num, mut digits, mut point) = (0u64, 0usize, None);
+        for (i, b) in bytes.iter().enumerate() {
+            match b {
+                b'0'..=b'9' => {
+                    num = num * 10 + u64::from(b - b'0');
+                    digits += 1;
+                }
+                b'.' if point.is_none() => point = Some(i),
+                _ => return None,
+            }
+        }
+        if digits == 0 {
+            return None;
+        }
+        let decimals = point.map_or(0, |p| bytes.len() - p - 1) as u32;
+        Ratio::new(u128::from(num), u128::from(10u64.pow(decimals)))
+    }
+
     pub fn is_zero(self) -> bool {
         self.num == 0
     }
 
     pub fn checked_mul(self, other: Ratio) -> Option<Ratio> {
+        if let Some([a, b, c, d]) = self.small_terms(other) {
+            // Products of 64-bit terms cannot overflow 128 bits.
+            if b == 1 && d == 1 {
+                return Some(Ratio {
+                    num: u128::from(a) * u128::from(c),
+                    den: 1,
+                });
+            }
+            let (g1, g2) = (gcd64(a, d), gcd64(c, b));
+            return Ratio::new(
+                u128::from(a / g1) * u128::from(c / g2),
+                u128::from(b / g2) * u128::from(d / g1),
+            );
+        }
         // Cross-reduce first so realistic doses never come near overflow.
         let g1 = gcd(self.num, other.den).max(1);
         let g2 = gcd(other.num, self.den).max(1);
@@ -119,6 +172,17 @@ impl Ratio {
         self.num as f64 / self.den as f64
     }
 
+    /// Both terms of both ratios when all four fit in 64 bits (the usual case for doses), so that the
+    /// arithmetic avoids 128-bit division, which is a slow library call.
+    fn small_terms(self, other: Ratio) -> Option<[u64; 4]> {
+        Some([
+            u64::try_from(self.num).ok()?,
+            u64::try_from(self.den).ok()?,
+            u64::try_from(other.num).ok()?,
+            u64::try_from(other.den).ok()?,
+        ])
+    }
+
     /// Rounded to `places` decimals, for display.
     pub fn rounded(self, places: u32) -> f64 {
         let scale = 10f64.powi(places as i32);
@@ -139,6 +203,9 @@ impl PartialOrd for Ratio {
 }
 impl Ord for Ratio {
     fn cmp(&self, other: &Self) -> Ordering {
+        if let Some([a, b, c, d]) = self.small_terms(*other) {
+            return (u128::from(a) * u128::from(d)).cmp(&(u128::from(c) * u128::from(b)));
+        }
         match (
             self.num.checked_mul(other.den),
             other.num.checked_mul(self.den),
@@ -153,6 +220,11 @@ impl Ord for Ratio {
 impl fmt::Display for Ratio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Exact to three places, half away from zero, without going through a float.
+        if let (Ok(num), Ok(den)) = (u64::try_from(self.num), u64::try_from(self.den))
+            && let Some(twice) = num.checked_mul(2000)
+        {
+            return write_thousandths(f, (twice / den).div_ceil(2));
+        }
         let Some(thousandths) = self
             .num
             .checked_mul(2000)
@@ -160,17 +232,32 @@ impl fmt::Display for Ratio {
         else {
             return write!(f, "{}", self.rounded(3));
         };
-        let (whole, mut frac) = (thousandths / 1000, thousandths % 1000);
+        let (whole, frac) = (thousandths / 1000, (thousandths % 1000) as u64);
         if frac == 0 {
             return write!(f, "{whole}");
         }
-        let mut places = 3;
-        while frac % 10 == 0 {
-            frac /= 10;
-            places -= 1;
-        }
-        write!(f, "{whole}.{frac:0places$}")
+        write!(f, "{whole}")?;
+        write_fraction(f, frac)
     }
+}
+
+fn write_thousandths(f: &mut fmt::Formatter<'_>, thousandths: u64) -> fmt::Result {
+    let (whole, frac) = (thousandths / 1000, thousandths % 1000);
+    write!(f, "{whole}")?;
+    if frac == 0 {
+        return Ok(());
+    }
+    write_fraction(f, frac)
+}
+
+/// `.5`, `.25`, `.125`: thousandths (1 to 999) without trailing zeros.
+fn write_fraction(f: &mut fmt::Formatter<'_>, mut frac: u64) -> fmt::Result {
+    let mut places = 3;
+    while frac % 10 == 0 {
+        frac /= 10;
+        places -= 1;
+    }
+    write!(f, ".{frac:0places$}")
 }
 
 /// Euclid's GCD, in 64-bit arithmetic whenever both fit: 128-bit division is a slow library call,
@@ -249,6 +336,44 @@ mod tests {
         for (n, d, num, den) in cases {
             let q = Ratio::new(n, d).unwrap();
             assert_eq!((q.num, q.den), (num, den), "{n}/{d}");
+        }
+    }
+
+    #[test]
+    fn plain_decimals_read_as_the_general_parser_reads_them() {
+        for text in [
+            "5",
+            "5.",
+            ".5",
+            "007",
+            "37.50",
+            "0",
+            "0.000",
+            "123456789012345678",
+        ] {
+            let plain = Ratio::parse_plain(text).expect(text);
+            let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+            let digits = format!("{whole}{frac}");
+            let general = Ratio::new(
+                digits.parse::<u128>().unwrap(),
+                10u128.pow(frac.len() as u32),
+            );
+            assert_eq!(
+                (plain.num, plain.den),
+                general.map(|g| (g.num, g.den)).unwrap()
+            );
+        }
+        for other in [
+            ".",
+            "",
+            "1e3",
+            " 5",
+            "-5",
+            "+5",
+            "1.2.3",
+            "1234567890123456789",
+        ] {
+            assert!(Ratio::parse_plain(other).is_none(), "{other:?}");
         }
     }
 

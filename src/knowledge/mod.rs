@@ -157,6 +157,9 @@ impl ConditionSets {
 /// A bit per set in [`ConditionSets`].
 const MAX_CONDITION_SETS: usize = 64;
 
+/// ICD-10 codes are looked up by their first 8 characters at most.
+const ICD_PREFIX_MAX: usize = 8;
+
 #[derive(Debug, Clone)]
 pub struct ProcedureIndex {
     snomed: HashSet<String, BuildHasherDefault<Fnv>>,
@@ -176,6 +179,8 @@ pub struct Knowledge {
     pub ruleset_version: String,
     /// Condition sets by normalised ICD-10 prefix, and by SNOMED CT code.
     icd10_prefix_sets: FastMap<String, ConditionSets>,
+    /// In chars: longer prefixes of a code need not be looked up.
+    icd10_longest_prefix: usize,
     snomed_sets: FastMap<String, ConditionSets>,
     condition_ids: FastMap<String, usize>,
     procedures: FastMap<String, ProcedureIndex>,
@@ -266,6 +271,12 @@ impl Knowledge {
             policy.meta.version,
             fnv1a(texts.iter().map(|(_, t)| t.as_str()))
         );
+        let icd10_prefix_sets = set_masks(
+            codes
+                .conditions
+                .values()
+                .map(|v| v.icd10.iter().map(|c| normalize_icd(c)).collect::<Vec<_>>()),
+        );
         let mut knowledge = Knowledge {
             drugs: Vec::new(),
             combinations: Vec::new(),
@@ -275,12 +286,12 @@ impl Knowledge {
             hints: hints.hint,
             suggestions: hints.suggestion,
             ruleset_version: version,
-            icd10_prefix_sets: set_masks(
-                codes
-                    .conditions
-                    .values()
-                    .map(|v| v.icd10.iter().map(|c| normalize_icd(c)).collect::<Vec<_>>()),
-            ),
+            icd10_longest_prefix: icd10_prefix_sets
+                .keys()
+                .map(|k| k.chars().count())
+                .max()
+                .unwrap_or(0),
+            icd10_prefix_sets,
             snomed_sets: set_masks(codes.conditions.values().map(|v| v.snomed.clone())),
             condition_ids: codes
                 .conditions
@@ -517,10 +528,16 @@ impl Knowledge {
             };
             if self.systems.icd10.iter().any(|s| s == system) {
                 // Every prefix of the code, dots dropped: F33.1 is in the sets of F, F3, F33, F331.
-                let mut prefix = String::with_capacity(8);
-                for b in code.bytes().filter(|b| *b != b'.').take(8) {
-                    prefix.push(b.to_ascii_uppercase() as char);
-                    if let Some(found) = self.icd10_prefix_sets.get(prefix.as_str()) {
+                // Each byte is taken as a char, in a buffer on the stack as the code is read.
+                let mut prefix = [0u8; 2 * ICD_PREFIX_MAX];
+                let mut len = 0;
+                let longest = self.icd10_longest_prefix.min(ICD_PREFIX_MAX);
+                for b in code.bytes().filter(|b| *b != b'.').take(longest) {
+                    len += char::from(b.to_ascii_uppercase())
+                        .encode_utf8(&mut prefix[len..])
+                        .len();
+                    let text = std::str::from_utf8(&prefix[..len]).expect("whole chars");
+                    if let Some(found) = self.icd10_prefix_sets.get(text) {
                         sets.0 |= found.0;
                     }
                 }

@@ -27,29 +27,47 @@ pub fn lower(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// [`lower`] into a buffer kept from one text to the next, to spare an allocation per text.
+pub fn lower_into(text: &str, out: &mut String) {
+    out.clear();
+    if text.is_ascii() {
+        out.push_str(text);
+        out.make_ascii_lowercase();
+    } else {
+        out.push_str(&lower(text));
+    }
+}
+
+/// `text` in ASCII lower case, written into `buf` rather than a new `String`, for matching short keys
+/// (units, codes) on every record; `None` when it does not fit, which callers read as no match.
+pub fn ascii_lower<'b>(text: &str, buf: &'b mut [u8]) -> Option<&'b str> {
+    let lowered = buf.get_mut(..text.len())?;
+    lowered.copy_from_slice(text.as_bytes());
+    lowered.make_ascii_lowercase();
+    std::str::from_utf8(lowered).ok()
+}
+
 /// Splits an already lower-cased text (see [`lower`]) into words, numbers and slashes.
 pub fn tokenize(text: &str) -> Vec<Token<'_>> {
     let mut tokens = Vec::with_capacity(16);
     let bytes = text.as_bytes();
+    let digit_at = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    let number_at = |i: usize| digit_at(i) || (bytes[i] == b'.' && digit_at(i + 1));
     let mut i = 0;
     while i < bytes.len() {
-        let c = bytes[i];
-        if c.is_ascii_digit() || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
-            let start = i;
-            while i < bytes.len()
-                && (bytes[i].is_ascii_digit()
-                    || (bytes[i] == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)))
-            {
+        let start = i;
+        if number_at(i) {
+            while i < bytes.len() && number_at(i) {
                 i += 1;
             }
             tokens.push(Token::Number(&text[start..i]));
-        } else if c == b'/' {
+        } else if bytes[i] == b'/' {
             tokens.push(Token::Slash);
             i += 1;
-        } else if is_letter(text, i) {
-            let start = i;
-            while i < bytes.len() && is_letter(text, i) {
-                i += text[i..].chars().next().map_or(1, char::len_utf8);
+        } else if let Some(len) = letter_len(text, i) {
+            i += len;
+            while let Some(len) = letter_len(text, i) {
+                i += len;
             }
             tokens.push(Token::Word(&text[start..i]));
         } else {
@@ -59,10 +77,16 @@ pub fn tokenize(text: &str) -> Vec<Token<'_>> {
     tokens
 }
 
-fn is_letter(text: &str, at: usize) -> bool {
-    match text.as_bytes()[at] {
-        b if b.is_ascii() => b.is_ascii_alphabetic(),
-        _ => text[at..].chars().next().is_some_and(char::is_alphabetic),
+/// The length in bytes of the letter at `at`; `None` for anything else or at the end. ASCII, nearly
+/// all product text, is told apart without decoding.
+fn letter_len(text: &str, at: usize) -> Option<usize> {
+    match *text.as_bytes().get(at)? {
+        b if b.is_ascii() => b.is_ascii_alphabetic().then_some(1),
+        _ => text[at..]
+            .chars()
+            .next()
+            .filter(|c| c.is_alphabetic())
+            .map(char::len_utf8),
     }
 }
 

@@ -3,7 +3,7 @@
 //! Anything that cannot be read exactly leaves the dose unknown, with the reason; nothing is guessed.
 
 use crate::fhir::datatypes::{Dosage, FhirRatio, Quantity};
-use crate::knowledge::text::Token;
+use crate::knowledge::text::{Token, ascii_lower};
 use crate::ratio::Ratio;
 
 /// How much drug one unit of the product holds.
@@ -39,12 +39,16 @@ enum Unit {
     Millilitre,
 }
 
+/// Longer than any unit or timing code [`unit`] and [`administrations_per_day`] know: a longer key
+/// is not recognised without being lower-cased.
+const UNIT_KEY_MAX: usize = 32;
+
 /// mg in one of the unit, for mass units; or the kind of unit.
 fn unit(key: &str) -> Option<Unit> {
-    let key = key.trim();
-    let lower = key.to_ascii_lowercase();
+    let mut buf = [0; UNIT_KEY_MAX];
+    let lower = ascii_lower(key.trim(), &mut buf)?;
     let mass = |mg: Ratio| Some(Unit::Mass(mg));
-    match lower.as_str() {
+    match lower {
         "mg" | "milligram" | "milligrams" => mass(Ratio::ONE),
         "g" | "gram" | "grams" => mass(Ratio::integer(1000)),
         "mcg" | "ug" | "µg" | "microgram" | "micrograms" => mass(Ratio::new(1, 1000)?),
@@ -192,17 +196,19 @@ pub fn administrations_per_day(dosage: &Dosage) -> Result<Ratio, DoseProblem> {
         .as_ref()
         .and_then(|c| c.coding.iter().find_map(|c| c.code.as_deref()))
         .ok_or_else(|| DoseProblem::unknown("no dosing frequency"))?;
-    let per_day = match code.to_ascii_uppercase().as_str() {
-        "QD" | "AM" | "PM" | "QHS" | "HS" | "DAILY" => Ratio::ONE,
-        "BID" | "Q12H" => Ratio::integer(2),
-        "TID" | "Q8H" => Ratio::integer(3),
-        "QID" | "Q6H" => Ratio::integer(4),
-        "Q4H" => Ratio::integer(6),
-        "QOD" => Ratio::new(1, 2).expect("constant"),
-        "WK" => Ratio::new(1, 7).expect("constant"),
-        other => {
+    let mut buf = [0; UNIT_KEY_MAX];
+    let per_day = match ascii_lower(code, &mut buf).unwrap_or_default() {
+        "qd" | "am" | "pm" | "qhs" | "hs" | "daily" => Ratio::ONE,
+        "bid" | "q12h" => Ratio::integer(2),
+        "tid" | "q8h" => Ratio::integer(3),
+        "qid" | "q6h" => Ratio::integer(4),
+        "q4h" => Ratio::integer(6),
+        "qod" => Ratio::new(1, 2).expect("constant"),
+        "wk" => Ratio::new(1, 7).expect("constant"),
+        _ => {
             return Err(DoseProblem::unknown(format!(
-                "timing code {other:?} is not recognised"
+                "timing code {:?} is not recognised",
+                code.to_ascii_uppercase()
             )));
         }
     };
@@ -221,7 +227,8 @@ pub fn strength_from_ratio(r: &FhirRatio) -> Option<Strength> {
         None => (Ratio::ONE, "1"),
     };
     let per = amount.checked_div(den_value)?;
-    match den_unit.trim().to_ascii_lowercase().as_str() {
+    let mut buf = [0; UNIT_KEY_MAX];
+    match ascii_lower(den_unit.trim(), &mut buf)? {
         "h" | "hr" | "hour" => Some(Strength::PerDay(per.checked_mul(Ratio::integer(24))?)),
         "d" | "day" | "24.h" | "24 h" => Some(Strength::PerDay(per)),
         key => match unit(key) {

@@ -9,7 +9,7 @@ use crate::knowledge::Knowledge;
 pub struct Episode<'s> {
     pub start: Date,
     /// The remission and the relapse that cut the episode, when one did.
-    pub cut: Option<(&'s Score, &'s Score)>,
+    pub cut: Option<(&'s Score<'s>, &'s Score<'s>)>,
 }
 
 impl Episode<'_> {
@@ -20,7 +20,7 @@ impl Episode<'_> {
 }
 
 /// `scores` are PHQ-9/PHQ-A totals, oldest first.
-pub fn current<'s>(scores: &'s [Score], as_of: Date, k: &Knowledge) -> Episode<'s> {
+pub fn current<'s>(scores: &'s [Score<'s>], as_of: Date, k: &Knowledge) -> Episode<'s> {
     let p = &k.policy.episode;
     let window_start = as_of.minus_months(p.lookback_months);
     // The latest score below the remission line that some later score at or above the relapse line
@@ -48,11 +48,12 @@ mod tests {
     use super::*;
     use crate::date::DateTime;
 
-    fn score(day: &str, value: i64) -> Score {
+    /// A score cited by its day.
+    fn score(day: &'static str, value: i64) -> Score<'static> {
         Score {
             value,
             at: DateTime::from_day(Date::parse(day).unwrap()),
-            citation: format!("Observation/{day}"),
+            citation: day,
         }
     }
 
@@ -68,7 +69,7 @@ mod tests {
         ];
         let e = current(&scores, Date::parse("2025-01-01").unwrap(), &k);
         assert_eq!(e.start.to_string(), "2024-08-01");
-        assert_eq!(e.cut.unwrap().0.citation, "Observation/2024-03-01");
+        assert_eq!(e.cut.unwrap().0.citation, "2024-03-01");
     }
 
     #[test]

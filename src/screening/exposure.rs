@@ -2,18 +2,19 @@
 //! MedicationRequest or MedicationStatement names, over which days, at what daily dose.
 
 use super::Diagnostics;
-use super::dose::{self, Strength};
+use super::dose;
 use super::facts::{parse_date, period_start};
+use super::recognition::{Recognised, Recogniser};
 use crate::date::Date;
-use crate::fhir::datatypes::{CodeableConcept, Dosage, Lenient, Quantity, Reference};
-use crate::fhir::resources::{Medication, MedicationRequest, MedicationStatement};
+use crate::fhir::datatypes::{Dosage, Lenient, Quantity};
+use crate::fhir::resources::{MedicationRequest, MedicationStatement};
 use crate::fhir::{DiagnosticKind, Entry, PatientRecord};
 use crate::knowledge::text;
-use crate::knowledge::{DrugId, Knowledge, NameTarget};
+use crate::knowledge::{DrugId, Knowledge};
 use crate::ratio::Ratio;
 
 #[derive(Debug, Clone)]
-pub struct Exposure {
+pub struct Exposure<'r> {
     pub drug: DrugId,
     pub start: Date,
     /// Exclusive end; `None` while still taken at `as_of`.
@@ -21,32 +22,23 @@ pub struct Exposure {
     pub daily_mg: Option<Ratio>,
     /// A combination product's own adequate dose for this ingredient (Auvelity's bupropion).
     pub min_adequate_override: Option<Ratio>,
-    pub citation: String,
+    pub citation: &'r str,
 }
 
-/// One drug a medication names, with what the product says of it.
-#[derive(Debug, Clone)]
-struct Recognised {
-    drug: DrugId,
-    strength: Option<Strength>,
-    /// The product itself shows the drug's required route: a brand of that form (Emsam) or the
-    /// route in its name ("selegiline 0.25 MG/HR Transdermal System").
-    route_shown: bool,
-    min_adequate_override: Option<Ratio>,
-}
-
-pub fn gather(
-    record: &PatientRecord,
+pub fn gather<'r>(
+    record: &'r PatientRecord,
     as_of: Date,
     k: &Knowledge,
     d: &mut Diagnostics,
-) -> Vec<Exposure> {
-    let mut out = Vec::new();
+) -> Vec<Exposure<'r>> {
+    let mut out =
+        Vec::with_capacity(record.medication_requests.len() + record.medication_statements.len());
+    let mut recogniser = Recogniser::new(record);
     for entry in &record.medication_requests {
-        request(entry, record, as_of, k, d, &mut out);
+        request(entry, as_of, k, d, &mut recogniser, &mut out);
     }
     for entry in &record.medication_statements {
-        statement(entry, record, as_of, k, d, &mut out);
+        statement(entry, as_of, k, d, &mut recogniser, &mut out);
     }
     out.sort_by(|a, b| {
         (a.drug, a.start, a.end.is_none(), a.end, &a.citation).cmp(&(
@@ -60,21 +52,20 @@ pub fn gather(
     out
 }
 
-fn request(
-    entry: &Entry<MedicationRequest>,
-    record: &PatientRecord,
+fn request<'r>(
+    entry: &'r Entry<MedicationRequest>,
     as_of: Date,
     k: &Knowledge,
     d: &mut Diagnostics,
-    out: &mut Vec<Exposure>,
+    recogniser: &mut Recogniser<'r>,
+    out: &mut Vec<Exposure<'r>>,
 ) {
     let mr = &entry.resource;
     let cite = entry.citation.as_str();
-    let drugs = recognise_medication(
+    let drugs = recogniser.medication(
         mr.medication_codeable_concept.as_ref(),
         mr.medication_reference.as_ref(),
         &mr.contained,
-        record,
         k,
         cite,
         d,
@@ -134,24 +125,23 @@ fn request(
         },
     };
     let Some(end) = end else { return };
-    push_exposures(cite, drugs, start, end, dosage, as_of, k, d, out);
+    push_exposures(cite, &drugs, start, end, dosage, as_of, k, d, out);
 }
 
-fn statement(
-    entry: &Entry<MedicationStatement>,
-    record: &PatientRecord,
+fn statement<'r>(
+    entry: &'r Entry<MedicationStatement>,
     as_of: Date,
     k: &Knowledge,
     d: &mut Diagnostics,
-    out: &mut Vec<Exposure>,
+    recogniser: &mut Recogniser<'r>,
+    out: &mut Vec<Exposure<'r>>,
 ) {
     let ms = &entry.resource;
     let cite = entry.citation.as_str();
-    let drugs = recognise_medication(
+    let drugs = recogniser.medication(
         ms.medication_codeable_concept.as_ref(),
         ms.medication_reference.as_ref(),
         &ms.contained,
-        record,
         k,
         cite,
         d,
@@ -191,20 +181,20 @@ fn statement(
         },
     };
     let dosage = first_dosage(&ms.dosage);
-    push_exposures(cite, drugs, start, end, dosage, as_of, k, d, out);
+    push_exposures(cite, &drugs, start, end, dosage, as_of, k, d, out);
 }
 
 #[allow(clippy::too_many_arguments)]
-fn push_exposures(
-    cite: &str,
-    drugs: Vec<Recognised>,
+fn push_exposures<'r>(
+    cite: &'r str,
+    drugs: &[Recognised],
     start: Date,
     end: Option<Date>,
     dosage: Option<&Dosage>,
     as_of: Date,
     k: &Knowledge,
     d: &mut Diagnostics,
-    out: &mut Vec<Exposure>,
+    out: &mut Vec<Exposure<'r>>,
 ) {
     if start > as_of {
         d.note(
@@ -281,7 +271,7 @@ fn push_exposures(
             end,
             daily_mg,
             min_adequate_override: r.min_adequate_override,
-            citation: cite.to_owned(),
+            citation: cite,
         });
     }
 }
@@ -298,7 +288,8 @@ fn route_is(route: &[String], dosage: Option<&Dosage>) -> bool {
 
 fn supply_days(q: &Quantity) -> Option<i32> {
     let value = Ratio::parse_decimal(&q.value.as_ref()?.0).ok()?;
-    let per = match q.unit_key()?.to_ascii_lowercase().as_str() {
+    let mut buf = [0; 8];
+    let per = match text::ascii_lower(q.unit_key()?, &mut buf)? {
         "d" | "day" | "days" => 1,
         "wk" | "week" | "weeks" => 7,
         "mo" | "month" | "months" => 30,
@@ -306,231 +297,4 @@ fn supply_days(q: &Quantity) -> Option<i32> {
     };
     let days = value.checked_mul(Ratio::integer(per))?.rounded(0);
     (0.0..36_500.0).contains(&days).then_some(days as i32)
-}
-
-/// The medication concept: inline, `contained` (`#id`), or a Medication in the record.
-fn recognise_medication(
-    concept: Option<&CodeableConcept>,
-    reference: Option<&Reference>,
-    contained: &[Lenient<Medication>],
-    record: &PatientRecord,
-    k: &Knowledge,
-    cite: &str,
-    d: &mut Diagnostics,
-) -> Vec<Recognised> {
-    if let Some(c) = concept {
-        return recognise(c, &[], k, cite, d);
-    }
-    let Some(reference) = reference else {
-        return Vec::new();
-    };
-    match resolve(reference, contained, record) {
-        Some(medication) => {
-            let code = medication.code.clone().unwrap_or_default();
-            recognise(&code, &medication.ingredient, k, cite, d)
-        }
-        None => {
-            let display = CodeableConcept {
-                coding: Vec::new(),
-                text: reference.display.clone(),
-            };
-            let found = recognise(&display, &[], k, cite, d);
-            d.note(cite, DiagnosticKind::UnresolvedReference, if found.is_empty() {
-                "its Medication reference cannot be resolved in this record".into()
-            } else {
-                "its Medication reference cannot be resolved; recognised from the reference's display text".into()
-            });
-            found
-        }
-    }
-}
-
-fn resolve<'r>(
-    reference: &Reference,
-    contained: &'r [Lenient<Medication>],
-    record: &'r PatientRecord,
-) -> Option<&'r Medication> {
-    let r = reference.reference.as_deref()?;
-    if let Some(local) = r.strip_prefix('#') {
-        return contained.iter().filter_map(Lenient::read).find(|m| {
-            m.resource_type.as_deref() == Some("Medication") && m.id.as_deref() == Some(local)
-        });
-    }
-    let path = r.split("/_history/").next().unwrap_or(r);
-    record
-        .medications
-        .iter()
-        .find(|m| {
-            m.full_url.as_deref() == Some(r)
-                || r == m.citation
-                || path
-                    .strip_suffix(m.citation.as_str())
-                    .is_some_and(|rest| rest.ends_with('/'))
-        })
-        .map(|m| &m.resource)
-}
-
-/// Screening-rules section 2: RxNorm ingredient codes; otherwise names and brands in the text;
-/// otherwise ATC. Strengths come from Medication.ingredient or from the text.
-fn recognise(
-    concept: &CodeableConcept,
-    ingredients: &[crate::fhir::resources::MedicationIngredient],
-    k: &Knowledge,
-    cite: &str,
-    d: &mut Diagnostics,
-) -> Vec<Recognised> {
-    let mut found: Vec<Recognised> = Vec::new();
-    let add = |found: &mut Vec<Recognised>, r: Recognised| {
-        if let Some(existing) = found.iter_mut().find(|x| x.drug == r.drug) {
-            existing.strength = existing.strength.or(r.strength);
-            existing.route_shown |= r.route_shown;
-            existing.min_adequate_override =
-                existing.min_adequate_override.or(r.min_adequate_override);
-        } else {
-            found.push(r);
-        }
-    };
-    let concepts = std::iter::once(concept).chain(
-        ingredients
-            .iter()
-            .filter_map(|i| i.item_codeable_concept.as_ref()),
-    );
-    // Names in text give strengths even when codes identify the drug.
-    let mut from_text = Vec::new();
-    let mut texts: Vec<&str> = concepts.clone().flat_map(CodeableConcept::texts).collect();
-    // `text` and `coding.display` are often the same string.
-    texts.sort_unstable();
-    texts.dedup();
-    for t in texts {
-        scan_text(t, k, &mut from_text);
-    }
-    let mut by_code = Vec::new();
-    for c in concepts.clone() {
-        for code in c.codes_in(&k.systems.rxnorm) {
-            if let Some(drug) = k.drug_by_rxnorm(code) {
-                by_code.push(drug);
-            }
-        }
-    }
-    if !by_code.is_empty() {
-        for drug in by_code {
-            let text_hit = from_text.iter().find(|r: &&Recognised| r.drug == drug);
-            let route_in_text = k.drug(drug).required_route.as_ref().is_some_and(|route| {
-                concepts
-                    .clone()
-                    .flat_map(CodeableConcept::texts)
-                    .any(|t| text::text_contains_phrase(t, route))
-            });
-            add(
-                &mut found,
-                Recognised {
-                    drug,
-                    strength: text_hit.and_then(|r| r.strength),
-                    route_shown: route_in_text || text_hit.is_some_and(|r| r.route_shown),
-                    min_adequate_override: text_hit.and_then(|r| r.min_adequate_override),
-                },
-            );
-        }
-    } else if !from_text.is_empty() {
-        for r in from_text {
-            add(&mut found, r);
-        }
-    } else {
-        for c in concepts.clone() {
-            for code in c.codes_in(&k.systems.atc) {
-                if let Some(drug) = k.drug_by_atc(code) {
-                    add(
-                        &mut found,
-                        Recognised {
-                            drug,
-                            strength: None,
-                            route_shown: false,
-                            min_adequate_override: None,
-                        },
-                    );
-                } else if k.is_unlisted_antidepressant_atc(code) {
-                    d.note(cite, DiagnosticKind::UnlistedAntidepressant, format!("ATC {code} is an antidepressant the knowledge base does not list; not counted"));
-                }
-            }
-        }
-    }
-    // Strengths stated per ingredient in a Medication override what the text says.
-    for ingredient in ingredients {
-        let (Some(item), Some(strength)) =
-            (&ingredient.item_codeable_concept, &ingredient.strength)
-        else {
-            continue;
-        };
-        let Some(strength) = dose::strength_from_ratio(strength) else {
-            continue;
-        };
-        let mut names = Vec::new();
-        for t in item.texts() {
-            scan_text(t, k, &mut names);
-        }
-        let drugs = item
-            .codes_in(&k.systems.rxnorm)
-            .filter_map(|c| k.drug_by_rxnorm(c))
-            .chain(names.iter().map(|r| r.drug));
-        for drug in drugs {
-            if let Some(r) = found.iter_mut().find(|r| r.drug == drug) {
-                r.strength = Some(strength);
-            }
-        }
-    }
-    if found.is_empty() && concept.has_code_without_system() {
-        d.note(
-            cite,
-            DiagnosticKind::CodingWithoutSystem,
-            "has a medication code with no code system, and no recognisable name".into(),
-        );
-    }
-    found
-}
-
-/// Every drug or combination named in one text, each with the strength written after it.
-fn scan_text(t: &str, k: &Knowledge, out: &mut Vec<Recognised>) {
-    let lowered = text::lower(t);
-    let tokens = text::tokenize(&lowered);
-    let mut hits = Vec::new();
-    let mut i = 0;
-    while i < tokens.len() {
-        match k.name_at(&tokens, i) {
-            Some(m) => {
-                hits.push((i, m));
-                i = m.end;
-            }
-            None => i += 1,
-        }
-    }
-    for (n, (_, m)) in hits.iter().enumerate() {
-        let until = hits.get(n + 1).map_or(tokens.len(), |(next, _)| *next);
-        let strength = dose::strength_from_tokens(&tokens[m.end..until]);
-        match m.target {
-            NameTarget::Drug { drug, brand } => {
-                let route_in_text = k
-                    .drug(drug)
-                    .required_route
-                    .as_ref()
-                    .is_some_and(|route| text::contains_phrase(&tokens, route));
-                out.push(Recognised {
-                    drug,
-                    strength,
-                    route_shown: brand || route_in_text,
-                    min_adequate_override: None,
-                })
-            }
-            NameTarget::Combination(c) => {
-                let combination = &k.combinations[c];
-                for drug in &combination.ingredients {
-                    out.push(Recognised {
-                        drug: *drug,
-                        strength: None,
-                        route_shown: true,
-                        min_adequate_override: combination.min_adequate_daily_mg.get(drug).copied(),
-                    });
-                }
-            }
-        }
-    }
 }

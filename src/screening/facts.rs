@@ -10,27 +10,28 @@ use crate::fhir::{DiagnosticKind, Entry, PatientRecord};
 use crate::knowledge::{ConditionSets, Knowledge};
 use crate::ratio::Ratio;
 
-/// A whole-number score (PHQ-9 total, item 9, MDQ total).
+/// A whole-number score (PHQ-9 total, item 9, MDQ total). Citations here and in exposures and trials
+/// borrow the record's: only those an Assessment shows are copied, once, when it is built.
 #[derive(Debug, Clone)]
-pub struct Score {
+pub struct Score<'r> {
     pub value: i64,
     pub at: DateTime,
-    pub citation: String,
+    pub citation: &'r str,
 }
 
 #[derive(Debug, Clone)]
-pub struct Measurement {
+pub struct Measurement<'r> {
     pub value: Ratio,
     pub at: DateTime,
-    pub citation: String,
+    pub citation: &'r str,
 }
 
 #[derive(Debug, Clone)]
-pub struct BloodPressure {
+pub struct BloodPressure<'r> {
     pub systolic: Option<Ratio>,
     pub diastolic: Option<Ratio>,
     pub at: DateTime,
-    pub citation: String,
+    pub citation: &'r str,
 }
 
 #[derive(Debug, Clone)]
@@ -62,11 +63,11 @@ pub struct TreatmentProcedure<'r> {
 #[derive(Debug, Default)]
 pub struct Facts<'r> {
     /// PHQ-9 and PHQ-A totals, oldest first.
-    pub depression_scores: Vec<Score>,
-    pub item9: Vec<Score>,
-    pub mdq: Vec<Score>,
-    pub blood_pressures: Vec<BloodPressure>,
-    pub egfr: Vec<Measurement>,
+    pub depression_scores: Vec<Score<'r>>,
+    pub item9: Vec<Score<'r>>,
+    pub mdq: Vec<Score<'r>>,
+    pub blood_pressures: Vec<BloodPressure<'r>>,
+    pub egfr: Vec<Measurement<'r>>,
     pub diagnoses: Vec<Diagnosis<'r>>,
     pub procedures: Vec<TreatmentProcedure<'r>>,
 }
@@ -102,7 +103,11 @@ pub fn gather<'r>(
     k: &Knowledge,
     d: &mut Diagnostics,
 ) -> Facts<'r> {
-    let mut facts = Facts::default();
+    let mut facts = Facts {
+        depression_scores: Vec::with_capacity(record.observations.len()),
+        diagnoses: Vec::with_capacity(record.conditions.len()),
+        ..Facts::default()
+    };
     for entry in &record.observations {
         observation(entry, as_of, k, &mut facts, d);
     }
@@ -135,11 +140,11 @@ fn has_code(concept: &CodeableConcept, systems: &[String], codes: &[String]) -> 
         .any(|c| codes.iter().any(|x| x == c))
 }
 
-fn observation(
-    entry: &Entry<Observation>,
+fn observation<'r>(
+    entry: &'r Entry<Observation>,
     as_of: Date,
     k: &Knowledge,
-    facts: &mut Facts,
+    facts: &mut Facts<'r>,
     d: &mut Diagnostics,
 ) {
     let obs = &entry.resource;
@@ -208,7 +213,6 @@ fn observation(
         );
         return;
     }
-    let citation = cite.to_owned();
     let max = &k.scale_max;
     let own_value = |max: i64, d: &mut Diagnostics| {
         score_value(obs.value_integer, obs.value_quantity.as_ref(), max, cite, d)
@@ -218,7 +222,7 @@ fn observation(
     let score = |value: i64| Score {
         value,
         at,
-        citation: citation.clone(),
+        citation: cite,
     };
     match kind {
         ObsKind::Depression => {
@@ -249,7 +253,7 @@ fn observation(
                     systolic,
                     diastolic,
                     at,
-                    citation,
+                    citation: cite,
                 });
             }
         }
@@ -258,7 +262,7 @@ fn observation(
                 facts.egfr.push(Measurement {
                     value,
                     at,
-                    citation,
+                    citation: cite,
                 });
             }
         }

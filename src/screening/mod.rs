@@ -9,6 +9,7 @@ pub mod facts;
 pub mod hint;
 pub mod outcome;
 pub mod reason;
+pub mod recognition;
 pub mod staging;
 pub mod status;
 pub mod suggestion;
@@ -113,16 +114,15 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
         .zip(&counted)
         .map(|((t, j), counted)| {
             let info = k.drug(t.drug);
-            let mut evidence = t.evidence.clone();
+            let switched_to = j.switched_to.map_or(&[][..], |n| &trials[n].evidence);
+            let mut evidence = reason::owned(&t.evidence, 2 + switched_to.len());
             evidence.extend(
                 j.baseline
                     .iter()
                     .chain(&j.end_score)
-                    .map(|s| s.citation.clone()),
+                    .map(|s| s.citation.to_owned()),
             );
-            if let Some(n) = j.switched_to {
-                evidence.extend(trials[n].evidence.iter().cloned());
-            }
+            evidence.extend(switched_to.iter().map(|e| (*e).to_owned()));
             TreatmentTrial {
                 ingredient: info.name.clone(),
                 rxnorm_ingredient: info.rxnorm.clone(),

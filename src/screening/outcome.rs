@@ -11,8 +11,8 @@ use crate::knowledge::Knowledge;
 pub struct Judged<'s> {
     pub outcome: TrialOutcome,
     pub inferred: bool,
-    pub baseline: Option<&'s Score>,
-    pub end_score: Option<&'s Score>,
+    pub baseline: Option<&'s Score<'s>>,
+    pub end_score: Option<&'s Score<'s>>,
     /// The trial whose start implied failure, when inferred.
     pub switched_to: Option<usize>,
 }
@@ -20,7 +20,7 @@ pub struct Judged<'s> {
 pub fn judge<'s>(
     index: usize,
     trials: &[Trial],
-    scores: &'s [Score],
+    scores: &'s [Score<'s>],
     as_of: Date,
     k: &Knowledge,
 ) -> Judged<'s> {

@@ -20,7 +20,7 @@ pub fn status_reason(status: TrdStatus, tally: &Tally, trials: &[Trial], k: &Kno
         trials
             .iter()
             .filter(|t| set.contains(&t.drug))
-            .flat_map(|t| t.evidence.iter().cloned())
+            .flat_map(|t| t.evidence.iter().map(|e| (*e).to_owned()))
             .collect::<Vec<_>>()
     };
     let (f, u) = (tally.failed.len(), tally.unconfirmed.len());
@@ -57,7 +57,7 @@ pub fn episode_reason(episode: &Episode, k: &Knowledge) -> Reason {
                 "Current episode from {}: remission (score {} on {}) followed by relapse (score {} on {}); trials that ended earlier are not counted.",
                 episode.start, remission.value, remission.at.day, relapse.value, relapse.at.day
             ),
-            evidence: vec![remission.citation.clone(), relapse.citation.clone()],
+            evidence: vec![remission.citation.to_owned(), relapse.citation.to_owned()],
         },
         None => Reason {
             text: format!(
@@ -105,14 +105,14 @@ pub fn trial_reason(
         });
     }
     text.push_str("; ");
-    let mut evidence = t.evidence.clone();
+    let mut evidence = owned(&t.evidence, 2);
     let scores = match (judged.baseline, judged.end_score) {
         (Some(b), Some(e)) => {
-            evidence.extend([b.citation.clone(), e.citation.clone()]);
+            evidence.extend([b.citation.to_owned(), e.citation.to_owned()]);
             Some((Some(b.value), e.value))
         }
         (None, Some(e)) => {
-            evidence.push(e.citation.clone());
+            evidence.push(e.citation.to_owned());
             Some((None, e.value))
         }
         _ => None,
@@ -128,7 +128,7 @@ pub fn trial_reason(
         TrialOutcome::Failed if judged.inferred => {
             let next = judged.switched_to.map(|n| &trials[n]);
             if let Some(n) = next {
-                evidence.extend(n.evidence.iter().cloned());
+                evidence.extend(n.evidence.iter().map(|e| (*e).to_owned()));
             }
             let _ = match next {
                 Some(n) => write!(
@@ -159,4 +159,11 @@ pub fn trial_reason(
     }
     text.push('.');
     Reason { text, evidence }
+}
+
+/// The citations as the owned strings of the Assessment, with room for `more`.
+pub fn owned(citations: &[&str], more: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(citations.len() + more);
+    out.extend(citations.iter().map(|c| (*c).to_owned()));
+    out
 }

@@ -34,7 +34,7 @@ pub struct MaudsleyInput<'a, 's> {
     pub judged: &'a [Judgement<'a>],
     pub facts: &'a Facts<'a>,
     pub episode: &'a Episode<'s>,
-    pub severity_score: Option<&'s Score>,
+    pub severity_score: Option<&'s Score<'s>>,
     pub as_of: Date,
 }
 
@@ -115,10 +115,10 @@ fn episode_onset(input: &MaudsleyInput, k: &Knowledge) -> Date {
 /// Baseline severity: the baseline of the earliest counted antidepressant trial, else the first score
 /// in the episode.
 pub fn severity_score<'s>(
-    judged: &[(&Trial, Option<&'s Score>, bool)],
-    scores: &'s [Score],
+    judged: &[(&Trial, Option<&'s Score<'s>>, bool)],
+    scores: &'s [Score<'s>],
     episode: &Episode,
-) -> Option<&'s Score> {
+) -> Option<&'s Score<'s>> {
     judged
         .iter()
         .filter(|(t, _, counted)| *counted && !t.augmentation)

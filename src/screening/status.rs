@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 /// A trial with its judged outcome and whether it lies in the current episode.
 pub struct Judgement<'t> {
-    pub trial: &'t Trial,
+    pub trial: &'t Trial<'t>,
     pub outcome: TrialOutcome,
     pub counted: bool,
 }

@@ -17,7 +17,7 @@ pub enum DoseAdequacy {
 }
 
 #[derive(Debug, Clone)]
-pub struct Trial {
+pub struct Trial<'r> {
     pub drug: DrugId,
     pub start: Date,
     /// `None` while ongoing at `as_of`.
@@ -26,10 +26,10 @@ pub struct Trial {
     pub dose: DoseAdequacy,
     pub adequate_duration: bool,
     pub augmentation: bool,
-    pub evidence: Vec<String>,
+    pub evidence: Vec<&'r str>,
 }
 
-impl Trial {
+impl Trial<'_> {
     /// The last day of exposure, `as_of` while ongoing.
     pub fn end_or(&self, as_of: Date) -> Date {
         self.end.unwrap_or(as_of)
@@ -45,12 +45,12 @@ impl Trial {
 }
 
 /// Builds trials of antidepressants and augmentation agents from exposures sorted by drug and start.
-pub fn build(
-    exposures: &[Exposure],
+pub fn build<'r>(
+    exposures: &[Exposure<'r>],
     as_of: Date,
     k: &Knowledge,
     d: &mut Diagnostics,
-) -> Vec<Trial> {
+) -> Vec<Trial<'r>> {
     let gap = k.policy.trial.refill_gap_days as i32;
     let mut trials = Vec::new();
     let mut i = 0;
@@ -84,13 +84,13 @@ pub fn build(
     trials
 }
 
-fn trial(
-    parts: &[Exposure],
+fn trial<'r>(
+    parts: &[Exposure<'r>],
     end: Option<Date>,
     as_of: Date,
     k: &Knowledge,
     d: &mut Diagnostics,
-) -> Option<Trial> {
+) -> Option<Trial<'r>> {
     let info = k.drug(parts[0].drug);
     let start = parts[0].start;
     let daily_mg = held_dose(
@@ -98,7 +98,7 @@ fn trial(
         end.unwrap_or(as_of),
         k.policy.trial.dose_hold_days as i32,
     );
-    let evidence: Vec<String> = dedup(parts.iter().map(|p| p.citation.clone()));
+    let evidence = dedup(parts.iter().map(|p| p.citation));
     if let (Some(limit), Some(mg)) = (info.hypnotic, daily_mg)
         && limit.is_hypnotic(mg)
     {
@@ -139,8 +139,8 @@ fn trial(
     })
 }
 
-fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+fn dedup<'r>(items: impl ExactSizeIterator<Item = &'r str>) -> Vec<&'r str> {
+    let mut out = Vec::with_capacity(items.len());
     for item in items {
         if !out.contains(&item) {
             out.push(item);
@@ -154,7 +154,7 @@ fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
 /// unknown dose break a run. When no dose was held that long, the highest known dose.
 fn held_dose(parts: &[Exposure], trial_end: Date, hold_days: i32) -> Option<Ratio> {
     // Segments [start, end) with their dose, each extended over the gap to the next start.
-    let mut segments: Vec<(Date, Date, Option<Ratio>)> = Vec::new();
+    let mut segments: Vec<(Date, Date, Option<Ratio>)> = Vec::with_capacity(parts.len());
     for (n, p) in parts.iter().enumerate() {
         let own_end = p.end.unwrap_or(trial_end);
         let bridged = parts
@@ -196,14 +196,14 @@ fn held_dose(parts: &[Exposure], trial_end: Date, hold_days: i32) -> Option<Rati
 mod tests {
     use super::*;
 
-    fn exposure(start: &str, end: &str, mg: Option<u64>) -> Exposure {
+    fn exposure(start: &'static str, end: &str, mg: Option<u64>) -> Exposure<'static> {
         Exposure {
             drug: DrugId(0),
             start: Date::parse(start).unwrap(),
             end: Some(Date::parse(end).unwrap()),
             daily_mg: mg.map(Ratio::integer),
             min_adequate_override: None,
-            citation: format!("MedicationRequest/{start}"),
+            citation: start,
         }
     }
 

@@ -3,7 +3,7 @@ use crate::screening::trial::Trial;
 
 /// An MAOI running at `as_of` at a dose that needs the tyramine diet: any dose of an MAOI without a
 /// diet-free limit; above the limit (or at an unknown dose) for transdermal selegiline.
-pub fn diet(ctx: &Context) -> Option<Fired> {
+pub fn diet<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     let mut details = Vec::new();
     let mut evidence = Vec::new();
     for t in ctx.trials.iter().filter(|t| t.is_ongoing()) {
@@ -32,7 +32,7 @@ pub fn diet(ctx: &Context) -> Option<Fired> {
 /// An MAOI started before the washout after a serotonergic antidepressant ended, a serotonergic
 /// antidepressant started within the reverse washout after an MAOI ended, or the two overlapping;
 /// reported while the later start is recent.
-pub fn washout(ctx: &Context) -> Option<Fired> {
+pub fn washout<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     let h = &ctx.k.policy.hints;
     let recent = |day| ctx.within(day, h.maoi_washout_lookback_days);
     let mut details = Vec::new();

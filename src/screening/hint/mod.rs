@@ -16,13 +16,13 @@ use crate::knowledge::{HintSeverity, Knowledge};
 /// Everything a hint rule may read.
 pub struct Context<'a> {
     pub facts: &'a Facts<'a>,
-    pub exposures: &'a [Exposure],
-    pub trials: &'a [Trial],
+    pub exposures: &'a [Exposure<'a>],
+    pub trials: &'a [Trial<'a>],
     pub as_of: Date,
     pub k: &'a Knowledge,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     pub fn within(&self, day: Date, window_days: u32) -> bool {
         day <= self.as_of && day >= self.as_of.plus_days(-(window_days as i32))
     }
@@ -32,7 +32,7 @@ impl Context<'_> {
         &self,
         set: &str,
         keep: impl Fn(&super::facts::Diagnosis) -> bool,
-    ) -> Vec<String> {
+    ) -> Vec<&'a str> {
         let Some(set) = self.k.condition_set(set) else {
             return Vec::new();
         };
@@ -40,18 +40,18 @@ impl Context<'_> {
             .diagnoses
             .iter()
             .filter(|d| d.sets.contains(set) && keep(d))
-            .map(|d| d.citation.to_owned())
+            .map(|d| d.citation)
             .collect()
     }
 }
 
 /// A rule that fired: a detail sentence for the clinician and the resources behind it.
-pub struct Fired {
+pub struct Fired<'a> {
     pub detail: String,
-    pub evidence: Vec<String>,
+    pub evidence: Vec<&'a str>,
 }
 
-type Rule = fn(&Context) -> Option<Fired>;
+type Rule = for<'a> fn(&Context<'a>) -> Option<Fired<'a>>;
 
 const RULES: [(&str, Rule); 11] = [
     ("suicide-risk", psychiatric::suicide_risk),
@@ -77,8 +77,9 @@ pub fn evaluate(ctx: &Context) -> Vec<Hint> {
             let fired = rule(ctx)?;
             let def = ctx.k.hint(code);
             let mut evidence = fired.evidence;
-            evidence.sort();
+            evidence.sort_unstable();
             evidence.dedup();
+            let evidence = evidence.into_iter().map(str::to_owned).collect();
             Some(Hint {
                 code: (*code).to_owned(),
                 severity: match def.severity {
@@ -99,7 +100,7 @@ pub fn evaluate(ctx: &Context) -> Vec<Hint> {
 }
 
 /// `Some(Fired)` when there is evidence.
-fn fired_if(evidence: Vec<String>, detail: impl Into<String>) -> Option<Fired> {
+fn fired_if(evidence: Vec<&str>, detail: impl Into<String>) -> Option<Fired<'_>> {
     (!evidence.is_empty()).then(|| Fired {
         detail: detail.into(),
         evidence,

@@ -3,7 +3,7 @@ use crate::knowledge::Role;
 
 /// The latest PHQ-9 item 9 within the window above 0, or suicidal ideation or an attempt recorded
 /// within the window (an undated record counts: for this hint, missing a risk is the worse error).
-pub fn suicide_risk(ctx: &Context) -> Option<Fired> {
+pub fn suicide_risk<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     let window = ctx.k.policy.hints.suicide_window_days;
     let mut evidence = Vec::new();
     let mut detail = String::new();
@@ -15,7 +15,7 @@ pub fn suicide_risk(ctx: &Context) -> Option<Fired> {
             "Latest PHQ-9 item 9 ({}) scored {}.",
             latest.at.day, latest.value
         );
-        evidence.push(latest.citation.clone());
+        evidence.push(latest.citation);
     }
     evidence.extend(ctx.diagnoses_in("suicidality", |d| {
         d.date.is_none_or(|day| ctx.within(day, window))
@@ -23,7 +23,7 @@ pub fn suicide_risk(ctx: &Context) -> Option<Fired> {
     fired_if(evidence, detail)
 }
 
-pub fn bipolar_spectrum(ctx: &Context) -> Option<Fired> {
+pub fn bipolar_spectrum<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     let k = ctx.k;
     let mut evidence = ctx.diagnoses_in("bipolar", |_| true);
     let mut details = Vec::new();
@@ -48,12 +48,12 @@ pub fn bipolar_spectrum(ctx: &Context) -> Option<Fired> {
         evidence.extend(after_antidepressant);
     }
     let threshold = k.policy.hints.mdq_positive_at_least;
-    let positive_mdq: Vec<String> = ctx
+    let positive_mdq: Vec<&str> = ctx
         .facts
         .mdq
         .iter()
         .filter(|s| s.value >= threshold)
-        .map(|s| s.citation.clone())
+        .map(|s| s.citation)
         .collect();
     if !positive_mdq.is_empty() {
         details.push(format!(
@@ -67,20 +67,20 @@ pub fn bipolar_spectrum(ctx: &Context) -> Option<Fired> {
             .exposures
             .iter()
             .filter(|e| k.drug(e.drug).role == Role::MoodStabilizer)
-            .map(|e| e.citation.as_str())
+            .map(|e| e.citation)
             .collect();
         if !stabilisers.is_empty() {
             details.push("A mood stabiliser (valproate, carbamazepine or lamotrigine) was prescribed without a seizure-disorder diagnosis.".to_owned());
-            evidence.extend(stabilisers.into_iter().map(str::to_owned));
+            evidence.extend(stabilisers);
         }
     }
     fired_if(evidence, details.join(" "))
 }
 
-pub fn psychosis_history(ctx: &Context) -> Option<Fired> {
+pub fn psychosis_history<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     fired_if(ctx.diagnoses_in("psychosis", |_| true), "")
 }
 
-pub fn substance_use(ctx: &Context) -> Option<Fired> {
+pub fn substance_use<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     fired_if(ctx.diagnoses_in("substance_use", |_| true), "")
 }

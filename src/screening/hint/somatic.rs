@@ -4,7 +4,7 @@ use crate::ratio::Ratio;
 
 /// The latest blood pressure within the window at or above the systolic or diastolic line. Separate
 /// systolic and diastolic Observations taken at the same instant are read as one reading.
-pub fn uncontrolled_hypertension(ctx: &Context) -> Option<Fired> {
+pub fn uncontrolled_hypertension<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     let h = &ctx.k.policy.hints;
     let latest = ctx.facts.blood_pressures.last()?;
     if !ctx.within(latest.at.day, h.bp_window_days) {
@@ -30,32 +30,29 @@ pub fn uncontrolled_hypertension(ctx: &Context) -> Option<Fired> {
         show(systolic),
         show(diastolic)
     );
-    fired_if(
-        same_reading.iter().map(|b| b.citation.clone()).collect(),
-        detail,
-    )
+    fired_if(same_reading.iter().map(|b| b.citation).collect(), detail)
 }
 
-pub fn vascular(ctx: &Context) -> Option<Fired> {
+pub fn vascular<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     fired_if(ctx.diagnoses_in("vascular", |_| true), "")
 }
 
-pub fn seizure_disorder(ctx: &Context) -> Option<Fired> {
+pub fn seizure_disorder<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     fired_if(ctx.diagnoses_in("seizure", |_| true), "")
 }
 
 /// Lithium running at `as_of` with an eGFR below the line in the window, or with a running NSAID,
 /// ACE inhibitor, angiotensin receptor blocker or thiazide.
-pub fn lithium_renal(ctx: &Context) -> Option<Fired> {
+pub fn lithium_renal<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     let k = ctx.k;
     let h = &k.policy.hints;
     let running = |e: &&crate::screening::exposure::Exposure| e.end.is_none();
-    let lithium: Vec<String> = ctx
+    let lithium: Vec<&str> = ctx
         .exposures
         .iter()
         .filter(running)
         .filter(|e| k.drug(e.drug).class.as_deref() == Some("lithium"))
-        .map(|e| e.citation.clone())
+        .map(|e| e.citation)
         .collect();
     if lithium.is_empty() {
         return None;
@@ -73,7 +70,7 @@ pub fn lithium_renal(ctx: &Context) -> Option<Fired> {
         .collect();
     if let Some(lowest) = low_egfr.iter().min_by_key(|m| m.value) {
         details.push(format!("eGFR {} on {}.", lowest.value, lowest.at.day));
-        evidence.extend(low_egfr.iter().map(|m| m.citation.clone()));
+        evidence.extend(low_egfr.iter().map(|m| m.citation));
     }
     let interacting: Vec<_> = ctx
         .exposures
@@ -93,7 +90,7 @@ pub fn lithium_renal(ctx: &Context) -> Option<Fired> {
             .collect();
         names.dedup();
         details.push(format!("Taken with: {}.", names.join(", ")));
-        evidence.extend(interacting.iter().map(|e| e.citation.clone()));
+        evidence.extend(interacting.iter().map(|e| e.citation));
     }
     if evidence.is_empty() {
         return None;
@@ -102,7 +99,7 @@ pub fn lithium_renal(ctx: &Context) -> Option<Fired> {
     fired_if(evidence, details.join(" "))
 }
 
-pub fn pregnancy(ctx: &Context) -> Option<Fired> {
+pub fn pregnancy<'a>(ctx: &Context<'a>) -> Option<Fired<'a>> {
     let window = ctx.k.policy.hints.pregnancy_window_days;
     fired_if(
         ctx.diagnoses_in("pregnancy", |d| {
