@@ -1,0 +1,134 @@
+//! Bad input never reaches the FHIR server; the server's own words; the baseline request count.
+
+use super::writeback::flag_puts;
+use super::*;
+
+// --- bad input never reaches the FHIR server -------------------------------------------------
+
+#[tokio::test]
+async fn bad_patient_ids_are_invalid_argument_and_never_reach_the_server() {
+    let stub = stub_with_patient().await;
+    let mut client = service(&stub).await;
+
+    let long = "a".repeat(65);
+    let bad = [
+        "../Patient",
+        "a/b",
+        "x?y=1",
+        "",
+        long.as_str(),
+        "a b",
+        "%2e%2e",
+        "p#1",
+        "é",
+        "a\r\nHost: evil.example",
+    ];
+    for id in bad {
+        let status = client
+            .screen_patient(request(id, WriteBackMode::FlagAndCarePlan))
+            .await
+            .expect_err(id);
+        assert_eq!(status.code(), Code::InvalidArgument, "{id:?}: {status:?}");
+        assert!(
+            status.message().contains("patient_id"),
+            "{}",
+            status.message()
+        );
+    }
+    assert!(stub.requests().is_empty(), "{:?}", stub.requests());
+
+    // 64 characters is still an id.
+    let status = client
+        .screen_patient(request(&"a".repeat(64), WriteBackMode::None))
+        .await
+        .expect_err("unknown patient");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
+
+// --- the server's own words ------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_operation_outcome_on_a_400_is_kept_in_the_error() {
+    let stub = stub_with_patient().await;
+    stub.on(
+        "GET",
+        "/fhir/Observation",
+        Action::Reply(Answer::outcome(
+            400,
+            "invalid",
+            "Unknown search parameter 'code' for resource type 'Observation'",
+        )),
+    );
+    let mut client = service(&stub).await;
+
+    let status = screen(&mut client).await.expect_err("fails");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("Unknown search parameter 'code' for resource type 'Observation'"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("400"), "{}", status.message());
+    assert_eq!(
+        stub.count("GET", "/fhir/Observation"),
+        1,
+        "a 400 is not retried"
+    );
+}
+
+#[tokio::test]
+async fn an_operation_outcome_on_a_422_write_is_kept_in_the_write_back_error() {
+    let stub = stub_with_patient().await;
+    stub.on(
+        "PUT",
+        "/fhir/Flag",
+        Action::Reply(Answer::outcome(
+            422,
+            "processing",
+            "Flag.code: no binding for urn:trdscreen:CodeSystem:screening-result",
+        )),
+    );
+    let mut client = service(&stub).await;
+
+    let response = screen_with(&mut client, WriteBackMode::Flag)
+        .await
+        .expect("the call succeeds");
+    assert_met(&response);
+    let result = write_back(&response);
+    assert!(!result.error_code.is_empty(), "{result:?}");
+    assert!(
+        result
+            .error_message
+            .contains("Flag.code: no binding for urn:trdscreen:CodeSystem:screening-result"),
+        "{}",
+        result.error_message
+    );
+    assert!(
+        result.error_message.contains("422"),
+        "{}",
+        result.error_message
+    );
+    assert_eq!(flag_puts(&stub).len(), 1, "a 422 is not retried");
+}
+
+#[tokio::test]
+async fn every_search_is_made_once_when_nothing_fails() {
+    // The baseline the other tests' counts rest on.
+    let stub = stub_with_patient().await;
+    let mut client = service(&stub).await;
+
+    let response = screen(&mut client).await.expect("succeeds");
+    assert_met(&response);
+    assert_eq!(stub.count("GET", &patient_path()), 1);
+    for t in SEARCHES {
+        let seen = stub.requests_to("GET", &path(t));
+        assert_eq!(seen.len(), 1, "{t}");
+        assert_eq!(
+            seen[0].query("patient").as_deref(),
+            Some(format!("Patient/{PATIENT}").as_str())
+        );
+    }
+    assert_eq!(stub.requests().len(), 1 + SEARCHES.len());
+}
