@@ -181,6 +181,7 @@ pub struct ProcedureSet {
 pub struct CodesFile {
     pub meta: Meta,
     pub systems: Systems,
+    pub flag: FlagCodes,
     pub observations: Observations,
     pub scale_max: ScaleMax,
     pub drug_groups: DrugGroups,
@@ -188,6 +189,15 @@ pub struct CodesFile {
     pub observation_sources: BTreeMap<String, String>,
     pub conditions: BTreeMap<String, CodeSet>,
     pub procedures: BTreeMap<String, ProcedureSet>,
+}
+
+/// The SNOMED CT concept of the Flag written back for a patient who meets the TRD criteria.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagCodes {
+    pub source: String,
+    pub trd_snomed: String,
+    pub trd_display: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

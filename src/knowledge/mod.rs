@@ -6,7 +6,7 @@ pub mod text;
 
 use crate::ratio::Ratio;
 use files::*;
-pub use files::{HintDef, HintSeverity, Role, SuggestionDef};
+pub use files::{FlagCodes, HintDef, HintSeverity, Role, SuggestionDef};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -173,6 +173,7 @@ pub struct Knowledge {
     pub combinations: Vec<CombinationInfo>,
     pub systems: Systems,
     pub observations: Observations,
+    pub flag: files::FlagCodes,
     pub policy: PolicyFile,
     pub hints: Vec<HintDef>,
     pub suggestions: Vec<SuggestionDef>,
@@ -252,6 +253,12 @@ impl Knowledge {
                 ));
             }
         }
+        if codes.systems.snomed.is_empty() {
+            return Err(invalid(
+                "codes.toml",
+                "[systems] snomed must name at least one system URI (the Flag's code uses the first)".to_owned(),
+            ));
+        }
         if codes.conditions.len() > MAX_CONDITION_SETS {
             return Err(invalid(
                 "codes.toml",
@@ -282,6 +289,7 @@ impl Knowledge {
             combinations: Vec::new(),
             systems: codes.systems.clone(),
             observations: codes.observations.clone(),
+            flag: codes.flag.clone(),
             policy,
             hints: hints.hint,
             suggestions: hints.suggestion,

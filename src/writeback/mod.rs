@@ -56,6 +56,8 @@ pub async fn write_back(
         identifier_system: &settings.identifier_system,
         identifier_value: &flag_value,
         code_system: &settings.code_system,
+        trd_code: &k.flag,
+        snomed_system: &k.systems.snomed[0],
         day,
     };
     let mut outcome = Outcome::default();

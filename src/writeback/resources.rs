@@ -6,8 +6,6 @@ use crate::screening::{Assessment, TrdStatus};
 use serde_json::{Value, json};
 
 const FLAG_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/flag-category";
-const SNOMED: &str = "http://snomed.info/sct";
-const SNOMED_TRD: &str = "1153570009";
 
 /// What the builders need besides the assessment.
 pub struct Context<'a> {
@@ -15,6 +13,9 @@ pub struct Context<'a> {
     pub identifier_system: &'a str,
     pub identifier_value: &'a str,
     pub code_system: &'a str,
+    /// The SNOMED CT concept for TRD (knowledge/codes.toml `[flag]`).
+    pub trd_code: &'a crate::knowledge::FlagCodes,
+    pub snomed_system: &'a str,
     /// The day screened, `YYYY-MM-DD`.
     pub day: &'a str,
 }
@@ -45,9 +46,9 @@ pub fn flag(existing: Option<&Value>, a: &Assessment, cx: &Context) -> Option<Va
     let mut coding = Vec::new();
     if a.status == TrdStatus::Met {
         coding.push(json!({
-            "system": SNOMED,
-            "code": SNOMED_TRD,
-            "display": "Treatment resistant depression (disorder)"
+            "system": cx.snomed_system,
+            "code": cx.trd_code.trd_snomed,
+            "display": cx.trd_code.trd_display
         }));
     }
     coding.push(json!({"system": cx.code_system, "code": code, "display": display}));
@@ -151,4 +152,75 @@ pub fn comparable(resource: &Value) -> Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::Knowledge;
+    use crate::screening::Staging;
+
+    fn assessment(status: TrdStatus) -> Assessment {
+        Assessment {
+            patient_id: "p1".into(),
+            status,
+            failed_adequate_trials: 2,
+            trials: Vec::new(),
+            hints: Vec::new(),
+            staging: Staging {
+                thase_rush_stage: 2,
+                maudsley_score: None,
+            },
+            suggestions: Vec::new(),
+            reasons: Vec::new(),
+            ruleset_version: "test".into(),
+            as_of: "2025-06-01T00:00:00Z".into(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    fn flag_for(status: TrdStatus, existing: Option<&Value>, day: &str) -> Option<Value> {
+        let k = Knowledge::embedded();
+        let cx = Context {
+            patient_reference: "Patient/p1",
+            identifier_system: "urn:test",
+            identifier_value: "flag-p1",
+            code_system: "urn:test:codes",
+            trd_code: &k.flag,
+            snomed_system: &k.systems.snomed[0],
+            day,
+        };
+        flag(existing, &assessment(status), &cx)
+    }
+
+    fn codes(flag: &Value) -> Vec<&str> {
+        flag["code"]["coding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["code"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_met_flag_carries_the_snomed_trd_code_and_a_possible_one_only_the_service_code() {
+        let met = flag_for(TrdStatus::Met, None, "2025-06-01").unwrap();
+        assert_eq!(codes(&met), ["1153570009", "trd-met"]);
+        assert_eq!(met["status"], "active");
+        assert_eq!(met["category"][0]["coding"][0]["code"], "clinical");
+        let possible = flag_for(TrdStatus::Possible, None, "2025-06-01").unwrap();
+        assert_eq!(codes(&possible), ["trd-possible"]);
+    }
+
+    #[test]
+    fn an_active_flag_keeps_its_start_and_is_made_inactive_when_criteria_are_no_longer_met() {
+        let first = flag_for(TrdStatus::Met, None, "2025-06-01").unwrap();
+        let next_day = flag_for(TrdStatus::Met, Some(&first), "2025-06-02").unwrap();
+        assert_eq!(next_day["period"]["start"], "2025-06-01");
+        let retired = flag_for(TrdStatus::NotMet, Some(&next_day), "2025-07-01").unwrap();
+        assert_eq!(retired["status"], "inactive");
+        assert_eq!(retired["period"]["start"], "2025-06-01");
+        assert_eq!(retired["period"]["end"], "2025-07-01");
+        assert!(flag_for(TrdStatus::NotMet, None, "2025-07-01").is_none());
+    }
 }
