@@ -49,6 +49,12 @@ pub enum Command {
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
     },
+    /// The nightly population job: screens everyone from NDJSON files, a FHIR Group or a FHIR search.
+    ///
+    /// Exit codes: 0 every patient screened (and written back when asked); 3 some patients failed
+    /// (the report says which and why); 1 the job failed or was stopped (resume it with the same
+    /// --checkpoint); 2 bad arguments or settings.
+    Batch(BatchArgs),
     /// Screens one patient read from the configured FHIR server, as ScreenPatient does.
     Screen {
         /// The FHIR id of the Patient.
@@ -66,12 +72,46 @@ pub enum Command {
     },
 }
 
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["ndjson", "group", "search"])))]
+pub struct BatchArgs {
+    /// A directory of Bulk-style NDJSON files (any split, any order); no FHIR server is read.
+    #[arg(long)]
+    ndjson: Option<PathBuf>,
+    /// The id of a FHIR Group whose members are screened one by one from the FHIR server.
+    #[arg(long)]
+    group: Option<String>,
+    /// A FHIR Patient search (`name=value&...`) whose Patients are screened one by one.
+    #[arg(long)]
+    search: Option<String>,
+    /// The day to evaluate as of (YYYY-MM-DD); default today (UTC).
+    #[arg(long, value_parser = parse_day)]
+    as_of: Option<Date>,
+    /// none, flag or flag-and-careplan; default: the configured default.
+    #[arg(long, value_parser = parse_write_back)]
+    write_back: Option<WriteBackRequest>,
+    /// This pod's part of the population, I/N (e.g. an Indexed Job's $JOB_COMPLETION_INDEX/N).
+    #[arg(long, default_value = "0/1")]
+    shard: crate::batch::shard::Shard,
+    /// A journal of finished patients: a job stopped half way resumes from it.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Where to write the JSON summary; the per-patient CSV goes beside it (.csv).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Scratch space for the NDJSON reader (about the input's size); default the system's temp.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+}
+
 fn parse_write_back(text: &str) -> Result<WriteBackRequest, String> {
     match text {
         "none" => Ok(WriteBackRequest::None),
         "flag" => Ok(WriteBackRequest::Flag),
-        "flag-and-care-plan" => Ok(WriteBackRequest::FlagAndCarePlan),
-        _ => Err("expected none, flag or flag-and-care-plan".into()),
+        "flag-and-careplan" | "flag-and-care-plan" => Ok(WriteBackRequest::FlagAndCarePlan),
+        _ => Err("expected none, flag or flag-and-careplan".into()),
     }
 }
 
@@ -87,6 +127,7 @@ fn parse_day(text: &str) -> Result<Date, String> {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
+        Command::Batch(args) => batch(args),
         Command::Screen {
             patient,
             as_of,
@@ -242,6 +283,54 @@ fn screen(
     match screened.write_back {
         Some(Err(_)) => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
+    }
+}
+
+fn batch(args: BatchArgs) -> ExitCode {
+    use crate::batch::{Ending, Job, JobError, Source};
+    let (settings, screener) = match start(args.config.as_deref()) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let source = match (args.ndjson, args.group, args.search) {
+        (Some(dir), _, _) => Source::Ndjson(dir),
+        (_, Some(group), _) => Source::Group(group),
+        (_, _, Some(query)) => Source::Search(query),
+        _ => {
+            return fail(
+                2,
+                "name a source: --ndjson DIR, --group ID or --search QUERY",
+            );
+        }
+    };
+    let job = Job {
+        source,
+        as_of: args.as_of.unwrap_or_else(today),
+        write_back: args.write_back.unwrap_or(WriteBackRequest::Default),
+        shard: args.shard,
+        checkpoint: args.checkpoint,
+        report: args.report,
+        work_dir: args.work_dir,
+        terminal: std::io::stderr().is_terminal(),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match crate::batch::run(Arc::new(screener), &settings.batch, &job, &rt) {
+        Ok((report, ending)) => {
+            print!("{}", render::batch_summary(&report));
+            match ending {
+                Ending::Success => ExitCode::SUCCESS,
+                Ending::Partial => ExitCode::from(3),
+                Ending::Failure => ExitCode::from(1),
+            }
+        }
+        Err(e @ JobError::Service(Error::InvalidArgument(_))) => fail(2, &e.to_string()),
+        Err(e @ (JobError::Checkpoint(_) | JobError::Service(Error::NotConfigured(_)))) => {
+            fail(2, &e.to_string())
+        }
+        Err(e) => fail(1, &e.to_string()),
     }
 }
 

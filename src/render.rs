@@ -142,3 +142,43 @@ pub fn summary(a: &Assessment, color: bool) -> String {
     }
     out
 }
+
+/// A nightly job's outcome in a few lines for the person or log that ran it.
+pub fn batch_summary(r: &crate::batch::report::Report) -> String {
+    let counts = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            return "none".to_owned();
+        }
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let p = &r.patients;
+    let mut out = format!(
+        "Screened {} of {} patients ({} failed, {} resumed from the checkpoint) in {:.1} s.\n",
+        p.screened, p.total, p.failed, p.resumed_from_checkpoint, r.durations.total_secs
+    );
+    out.push_str(&format!("Status: {}\n", counts(&r.status)));
+    out.push_str(&format!("Hints: {}\n", counts(&r.hints)));
+    if !r.write_back.is_empty() {
+        out.push_str(&format!("Write-back: {}\n", counts(&r.write_back)));
+    }
+    if !r.errors.is_empty() {
+        out.push_str(&format!("Errors: {}\n", counts(&r.errors)));
+    }
+    if let Some(i) = &r.input {
+        out.push_str(&format!(
+            "Input: {} lines in {} files; {} malformed, {} of other types, {} without a patient, {} with a bad patient id, {} of other shards; {} patient ids with resources but no Patient.\n",
+            i.lines,
+            i.files,
+            i.malformed_lines,
+            i.other_type,
+            i.no_patient,
+            i.bad_patient_id,
+            i.other_shard,
+            p.not_in_population
+        ));
+    }
+    out
+}

@@ -4,7 +4,7 @@
 use crate::date::Date;
 use crate::error::{Error, Result};
 use crate::fhir::client::FhirClient;
-use crate::fhir::{PatientId, read_patient_bundle};
+use crate::fhir::{PatientId, PatientRecord, read_patient_bundle};
 use crate::knowledge::Knowledge;
 use crate::screening::{self, Assessment};
 use crate::settings::{DefaultWriteBack, Secrets, Settings, WriteBackSettings};
@@ -82,44 +82,86 @@ impl Screener {
     ) -> Result<Screened> {
         let id = PatientId::parse(patient_id)
             .map_err(|e| Error::InvalidArgument(format!("patient_id: {e}")))?;
-        let fhir = self.fhir.as_ref().ok_or_else(|| {
-            Error::NotConfigured("no FHIR server is configured (fhir.base_url)".into())
-        })?;
+        let fhir = self.client()?;
         let record = crate::fhir::fetch::patient_record(fhir, &id, &self.knowledge).await?;
-        let assessment = screening::evaluate(&record, as_of, &self.knowledge);
-        let scope =
-            match (write_back, self.writeback.default_mode) {
-                (WriteBackRequest::None, _)
-                | (WriteBackRequest::Default, DefaultWriteBack::None) => None,
-                (WriteBackRequest::Flag, _)
-                | (WriteBackRequest::Default, DefaultWriteBack::Flag) => Some(Scope::Flag),
-                (WriteBackRequest::FlagAndCarePlan, _)
-                | (WriteBackRequest::Default, DefaultWriteBack::FlagAndCarePlan) => {
-                    Some(Scope::FlagAndCarePlan)
-                }
-            };
-        let write_back = match scope {
-            None => None,
-            Some(scope) => {
-                let _turn = self.write_lock(&id).lock().await;
-                let result = writeback::write_back(
-                    fhir,
-                    &self.writeback,
-                    &record,
-                    &assessment,
-                    &self.knowledge,
-                    scope,
-                )
-                .await;
-                if let Err(e) = &result {
-                    tracing::warn!(error = %e, "write-back failed");
-                }
-                Some(result)
-            }
-        };
+        let assessment = self.evaluate_record(&record, as_of);
+        let write_back = self.write_back(&record, &assessment, write_back).await;
         Ok(Screened {
             assessment,
             write_back,
+        })
+    }
+
+    /// Evaluates a record gathered by a caller (the nightly job's NDJSON reader).
+    pub fn evaluate_record(&self, record: &PatientRecord, as_of: Date) -> Assessment {
+        screening::evaluate(record, as_of, &self.knowledge)
+    }
+
+    /// Writes the assessment back as asked (`None`: nothing was to be written).
+    pub async fn write_back(
+        &self,
+        record: &PatientRecord,
+        assessment: &Assessment,
+        request: WriteBackRequest,
+    ) -> Option<Result<writeback::Outcome>> {
+        let scope = self.scope(request)?;
+        let Some(fhir) = self.fhir.as_ref() else {
+            return Some(Err(Error::NotConfigured(
+                "no FHIR server is configured (fhir.base_url) to write back to".into(),
+            )));
+        };
+        let _turn = self.write_lock(&record.patient_id).lock().await;
+        let result = writeback::write_back(
+            fhir,
+            &self.writeback,
+            record,
+            assessment,
+            &self.knowledge,
+            scope,
+        )
+        .await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "write-back failed");
+        }
+        Some(result)
+    }
+
+    /// Whether a FHIR server is configured (to read patients from and write back to).
+    pub fn has_fhir_server(&self) -> bool {
+        self.fhir.is_some()
+    }
+
+    /// What a request asks to have written, the configured default filled in.
+    pub fn scope(&self, request: WriteBackRequest) -> Option<Scope> {
+        match (request, self.writeback.default_mode) {
+            (WriteBackRequest::None, _) | (WriteBackRequest::Default, DefaultWriteBack::None) => {
+                None
+            }
+            (WriteBackRequest::Flag, _) | (WriteBackRequest::Default, DefaultWriteBack::Flag) => {
+                Some(Scope::Flag)
+            }
+            (WriteBackRequest::FlagAndCarePlan, _)
+            | (WriteBackRequest::Default, DefaultWriteBack::FlagAndCarePlan) => {
+                Some(Scope::FlagAndCarePlan)
+            }
+        }
+    }
+
+    /// The members of a FHIR Group: the cohort of a ScreenPopulation call or a nightly job.
+    pub async fn group_members(&self, group_id: &str) -> Result<Vec<PatientId>> {
+        let id = PatientId::parse(group_id)
+            .map_err(|e| Error::InvalidArgument(format!("group_id: {e}")))?;
+        crate::fhir::fetch::group_members(self.client()?, &id).await
+    }
+
+    /// The Patients a FHIR search finds (`Patient?{query}`), by id.
+    pub async fn search_patients(&self, query: &str) -> Result<Vec<PatientId>> {
+        crate::fhir::fetch::patient_ids(self.client()?, query).await
+    }
+
+    fn client(&self) -> Result<&FhirClient> {
+        self.fhir.as_ref().ok_or_else(|| {
+            Error::NotConfigured("no FHIR server is configured (fhir.base_url)".into())
         })
     }
 

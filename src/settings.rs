@@ -12,6 +12,7 @@ pub struct Settings {
     pub grpc: GrpcSettings,
     pub fhir: FhirSettings,
     pub writeback: WriteBackSettings,
+    pub batch: BatchSettings,
     /// A directory of knowledge files (drugs.toml, codes.toml, policy.toml, hints.toml) replacing the
     /// built-in ones, file by file.
     pub knowledge_dir: Option<PathBuf>,
@@ -168,6 +169,33 @@ impl Default for WriteBackSettings {
     }
 }
 
+/// The nightly job (`trdscreen batch`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchSettings {
+    /// Patients read and screened at once from the FHIR server (per-patient sources), and
+    /// write-backs in flight at once.
+    pub concurrency: usize,
+    /// Patients started per second on per-patient sources (each costs about six FHIR requests);
+    /// 0 for no limit. Protects the hospital's server.
+    pub patients_per_second: u32,
+    /// Write-backs started per second; 0 for no limit.
+    pub writes_per_second: u32,
+    /// Size of one bucket of the NDJSON reader: what it holds in memory per core.
+    pub bucket_megabytes: u64,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            concurrency: 8,
+            patients_per_second: 50,
+            writes_per_second: 10,
+            bucket_megabytes: 64,
+        }
+    }
+}
+
 /// Secrets, read from files named in the settings or from the environment.
 #[derive(Clone, Default)]
 pub struct Secrets {
@@ -221,6 +249,10 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("writeback.default_mode", Kind::Text),
     ("writeback.identifier_system", Kind::Text),
     ("writeback.code_system", Kind::Text),
+    ("batch.concurrency", Kind::Integer),
+    ("batch.patients_per_second", Kind::Integer),
+    ("batch.writes_per_second", Kind::Integer),
+    ("batch.bucket_megabytes", Kind::Integer),
     ("knowledge_dir", Kind::Text),
 ];
 
@@ -271,6 +303,9 @@ impl Settings {
         }
         if self.grpc.tls_cert_file.is_some() != self.grpc.tls_key_file.is_some() {
             return fail("grpc.tls_cert_file and grpc.tls_key_file go together");
+        }
+        if self.batch.concurrency == 0 || self.batch.bucket_megabytes == 0 {
+            return fail("batch.concurrency and batch.bucket_megabytes must be at least 1");
         }
         if self.grpc.max_concurrent_calls == 0 || self.grpc.population_concurrency == 0 {
             return fail(

@@ -146,6 +146,18 @@ impl FhirClient {
         resource_type: &str,
         params: &[(&str, &str)],
     ) -> Result<Vec<SearchEntry>> {
+        self.search_pages(resource_type, params, (self.page_cap, "fhir.page_cap"))
+            .await
+    }
+
+    /// [`search`](Self::search) with its own page cap (a population search has many more pages
+    /// than one patient's).
+    pub async fn search_pages(
+        &self,
+        resource_type: &str,
+        params: &[(&str, &str)],
+        (page_cap, cap_name): (u32, &str),
+    ) -> Result<Vec<SearchEntry>> {
         let mut url = url::Url::parse(&self.url(resource_type))
             .map_err(|_| Error::NotConfigured("fhir.base_url is not a URL".into()))?;
         {
@@ -166,10 +178,9 @@ impl FhirClient {
                 )));
             }
             pages += 1;
-            if pages > self.page_cap {
+            if pages > page_cap {
                 return Err(Error::BadGateway(format!(
-                    "the {resource_type} search has more than {} pages (fhir.page_cap)",
-                    self.page_cap
+                    "the {resource_type} search has more than {page_cap} pages ({cap_name})"
                 )));
             }
             // NOT_FOUND means an unknown patient to callers; a search answering 404 means the

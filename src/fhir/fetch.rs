@@ -13,6 +13,10 @@ use std::collections::BTreeSet;
 /// record from turning into thousands of requests.
 const MAX_MEDICATION_READS: usize = 100;
 
+/// Pages of a population search followed before giving up: enough for millions of patients at the
+/// usual page sizes, and a bound on a server whose `next` links never end.
+const POPULATION_PAGE_CAP: u32 = 100_000;
+
 pub async fn patient_record(
     client: &FhirClient,
     id: &PatientId,
@@ -187,4 +191,110 @@ async fn read_missing_medications(
         }
     }
     Ok(())
+}
+
+/// The active members of a Group that are Patients, each once, in the Group's order.
+pub async fn group_members(client: &FhirClient, group_id: &PatientId) -> Result<Vec<PatientId>> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Group {
+        resource_type: Option<String>,
+        #[serde(default)]
+        member: Vec<Member>,
+    }
+    #[derive(Deserialize)]
+    struct Member {
+        entity: Option<crate::fhir::datatypes::Reference>,
+        #[serde(default)]
+        inactive: bool,
+    }
+    let Some(reply) = client.read("Group", group_id.as_str()).await? else {
+        return Err(Error::NotFound("the FHIR server has no such Group".into()));
+    };
+    let group: Group = serde_json::from_slice(&reply.body)
+        .map_err(|_| Error::BadGateway("the Group read did not return a readable Group".into()))?;
+    if group.resource_type.as_deref() != Some("Group") {
+        return Err(Error::BadGateway(
+            "the Group read did not return a Group".into(),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut members = Vec::new();
+    for member in group.member.into_iter().filter(|m| !m.inactive) {
+        let id = member
+            .entity
+            .and_then(|e| e.reference)
+            .and_then(|r| patient_id_in(&r));
+        if let Some(id) = id
+            && seen.insert(id.clone())
+        {
+            members.push(id);
+        }
+    }
+    Ok(members)
+}
+
+/// The ids of the Patients a search finds: `query` is the search's parameters as in a URL
+/// (`name=value&...`, without `Patient?`).
+pub async fn patient_ids(client: &FhirClient, query: &str) -> Result<Vec<PatientId>> {
+    let query = query.trim_start_matches('?');
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .filter(|(name, _)| name != "_count")
+        .collect();
+    if params.iter().any(|(name, _)| name.is_empty()) {
+        return Err(Error::InvalidArgument(
+            "the patient search is not name=value pairs".into(),
+        ));
+    }
+    let mut pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    pairs.push(("_elements", "id"));
+    let entries = client
+        .search_pages(
+            "Patient",
+            &pairs,
+            (POPULATION_PAGE_CAP, "the population page cap"),
+        )
+        .await?;
+    let mut seen = BTreeSet::new();
+    let mut ids = Vec::new();
+    for entry in entries {
+        if entry.search.as_ref().and_then(|s| s.mode.as_deref()) == Some("include") {
+            continue;
+        }
+        let Some(resource) = entry.resource else {
+            continue;
+        };
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Head {
+            resource_type: Option<String>,
+            id: Option<String>,
+        }
+        if let Ok(Head {
+            resource_type: Some(t),
+            id: Some(id),
+        }) = serde_json::from_str(resource.get())
+            && t == "Patient"
+            && let Ok(id) = PatientId::parse(&id)
+            && seen.insert(id.clone())
+        {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// The patient id in a reference to a Patient (`Patient/id`, absolute, with or without history).
+fn patient_id_in(reference: &str) -> Option<PatientId> {
+    let path = reference.split("/_history/").next().unwrap_or(reference);
+    let (rest, id) = path.rsplit_once('/')?;
+    if rest == "Patient" || rest.ends_with("/Patient") {
+        PatientId::parse(id).ok()
+    } else {
+        None
+    }
 }

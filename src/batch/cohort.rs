@@ -1,0 +1,64 @@
+//! Screening patient by patient from the FHIR server (a Group's members or a search's Patients),
+//! through the same path as ScreenPatient, with bounded concurrency and a rate limit that protects
+//! the hospital's server.
+
+use super::rate::RateLimit;
+use super::{Job, JobError, Shared, Source, failed, summarise};
+use crate::fhir::PatientId;
+use crate::service::{Screener, WriteBackRequest};
+use crate::settings::BatchSettings;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+pub(super) fn screen(
+    screener: &Arc<Screener>,
+    settings: &BatchSettings,
+    job: &Job,
+    request: WriteBackRequest,
+    done: &HashSet<PatientId>,
+    shared: &Arc<Shared>,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(), JobError> {
+    rt.block_on(async {
+        let cohort = match &job.source {
+            Source::Group(id) => screener.group_members(id).await?,
+            Source::Search(query) => screener.search_patients(query).await?,
+            Source::Ndjson(_) => Vec::new(),
+        };
+        let todo: Vec<PatientId> = cohort
+            .into_iter()
+            .filter(|id| job.shard.contains(id) && !done.contains(id))
+            .collect();
+        shared
+            .progress
+            .start_phase("screening", Some(todo.len() as u64));
+        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        let limit = RateLimit::new(f64::from(settings.patients_per_second));
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in todo {
+            if shared.stopping() {
+                break;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            limit.acquire().await;
+            let (screener, shared, as_of) = (screener.clone(), shared.clone(), job.as_of);
+            tasks.spawn(async move {
+                let started = Instant::now();
+                let summary = match screener.screen_patient(id.as_str(), as_of, request).await {
+                    Ok(s) => summarise(&s.assessment, s.write_back.as_ref(), started.elapsed()),
+                    Err(e) => failed(id.as_str(), &e, started.elapsed()),
+                };
+                shared.finish(&summary);
+                drop(permit);
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+        shared.progress.finish_phase();
+        Ok(())
+    })
+}

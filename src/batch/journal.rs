@@ -1,0 +1,285 @@
+//! The job's journal: one line per patient, appended as each is finished (screened, and written
+//! back when asked). It is the checkpoint (a resumed job skips everyone already in it) and the
+//! source of the report, so a job killed half way and resumed reports every patient once.
+//!
+//! A patient is appended only after its write-back returned, so a kill can at worst lose the line
+//! of a patient whose Flag was just written: the resumed job screens that patient again, and the
+//! idempotent write-back finds the chart up to date (no duplicate).
+
+use crate::fhir::PatientId;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// What identifies a job: a checkpoint of another job is refused rather than mixed in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobKey {
+    pub source: String,
+    pub as_of: String,
+    pub shard: String,
+    pub write_back: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    trdscreen_checkpoint: u32,
+    job: JobKey,
+}
+
+/// One patient's result, as kept for the report and the analysts' CSV: no free text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PatientSummary {
+    pub patient: String,
+    /// `MET`, `POSSIBLE`, `NOT_MET`, `NOT_APPLICABLE`; unset when the patient could not be screened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub failed_adequate_trials: u32,
+    #[serde(default)]
+    pub trials: u32,
+    #[serde(default)]
+    pub counted_trials: u32,
+    /// Counted trials by outcome: failed, responded, ongoing, unknown.
+    #[serde(default)]
+    pub outcomes: [u32; 4],
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thase_rush_stage: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maudsley_score: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+    #[serde(default)]
+    pub diagnostics: u32,
+    /// `changed`, `unchanged` or `failed`; unset when nothing was to be written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_back: Option<String>,
+    /// The error kind (a gRPC status name such as `UNAVAILABLE`) when screening or writing failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Time spent on this patient, in microseconds.
+    #[serde(default)]
+    pub micros: u64,
+}
+
+impl PatientSummary {
+    /// Finished for good: screened, and written when asked. Anything else is tried again on resume.
+    pub fn is_complete(&self) -> bool {
+        self.error.is_none() && self.write_back.as_deref() != Some("failed")
+    }
+}
+
+pub struct Journal {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot use the checkpoint {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error(
+        "the checkpoint {path} belongs to another job ({theirs}); use another file or delete it to start over"
+    )]
+    OtherJob { path: String, theirs: String },
+    #[error("the checkpoint {path} is not a trdscreen checkpoint")]
+    NotACheckpoint { path: String },
+}
+
+impl Journal {
+    /// Opens the journal for `job`, creating it or resuming it. Returns the patients already
+    /// finished. A last line cut off by a kill is dropped.
+    pub fn open(path: &Path, job: &JobKey) -> Result<(Journal, HashSet<PatientId>), JournalError> {
+        let shown = path.display().to_string();
+        let io_err = |source| JournalError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let mut done = HashSet::new();
+        let mut valid_len = 0u64;
+        let exists = path.exists();
+        if exists {
+            let mut reader = BufReader::new(File::open(path).map_err(io_err)?);
+            let mut line = String::new();
+            let mut first = true;
+            loop {
+                line.clear();
+                let n = reader.read_line(&mut line).map_err(io_err)?;
+                if n == 0 || !line.ends_with('\n') {
+                    break;
+                }
+                if first {
+                    first = false;
+                    let header: Header =
+                        serde_json::from_str(&line).map_err(|_| JournalError::NotACheckpoint {
+                            path: shown.clone(),
+                        })?;
+                    if header.job != *job {
+                        return Err(JournalError::OtherJob {
+                            path: shown.clone(),
+                            theirs: describe(&header.job),
+                        });
+                    }
+                } else if let Ok(entry) = serde_json::from_str::<PatientSummary>(&line) {
+                    if let Ok(id) = PatientId::parse(&entry.patient) {
+                        if entry.is_complete() {
+                            done.insert(id);
+                        } else {
+                            done.remove(&id);
+                        }
+                    }
+                } else {
+                    break;
+                }
+                valid_len += n as u64;
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io_err)?;
+        file.set_len(valid_len).map_err(io_err)?;
+        let mut out = BufWriter::new(file);
+        use std::io::Seek;
+        out.seek(io::SeekFrom::End(0)).map_err(io_err)?;
+        if valid_len == 0 {
+            let header = Header {
+                trdscreen_checkpoint: 1,
+                job: job.clone(),
+            };
+            let text = serde_json::to_string(&header).unwrap_or_default();
+            writeln!(out, "{text}").map_err(io_err)?;
+            out.flush().map_err(io_err)?;
+        }
+        Ok((
+            Journal {
+                path: path.to_owned(),
+                out,
+            },
+            done,
+        ))
+    }
+
+    /// Appends one patient and hands the line to the operating system at once, so a killed process
+    /// loses nothing it reported finished.
+    pub fn append(&mut self, summary: &PatientSummary) -> io::Result<()> {
+        let text = serde_json::to_string(summary).map_err(io::Error::other)?;
+        writeln!(self.out, "{text}")?;
+        self.out.flush()
+    }
+
+    pub fn finish(mut self) -> io::Result<PathBuf> {
+        self.out.flush()?;
+        self.out.get_ref().sync_all()?;
+        Ok(self.path)
+    }
+}
+
+fn describe(job: &JobKey) -> String {
+    format!(
+        "source {}, as of {}, shard {}, write-back {}",
+        job.source, job.as_of, job.shard, job.write_back
+    )
+}
+
+/// Every patient's final entry (the last one written for that patient), in journal order.
+pub fn final_entries(path: &Path) -> io::Result<Vec<PatientSummary>> {
+    let reader = BufReader::new(File::open(path)?);
+    let mut entries: Vec<PatientSummary> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for line in reader.lines().skip(1) {
+        let Ok(entry) = serde_json::from_str::<PatientSummary>(&line?) else {
+            break;
+        };
+        match index.get(&entry.patient) {
+            Some(&i) => entries[i] = entry,
+            None => {
+                index.insert(entry.patient.clone(), entries.len());
+                entries.push(entry);
+            }
+        }
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> JobKey {
+        JobKey {
+            source: "ndjson".into(),
+            as_of: "2026-11-01".into(),
+            shard: "0/1".into(),
+            write_back: "none".into(),
+        }
+    }
+
+    fn screened(id: &str) -> PatientSummary {
+        PatientSummary {
+            patient: id.into(),
+            status: Some("MET".into()),
+            ..PatientSummary::default()
+        }
+    }
+
+    #[test]
+    fn a_resumed_journal_knows_who_is_done_and_drops_a_torn_last_line() {
+        let dir = tempdir();
+        let path = dir.join("checkpoint");
+        let (mut j, done) = Journal::open(&path, &job()).unwrap();
+        assert!(done.is_empty());
+        j.append(&screened("p1")).unwrap();
+        j.append(&PatientSummary {
+            error: Some("UNAVAILABLE".into()),
+            ..screened("p2")
+        })
+        .unwrap();
+        drop(j);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"patient\":\"p3\",\"sta");
+        std::fs::write(&path, text).unwrap();
+
+        let (mut j, done) = Journal::open(&path, &job()).unwrap();
+        let ids: Vec<&str> = done.iter().map(PatientId::as_str).collect();
+        assert_eq!(ids, ["p1"], "p2 failed and is tried again; p3 was torn");
+        j.append(&screened("p2")).unwrap();
+        j.finish().unwrap();
+        let entries = final_entries(&path).unwrap();
+        let statuses: Vec<(&str, bool)> = entries
+            .iter()
+            .map(|e| (e.patient.as_str(), e.is_complete()))
+            .collect();
+        assert_eq!(statuses, [("p1", true), ("p2", true)]);
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_job_is_refused() {
+        let dir = tempdir();
+        let path = dir.join("checkpoint");
+        drop(Journal::open(&path, &job()).unwrap());
+        let other = JobKey {
+            as_of: "2026-11-02".into(),
+            ..job()
+        };
+        let err = Journal::open(&path, &other).err().unwrap();
+        assert!(err.to_string().contains("another job"), "{err}");
+        std::fs::write(&path, "hello\n").unwrap();
+        let err = Journal::open(&path, &job()).err().unwrap();
+        assert!(err.to_string().contains("not a trdscreen checkpoint"));
+    }
+
+    fn tempdir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "trdscreen-journal-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

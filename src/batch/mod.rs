@@ -1,0 +1,416 @@
+//! The nightly population job (`trdscreen batch`): screens a whole population from Bulk-style
+//! NDJSON, or patient by patient from a FHIR Group or search, with sharding, a checkpoint to resume
+//! from, a rate limit on the hospital's server, progress, and a report.
+//!
+//! Every patient goes through the service's own path: the same evaluation as `EvaluateBundle`, the
+//! same fetch as `ScreenPatient` for per-patient sources, the same idempotent write-back.
+
+pub mod cohort;
+pub mod journal;
+pub mod line;
+pub mod ndjson;
+pub mod partition;
+pub mod progress;
+pub mod rate;
+pub mod report;
+pub mod shard;
+
+use crate::date::Date;
+use crate::error::Error;
+use crate::grpc::status::{code, code_name};
+use crate::screening::{Assessment, TrdStatus, TrialOutcome};
+use crate::service::{Screener, WriteBackRequest};
+use crate::settings::BatchSettings;
+use crate::writeback::{Outcome, Scope};
+use journal::{JobKey, Journal, JournalError, PatientSummary};
+use progress::Progress;
+use report::Report;
+use shard::Shard;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where the population comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A directory of Bulk-style NDJSON files.
+    Ndjson(PathBuf),
+    /// The members of a FHIR Group, each read as ScreenPatient reads them.
+    Group(String),
+    /// The Patients a FHIR search finds (`name=value&...`), each read as ScreenPatient reads them.
+    Search(String),
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Ndjson(dir) => format!("ndjson:{}", dir.display()),
+            Source::Group(id) => format!("group:{id}"),
+            Source::Search(query) => format!("search:{query}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub source: Source,
+    pub as_of: Date,
+    pub write_back: WriteBackRequest,
+    pub shard: Shard,
+    /// The journal kept across runs; without it the job keeps one in its work directory.
+    pub checkpoint: Option<PathBuf>,
+    /// The JSON summary; the per-patient CSV goes beside it (same name, `.csv`).
+    pub report: Option<PathBuf>,
+    /// Scratch space for the NDJSON reader's buckets (about the size of the input).
+    pub work_dir: Option<PathBuf>,
+    /// Draw a progress bar (a terminal) rather than log progress lines.
+    pub terminal: bool,
+}
+
+/// How the job ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every patient screened (and written back when asked).
+    Success,
+    /// Some patients could not be screened or written; the report says which and why.
+    Partial,
+    /// No patient could be screened.
+    Failure,
+}
+
+/// Why the job could not run (or stopped) as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Checkpoint(#[from] JournalError),
+    #[error("cannot read the input {path}: {source}")]
+    Input {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no .ndjson files in {0}")]
+    NoInput(String),
+    #[error("cannot use the work directory {path}: {source}")]
+    WorkDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Service(#[from] Error),
+    #[error("stopped by a signal; run again with the same --checkpoint to resume")]
+    Interrupted,
+}
+
+/// What the running job shares between its workers.
+pub(crate) struct Shared {
+    journal: Mutex<Option<Journal>>,
+    failure: Mutex<Option<std::io::Error>>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) progress: Progress,
+    micros: Mutex<Vec<u64>>,
+}
+
+impl Shared {
+    /// Records one finished patient. A journal that cannot be written stops the job: carrying on
+    /// would screen people the checkpoint does not know about.
+    pub(crate) fn finish(&self, summary: &PatientSummary) {
+        let written = match self.journal.lock() {
+            Ok(mut guard) => match guard.as_mut() {
+                Some(journal) => journal.append(summary),
+                None => Ok(()),
+            },
+            Err(_) => Err(std::io::Error::other("the journal lock was poisoned")),
+        };
+        if let Err(e) = written {
+            if let Ok(mut failure) = self.failure.lock() {
+                failure.get_or_insert(e);
+            }
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        self.progress.advance(1);
+        if let Ok(mut m) = self.micros.lock() {
+            m.push(summary.micros);
+        }
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs the job on `rt`. Stops early, resumably, on SIGTERM/SIGINT.
+pub fn run(
+    screener: Arc<Screener>,
+    settings: &BatchSettings,
+    job: &Job,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(Report, Ending), JobError> {
+    let started = Instant::now();
+    // With no FHIR server there is nowhere to write: the configured default then means none,
+    // while an explicit request is an error before anything runs.
+    let scope = match (screener.has_fhir_server(), job.write_back) {
+        (true, asked) => screener.scope(asked),
+        (false, WriteBackRequest::Default | WriteBackRequest::None) => None,
+        (false, _) => {
+            return Err(JobError::Service(Error::NotConfigured(
+                "--write-back needs a FHIR server (fhir.base_url)".into(),
+            )));
+        }
+    };
+    let key = JobKey {
+        source: job.source.describe(),
+        as_of: job.as_of.to_string(),
+        shard: job.shard.to_string(),
+        write_back: scope_name(scope).into(),
+    };
+    let work = WorkDir::create(job.work_dir.as_deref())?;
+    let journal_path = job
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| work.path.join("journal"));
+    let (journal, done) = Journal::open(&journal_path, &key)?;
+    let shared = Arc::new(Shared {
+        journal: Mutex::new(Some(journal)),
+        failure: Mutex::new(None),
+        stop: AtomicBool::new(false),
+        progress: Progress::new(job.terminal),
+        micros: Mutex::new(Vec::new()),
+    });
+    let signals = rt.spawn(stop_on_signal(shared.clone()));
+    let reporter = {
+        let shared = shared.clone();
+        std::thread::spawn(move || shared.progress.report_until_stopped())
+    };
+    let request = match scope {
+        None => WriteBackRequest::None,
+        Some(Scope::Flag) => WriteBackRequest::Flag,
+        Some(Scope::FlagAndCarePlan) => WriteBackRequest::FlagAndCarePlan,
+    };
+    let ran = match &job.source {
+        Source::Ndjson(dir) => ndjson::screen(
+            &screener, settings, job, request, dir, &work.path, &done, &shared, rt,
+        )
+        .map(Some),
+        Source::Group(_) | Source::Search(_) => {
+            cohort::screen(&screener, settings, job, request, &done, &shared, rt).map(|()| None)
+        }
+    };
+    signals.abort();
+    shared.progress.stop();
+    let _ = reporter.join();
+    let reading = shared.progress.phase_seconds("reading");
+    let journal = shared.journal.lock().ok().and_then(|mut j| j.take());
+    let journal_path = match journal {
+        Some(j) => j.finish().map_err(|source| JobError::Output {
+            path: journal_path.display().to_string(),
+            source,
+        })?,
+        None => journal_path,
+    };
+    let ndjson = ran?;
+    if let Some(e) = shared.failure.lock().ok().and_then(|mut f| f.take()) {
+        return Err(JobError::Output {
+            path: journal_path.display().to_string(),
+            source: e,
+        });
+    }
+    let interrupted = shared.stopping();
+    let mut report = Report {
+        job: key,
+        ..Report::default()
+    };
+    write_results(&journal_path, job.report.as_deref(), &mut report)?;
+    if let Some(counts) = ndjson {
+        report.patients.not_in_population = counts.not_in_population;
+        report.input = Some(counts.input);
+    }
+    report.patients.resumed_from_checkpoint = done.len() as u64;
+    let mut micros = shared.micros.lock().map(|m| m.clone()).unwrap_or_default();
+    report.durations.patient_p50_ms = report::percentile_ms(&mut micros, 50.0);
+    report.durations.patient_p99_ms = report::percentile_ms(&mut micros, 99.0);
+    report.durations.reading_secs = reading;
+    report.durations.total_secs = started.elapsed().as_secs_f64();
+    report.durations.screening_secs = (report.durations.total_secs - reading).max(0.0);
+    if let Some(path) = &job.report {
+        let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other);
+        text.and_then(|t| std::fs::write(path, t + "\n"))
+            .map_err(|source| JobError::Output {
+                path: path.display().to_string(),
+                source,
+            })?;
+    }
+    if interrupted {
+        return Err(JobError::Interrupted);
+    }
+    let ending = if !report.any_failed() {
+        Ending::Success
+    } else if report.patients.screened > 0 {
+        Ending::Partial
+    } else {
+        Ending::Failure
+    };
+    Ok((report, ending))
+}
+
+/// Builds the report's counts from the journal and writes the per-patient CSV beside the report.
+fn write_results(
+    journal: &Path,
+    report_path: Option<&Path>,
+    report: &mut Report,
+) -> Result<(), JobError> {
+    let entries = journal::final_entries(journal).map_err(|source| JobError::Output {
+        path: journal.display().to_string(),
+        source,
+    })?;
+    let mut csv = match report_path {
+        Some(path) => {
+            let csv_path = path.with_extension("csv");
+            let file = std::fs::File::create(&csv_path).map_err(|source| JobError::Output {
+                path: csv_path.display().to_string(),
+                source,
+            })?;
+            Some((csv_path, std::io::BufWriter::new(file)))
+        }
+        None => None,
+    };
+    if let Some((path, out)) = &mut csv {
+        use std::io::Write;
+        out.write_all(report::CSV_HEADER.as_bytes())
+            .map_err(|source| JobError::Output {
+                path: path.display().to_string(),
+                source,
+            })?;
+    }
+    for entry in &entries {
+        report.add(entry);
+        if let Some((path, out)) = &mut csv {
+            report::write_csv_row(out, entry).map_err(|source| JobError::Output {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    if let Some((path, mut out)) = csv {
+        use std::io::Write;
+        out.flush().map_err(|source| JobError::Output {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// One patient's line in the journal (and the CSV): counts and codes, no free text.
+pub fn summarise(
+    a: &Assessment,
+    write_back: Option<&Result<Outcome, Error>>,
+    elapsed: Duration,
+) -> PatientSummary {
+    let mut outcomes = [0u32; 4];
+    let counted: Vec<_> = a.trials.iter().filter(|t| t.counted).collect();
+    for t in &counted {
+        let slot = match t.outcome {
+            TrialOutcome::Failed => 0,
+            TrialOutcome::Responded => 1,
+            TrialOutcome::Ongoing => 2,
+            TrialOutcome::Unknown => 3,
+        };
+        outcomes[slot] += 1;
+    }
+    let mut hints: Vec<String> = a.hints.iter().map(|h| h.code.clone()).collect();
+    hints.sort();
+    hints.dedup();
+    let (write_back, error) = match write_back {
+        None => (None, None),
+        Some(Ok(o)) => (
+            Some(if o.changed { "changed" } else { "unchanged" }.to_owned()),
+            None,
+        ),
+        Some(Err(e)) => (Some("failed".to_owned()), Some(error_kind(e).to_owned())),
+    };
+    PatientSummary {
+        patient: a.patient_id.clone(),
+        status: Some(status_name(a.status).to_owned()),
+        failed_adequate_trials: a.failed_adequate_trials,
+        trials: a.trials.len() as u32,
+        counted_trials: counted.len() as u32,
+        outcomes,
+        thase_rush_stage: Some(a.staging.thase_rush_stage),
+        maudsley_score: a.staging.maudsley_score,
+        hints,
+        diagnostics: a.diagnostics.len() as u32,
+        write_back,
+        error,
+        micros: elapsed.as_micros() as u64,
+    }
+}
+
+/// A patient who could not be screened at all.
+pub(crate) fn failed(patient: &str, e: &Error, elapsed: Duration) -> PatientSummary {
+    PatientSummary {
+        patient: patient.to_owned(),
+        error: Some(error_kind(e).to_owned()),
+        micros: elapsed.as_micros() as u64,
+        ..PatientSummary::default()
+    }
+}
+
+/// The error's kind as the service names it everywhere (the gRPC status name).
+pub fn error_kind(e: &Error) -> &'static str {
+    code_name(code(e))
+}
+
+pub fn status_name(status: TrdStatus) -> &'static str {
+    match status {
+        TrdStatus::Met => "MET",
+        TrdStatus::Possible => "POSSIBLE",
+        TrdStatus::NotMet => "NOT_MET",
+        TrdStatus::NotApplicable => "NOT_APPLICABLE",
+    }
+}
+
+fn scope_name(scope: Option<Scope>) -> &'static str {
+    match scope {
+        None => "none",
+        Some(Scope::Flag) => "flag",
+        Some(Scope::FlagAndCarePlan) => "flag-and-careplan",
+    }
+}
+
+async fn stop_on_signal(shared: Arc<Shared>) {
+    crate::grpc::server::termination_signal().await;
+    tracing::warn!("stopping: finishing the patients in progress, then saving the checkpoint");
+    shared.stop.store(true, Ordering::Relaxed);
+}
+
+/// The job's scratch directory, removed when the job ends however it ends.
+struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    fn create(parent: Option<&Path>) -> Result<WorkDir, JobError> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = parent.join(format!("trdscreen-batch-{}-{unique}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|source| JobError::WorkDir {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(WorkDir { path })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -1,0 +1,209 @@
+//! Screening from a directory of Bulk-style NDJSON: partition by patient (first pass), then screen
+//! bucket by bucket on every core (second pass), writing back through the async runtime when asked.
+
+use super::journal::PatientSummary;
+use super::line::referenced_id;
+use super::partition::{self, Group, InputStats, group_bucket};
+use super::rate::RateLimit;
+use super::{Job, JobError, Shared, summarise};
+use crate::fhir::{PatientId, PatientRecord};
+use crate::screening::Assessment;
+use crate::service::{Screener, WriteBackRequest};
+use crate::settings::BatchSettings;
+use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+use tokio::sync::{Semaphore, mpsc};
+
+pub struct Counts {
+    pub input: InputStats,
+    pub not_in_population: u64,
+}
+
+/// A screened patient waiting for its write-back.
+struct Pending {
+    record: PatientRecord,
+    assessment: Assessment,
+    started: Instant,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn screen(
+    screener: &Arc<Screener>,
+    settings: &BatchSettings,
+    job: &Job,
+    request: WriteBackRequest,
+    dir: &Path,
+    work: &Path,
+    done: &HashSet<PatientId>,
+    shared: &Arc<Shared>,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Counts, JobError> {
+    let input_error = |source| JobError::Input {
+        path: dir.display().to_string(),
+        source,
+    };
+    let files = partition::ndjson_files(dir).map_err(input_error)?;
+    if files.is_empty() {
+        return Err(JobError::NoInput(dir.display().to_string()));
+    }
+    let parts = partition::partition(
+        &files,
+        job.shard,
+        work,
+        settings.bucket_megabytes * 1024 * 1024,
+        &shared.progress,
+    )
+    .map_err(input_error)?;
+    shared.progress.start_phase(
+        "screening",
+        Some(parts.stats.patients.saturating_sub(done.len() as u64)),
+    );
+    let next = AtomicUsize::new(0);
+    let not_in_population = AtomicU64::new(0);
+    let bucket_error = std::sync::Mutex::new(None);
+    let writing = request != WriteBackRequest::None;
+    let (tx, rx) = mpsc::channel::<Pending>(256);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, parts, not_in_population, bucket_error) =
+                (&next, &parts, &not_in_population, &bucket_error);
+            scope.spawn(move || {
+                while !shared.stopping() {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = parts.buckets.get(i) else {
+                        break;
+                    };
+                    let text = match std::fs::read_to_string(path) {
+                        Ok(text) => text,
+                        Err(e) => {
+                            if let Ok(mut slot) = bucket_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                            shared.stop.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                    };
+                    let (groups, medications) = group_bucket(&text);
+                    for group in &groups {
+                        if shared.stopping() {
+                            break;
+                        }
+                        if !group.listed {
+                            not_in_population.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        let Ok(id) = PatientId::parse(group.patient) else {
+                            continue;
+                        };
+                        if done.contains(&id) {
+                            continue;
+                        }
+                        let started = Instant::now();
+                        let record = record_of(id, group, &medications);
+                        let assessment = screener.evaluate_record(&record, job.as_of);
+                        if writing {
+                            let pending = Pending {
+                                record,
+                                assessment,
+                                started,
+                            };
+                            if tx.blocking_send(pending).is_err() {
+                                return;
+                            }
+                        } else {
+                            shared.finish(&summarise(&assessment, None, started.elapsed()));
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        rt.block_on(write_backs(rx, screener, settings, request, shared));
+    });
+    if let Some(e) = bucket_error.into_inner().ok().flatten() {
+        return Err(JobError::WorkDir {
+            path: work.display().to_string(),
+            source: e,
+        });
+    }
+    shared.progress.finish_phase();
+    Ok(Counts {
+        input: parts.stats,
+        not_in_population: not_in_population.into_inner(),
+    })
+}
+
+/// Writes back screened patients at the configured rate and concurrency, journaling each when its
+/// write returned.
+async fn write_backs(
+    mut rx: mpsc::Receiver<Pending>,
+    screener: &Arc<Screener>,
+    settings: &BatchSettings,
+    request: WriteBackRequest,
+    shared: &Arc<Shared>,
+) {
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let limit = RateLimit::new(f64::from(settings.writes_per_second));
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some(p) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        limit.acquire().await;
+        let (screener, shared) = (screener.clone(), shared.clone());
+        tasks.spawn(async move {
+            let result = screener.write_back(&p.record, &p.assessment, request).await;
+            let summary: PatientSummary =
+                summarise(&p.assessment, result.as_ref(), p.started.elapsed());
+            shared.finish(&summary);
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// One patient's record from their lines, with the Medications their requests and statements
+/// reference.
+pub fn record_of(id: PatientId, group: &Group, medications: &HashMap<&str, &str>) -> PatientRecord {
+    let mut record = PatientRecord::new(id, None);
+    let mut position = 0;
+    for line in &group.resources {
+        if let Ok(raw) = serde_json::from_str::<&RawValue>(line) {
+            record.add_json(raw, None, position);
+        }
+        position += 1;
+    }
+    let referenced: Vec<&str> = record
+        .medication_requests
+        .iter()
+        .filter_map(|e| e.resource.medication_reference.as_ref())
+        .chain(
+            record
+                .medication_statements
+                .iter()
+                .filter_map(|e| e.resource.medication_reference.as_ref()),
+        )
+        .filter_map(|r| r.reference.as_deref())
+        .filter_map(|r| referenced_id(r, "Medication"))
+        .collect();
+    let mut added = HashSet::new();
+    let found: Vec<&str> = referenced
+        .into_iter()
+        .filter(|id| added.insert(*id))
+        .filter_map(|id| medications.get(id).copied())
+        .collect();
+    for json in found {
+        if let Ok(raw) = serde_json::from_str::<&RawValue>(json) {
+            record.add_json(raw, None, position);
+        }
+        position += 1;
+    }
+    record
+}

@@ -1,0 +1,315 @@
+//! The first pass over Bulk-style NDJSON: every line is read once, cheaply, and appended to the
+//! bucket file of the patient it belongs to, so that the second pass can screen one bucket at a time
+//! with all of each patient's resources together. Memory stays bounded by the size of a bucket, not
+//! of the population; the files may come in any order, one per type or split into many.
+//!
+//! Medications are shared between patients: they are set aside in the first pass and then copied
+//! into every bucket whose requests or statements reference them.
+
+use super::line::{Line, classify};
+use super::progress::Progress;
+use super::shard::{Shard, stable_hash};
+use crate::fhir::PatientId;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// What the first pass saw, for the report.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct InputStats {
+    pub files: u64,
+    pub bytes: u64,
+    pub lines: u64,
+    pub patients: u64,
+    pub clinical_resources: u64,
+    pub medications: u64,
+    /// Lines that are not JSON or not a FHIR resource.
+    pub malformed_lines: u64,
+    /// Resources of types screening does not read (counted, then skipped).
+    pub other_type: u64,
+    /// Resources screening reads that name no patient.
+    pub no_patient: u64,
+    /// Patients and resources whose patient id is not a valid FHIR id.
+    pub bad_patient_id: u64,
+    /// Lines of patients in other shards.
+    pub other_shard: u64,
+}
+
+pub struct Partition {
+    pub buckets: Vec<PathBuf>,
+    pub stats: InputStats,
+}
+
+/// Line tags in bucket files.
+pub const PATIENT: u8 = b'P';
+pub const RESOURCE: u8 = b'R';
+pub const MEDICATION: u8 = b'M';
+
+/// The NDJSON files of a directory (`*.ndjson`, `*.jsonl`), in name order.
+pub fn ndjson_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let is_ndjson = path
+            .extension()
+            .is_some_and(|e| e == "ndjson" || e == "jsonl");
+        if is_ndjson && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// How many buckets for this much input: each about `bucket_bytes`, at least one.
+pub fn bucket_count(input_bytes: u64, bucket_bytes: u64) -> usize {
+    input_bytes.div_ceil(bucket_bytes.max(1)).clamp(1, 1024) as usize
+}
+
+/// The bucket of a patient. The shard takes the hash modulo N; the bucket takes the high bits of
+/// a multiplicative mix, so buckets fill evenly inside any one shard.
+pub fn bucket_of(patient: &str, buckets: usize) -> usize {
+    let mixed = stable_hash(patient).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    (mixed % buckets as u64) as usize
+}
+
+pub fn partition(
+    files: &[PathBuf],
+    shard: Shard,
+    work: &Path,
+    bucket_bytes: u64,
+    progress: &Progress,
+) -> io::Result<Partition> {
+    let mut total = 0;
+    for file in files {
+        total += std::fs::metadata(file)?.len();
+    }
+    progress.start_phase("reading", Some(total));
+    let n = bucket_count(total, bucket_bytes);
+    let buckets: Vec<PathBuf> = (0..n)
+        .map(|i| work.join(format!("bucket-{i:04}")))
+        .collect();
+    let mut writers = buckets
+        .iter()
+        .map(|p| File::create(p).map(|f| BufWriter::with_capacity(64 * 1024, f)))
+        .collect::<io::Result<Vec<_>>>()?;
+    let medications_path = work.join("medications.ndjson");
+    let mut medications = BufWriter::new(File::create(&medications_path)?);
+    let mut wanted: HashMap<String, Vec<u16>> = HashMap::new();
+    let mut stats = InputStats {
+        files: files.len() as u64,
+        bytes: total,
+        ..InputStats::default()
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    for file in files {
+        let mut reader = BufReader::with_capacity(256 * 1024, File::open(file)?);
+        loop {
+            buf.clear();
+            let read = reader.read_until(b'\n', &mut buf)?;
+            if read == 0 {
+                break;
+            }
+            progress.advance(read as u64);
+            let Ok(text) = std::str::from_utf8(&buf) else {
+                stats.lines += 1;
+                stats.malformed_lines += 1;
+                continue;
+            };
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
+                continue;
+            }
+            stats.lines += 1;
+            route(
+                text,
+                shard,
+                &mut writers,
+                &mut medications,
+                &mut wanted,
+                &mut stats,
+            )?;
+        }
+    }
+    medications.flush()?;
+    drop(medications);
+    join_medications(&medications_path, &wanted, &mut writers)?;
+    std::fs::remove_file(&medications_path)?;
+    for w in &mut writers {
+        w.flush()?;
+    }
+    progress.finish_phase();
+    Ok(Partition { buckets, stats })
+}
+
+fn route(
+    text: &str,
+    shard: Shard,
+    writers: &mut [BufWriter<File>],
+    medications: &mut BufWriter<File>,
+    wanted: &mut HashMap<String, Vec<u16>>,
+    stats: &mut InputStats,
+) -> io::Result<()> {
+    let n = writers.len();
+    match classify(text) {
+        Line::Patient { id } => {
+            if PatientId::parse(&id).is_err() {
+                stats.bad_patient_id += 1;
+            } else if !shard.contains_id(&id) {
+                stats.other_shard += 1;
+            } else {
+                stats.patients += 1;
+                let w = &mut writers[bucket_of(&id, n)];
+                w.write_all(&[PATIENT])?;
+                w.write_all(id.as_bytes())?;
+                w.write_all(b"\n")?;
+            }
+        }
+        Line::Clinical {
+            patient,
+            medication,
+        } => {
+            if PatientId::parse(&patient).is_err() {
+                stats.bad_patient_id += 1;
+            } else if !shard.contains_id(&patient) {
+                stats.other_shard += 1;
+            } else {
+                stats.clinical_resources += 1;
+                let bucket = bucket_of(&patient, n);
+                write_tagged(&mut writers[bucket], RESOURCE, &patient, text)?;
+                if let Some(medication) = medication {
+                    let buckets = wanted.entry(medication).or_default();
+                    if !buckets.contains(&(bucket as u16)) {
+                        buckets.push(bucket as u16);
+                    }
+                }
+            }
+        }
+        Line::Medication { .. } => {
+            stats.medications += 1;
+            medications.write_all(text.as_bytes())?;
+            medications.write_all(b"\n")?;
+        }
+        Line::NoPatient => stats.no_patient += 1,
+        Line::OtherType => stats.other_type += 1,
+        Line::Malformed => stats.malformed_lines += 1,
+    }
+    Ok(())
+}
+
+fn write_tagged(w: &mut BufWriter<File>, tag: u8, key: &str, json: &str) -> io::Result<()> {
+    w.write_all(&[tag])?;
+    w.write_all(key.as_bytes())?;
+    w.write_all(b"\t")?;
+    w.write_all(json.as_bytes())?;
+    w.write_all(b"\n")
+}
+
+/// Copies each Medication into the buckets whose resources reference it.
+fn join_medications(
+    path: &Path,
+    wanted: &HashMap<String, Vec<u16>>,
+    writers: &mut [BufWriter<File>],
+) -> io::Result<()> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let reader = BufReader::with_capacity(256 * 1024, File::open(path)?);
+    for line in reader.lines() {
+        let line = line?;
+        if let Line::Medication { id } = classify(&line)
+            && let Some(buckets) = wanted.get(id.as_ref())
+        {
+            for &b in buckets {
+                write_tagged(&mut writers[usize::from(b)], MEDICATION, &id, &line)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One patient's lines in a bucket.
+pub struct Group<'a> {
+    pub patient: &'a str,
+    /// Whether the patient's own Patient resource was among the input (resources of a patient who
+    /// is not are not screened: no one by that id is in the population).
+    pub listed: bool,
+    pub resources: Vec<&'a str>,
+}
+
+/// A bucket's text, grouped by patient (in id order, so runs are reproducible), and its
+/// Medications by id.
+pub fn group_bucket(text: &str) -> (Vec<Group<'_>>, HashMap<&str, &str>) {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut medications = HashMap::new();
+    for line in text.lines() {
+        let (Some(&tag), Some(rest)) = (line.as_bytes().first(), line.get(1..)) else {
+            continue;
+        };
+        let (key, json) = match tag {
+            PATIENT => (rest, None),
+            _ => match rest.split_once('\t') {
+                Some((key, json)) => (key, Some(json)),
+                None => continue,
+            },
+        };
+        if tag == MEDICATION {
+            if let Some(json) = json {
+                medications.entry(key).or_insert(json);
+            }
+            continue;
+        }
+        let slot = *index.entry(key).or_insert_with(|| {
+            groups.push(Group {
+                patient: key,
+                listed: false,
+                resources: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        match json {
+            None => groups[slot].listed = true,
+            Some(json) => groups[slot].resources.push(json),
+        }
+    }
+    groups.sort_unstable_by(|a, b| a.patient.cmp(b.patient));
+    (groups, medications)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_groups_lines_by_patient_and_keeps_medications_apart() {
+        let text =
+            "Rp2\t{\"a\":1}\nPp1\nMm1\t{\"m\":1}\nRp1\t{\"b\":2}\nPp2\nRp1\t{\"c\":3}\nRp3\t{}\n";
+        let (groups, meds) = group_bucket(text);
+        let summary: Vec<(&str, bool, usize)> = groups
+            .iter()
+            .map(|g| (g.patient, g.listed, g.resources.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            [("p1", true, 2), ("p2", true, 1), ("p3", false, 1)]
+        );
+        assert_eq!(meds.get("m1"), Some(&"{\"m\":1}"));
+    }
+
+    #[test]
+    fn buckets_fill_evenly_inside_one_shard() {
+        let shard = Shard::new(1, 4).unwrap();
+        let mut counts = [0u32; 8];
+        for i in 0..40_000 {
+            let id = format!("syn-{i:08}");
+            if shard.contains_id(&id) {
+                counts[bucket_of(&id, 8)] += 1;
+            }
+        }
+        let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(*min > 1_000 && *max < 1_500, "{counts:?}");
+    }
+}

@@ -1,0 +1,196 @@
+//! The job's summary for operators (JSON) and its per-patient results for analysts (CSV), both
+//! built from the journal so that a resumed job reports everyone exactly once.
+
+use super::journal::PatientSummary;
+use super::partition::InputStats;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub job: super::journal::JobKey,
+    pub patients: PatientCounts,
+    /// Screened patients by TRD status.
+    pub status: BTreeMap<String, u64>,
+    /// Patients with each hint code.
+    pub hints: BTreeMap<String, u64>,
+    pub trials: TrialCounts,
+    /// Write-backs by outcome (changed, unchanged, failed).
+    pub write_back: BTreeMap<String, u64>,
+    /// Patients who could not be screened or written, by error kind.
+    pub errors: BTreeMap<String, u64>,
+    /// What the NDJSON reader saw (absent for per-patient sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputStats>,
+    pub durations: Durations,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PatientCounts {
+    /// Patients in the journal (this run and any run it resumed).
+    pub total: u64,
+    pub screened: u64,
+    pub failed: u64,
+    /// Finished by an earlier run of this job and skipped by this one.
+    pub resumed_from_checkpoint: u64,
+    /// Patient ids that had resources but no Patient resource in the input (not screened).
+    pub not_in_population: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct TrialCounts {
+    pub total: u64,
+    pub counted: u64,
+    pub failed_adequate: u64,
+    pub by_outcome: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Durations {
+    pub reading_secs: f64,
+    pub screening_secs: f64,
+    pub total_secs: f64,
+    /// Per-patient time (screening and write-back) of this run's patients, in milliseconds.
+    pub patient_p50_ms: f64,
+    pub patient_p99_ms: f64,
+}
+
+const OUTCOMES: [&str; 4] = ["failed", "responded", "ongoing", "unknown"];
+
+impl Report {
+    pub fn add(&mut self, s: &PatientSummary) {
+        self.patients.total += 1;
+        match &s.status {
+            Some(status) => {
+                self.patients.screened += 1;
+                *self.status.entry(status.clone()).or_default() += 1;
+            }
+            None => self.patients.failed += 1,
+        }
+        if let Some(error) = &s.error {
+            *self.errors.entry(error.clone()).or_default() += 1;
+        }
+        if let Some(wb) = &s.write_back {
+            *self.write_back.entry(wb.clone()).or_default() += 1;
+            if wb == "failed" && s.status.is_some() {
+                self.patients.failed += 1;
+            }
+        }
+        for hint in &s.hints {
+            *self.hints.entry(hint.clone()).or_default() += 1;
+        }
+        self.trials.total += u64::from(s.trials);
+        self.trials.counted += u64::from(s.counted_trials);
+        self.trials.failed_adequate += u64::from(s.failed_adequate_trials);
+        for (name, n) in OUTCOMES.iter().zip(s.outcomes) {
+            if n > 0 {
+                *self
+                    .trials
+                    .by_outcome
+                    .entry((*name).to_owned())
+                    .or_default() += u64::from(n);
+            }
+        }
+    }
+
+    /// Whether any patient ended failed (screening or write-back).
+    pub fn any_failed(&self) -> bool {
+        self.patients.failed > 0
+    }
+}
+
+/// Nearest-rank percentile of unsorted samples (microseconds) in milliseconds.
+pub fn percentile_ms(samples: &mut [u64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_unstable();
+    let rank = ((p / 100.0) * samples.len() as f64).ceil().max(1.0) as usize;
+    samples[rank.min(samples.len()) - 1] as f64 / 1000.0
+}
+
+pub const CSV_HEADER: &str = "patient_id,status,failed_adequate_trials,trials,counted_trials,thase_rush_stage,maudsley_score,hints,write_back,error\n";
+
+/// One CSV row. Every field is an id, a code, a number or a fixed word: nothing needs quoting
+/// except the hint list, which is joined with `;`.
+pub fn write_csv_row(out: &mut impl Write, s: &PatientSummary) -> io::Result<()> {
+    let opt = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
+    writeln!(
+        out,
+        "{},{},{},{},{},{},{},{},{},{}",
+        s.patient,
+        s.status.as_deref().unwrap_or(""),
+        s.failed_adequate_trials,
+        s.trials,
+        s.counted_trials,
+        opt(s.thase_rush_stage),
+        opt(s.maudsley_score),
+        s.hints.join(";"),
+        s.write_back.as_deref().unwrap_or(""),
+        s.error.as_deref().unwrap_or("")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_back_counts_the_patient_as_failed_but_screened() {
+        let mut r = Report::default();
+        r.add(&PatientSummary {
+            patient: "p1".into(),
+            status: Some("MET".into()),
+            trials: 2,
+            counted_trials: 2,
+            failed_adequate_trials: 2,
+            outcomes: [2, 0, 0, 0],
+            hints: vec!["SUICIDE_RISK".into()],
+            write_back: Some("failed".into()),
+            error: Some("PERMISSION_DENIED".into()),
+            ..PatientSummary::default()
+        });
+        r.add(&PatientSummary {
+            patient: "p2".into(),
+            error: Some("UNAVAILABLE".into()),
+            ..PatientSummary::default()
+        });
+        assert_eq!((r.patients.screened, r.patients.failed), (1, 2));
+        assert_eq!(r.status["MET"], 1);
+        assert_eq!(r.errors["UNAVAILABLE"], 1);
+        assert_eq!(r.trials.by_outcome["failed"], 2);
+        assert!(r.any_failed());
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut samples: Vec<u64> = (1..=100).map(|n| n * 1000).collect();
+        assert_eq!(percentile_ms(&mut samples, 50.0), 50.0);
+        assert_eq!(percentile_ms(&mut samples, 99.0), 99.0);
+        assert_eq!(percentile_ms(&mut [], 99.0), 0.0);
+    }
+
+    #[test]
+    fn csv_rows_keep_their_columns() {
+        let mut out = Vec::new();
+        write_csv_row(
+            &mut out,
+            &PatientSummary {
+                patient: "p1".into(),
+                status: Some("POSSIBLE".into()),
+                hints: vec!["A".into(), "B".into()],
+                thase_rush_stage: Some(2),
+                ..PatientSummary::default()
+            },
+        )
+        .unwrap();
+        let row = String::from_utf8(out).unwrap();
+        assert_eq!(row, "p1,POSSIBLE,0,0,0,2,,A;B,,\n");
+        assert_eq!(
+            row.split(',').count(),
+            CSV_HEADER.split(',').count(),
+            "same column count as the header"
+        );
+    }
+}
