@@ -2,6 +2,7 @@
 //! results into the contract's messages; errors become statuses in one place ([`status`]).
 
 pub mod convert;
+mod population;
 pub mod server;
 pub mod status;
 
@@ -10,6 +11,7 @@ use crate::error::Error;
 use crate::proto;
 use crate::proto::trd_screening_server::TrdScreening;
 use crate::service::{Screener, WriteBackRequest, today};
+use crate::settings::GrpcSettings;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,20 +25,18 @@ pub struct Service {
     permits: Arc<Semaphore>,
     call_timeout: Duration,
     max_request_bytes: usize,
+    /// Patients screened at once by one ScreenPopulation call.
+    population_concurrency: usize,
 }
 
 impl Service {
-    pub fn new(
-        screener: Arc<Screener>,
-        max_concurrent_calls: usize,
-        call_timeout: Duration,
-        max_request_bytes: usize,
-    ) -> Service {
+    pub fn new(screener: Arc<Screener>, g: &GrpcSettings) -> Service {
         Service {
             screener,
-            permits: Arc::new(Semaphore::new(max_concurrent_calls)),
-            call_timeout,
-            max_request_bytes,
+            permits: Arc::new(Semaphore::new(g.max_concurrent_calls)),
+            call_timeout: Duration::from_secs(g.call_timeout_secs),
+            max_request_bytes: g.max_request_bytes,
+            population_concurrency: g.population_concurrency.max(1),
         }
     }
 
@@ -131,6 +131,7 @@ impl TrdScreening for Service {
         Ok(Response::new(proto::ScreenPatientResponse {
             assessment: Some(convert::assessment(screened.assessment)),
             write_back: screened.write_back.map(convert::write_back),
+            error: None,
         }))
     }
 
@@ -155,6 +156,7 @@ impl TrdScreening for Service {
         Ok(Response::new(proto::ScreenPatientResponse {
             assessment: Some(convert::assessment(assessment)),
             write_back: None,
+            error: None,
         }))
     }
 
@@ -162,13 +164,56 @@ impl TrdScreening for Service {
 
     async fn screen_population(
         &self,
-        _request: Request<proto::ScreenPopulationRequest>,
+        request: Request<proto::ScreenPopulationRequest>,
     ) -> Result<Response<Self::ScreenPopulationStream>, Status> {
-        Err(Status::unimplemented(
-            "ScreenPopulation comes with the nightly population job",
-        ))
+        let permit = self.admit()?;
+        let r = request.into_inner();
+        let as_of = as_of(r.as_of.as_ref())?;
+        let mode = write_back_request(r.write_back)?;
+        let ids: Vec<String> = match r.cohort {
+            None => {
+                return Err(Status::invalid_argument(
+                    "name a cohort: group_id or patient_ids",
+                ));
+            }
+            Some(proto::screen_population_request::Cohort::PatientIds(list)) => {
+                if list.ids.len() > MAX_POPULATION_IDS {
+                    return Err(Status::invalid_argument(format!(
+                        "{} patient ids is over the limit of {MAX_POPULATION_IDS}; use a Group",
+                        list.ids.len()
+                    )));
+                }
+                list.ids
+            }
+            Some(proto::screen_population_request::Cohort::GroupId(group)) => {
+                within(self.call_timeout, self.screener.group_members(&group))
+                    .await?
+                    .into_iter()
+                    .map(|id| id.as_str().to_owned())
+                    .collect()
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(self.population_concurrency);
+        tokio::spawn(population::screen(
+            self.screener.clone(),
+            ids,
+            population::Options {
+                as_of,
+                mode,
+                concurrency: self.population_concurrency,
+                per_patient: self.call_timeout,
+            },
+            tx,
+            permit,
+        ));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
+
+/// Ids accepted in one ScreenPopulation request; larger cohorts come as a Group.
+const MAX_POPULATION_IDS: usize = 10_000;
 
 #[cfg(test)]
 mod tests {

@@ -36,12 +36,7 @@ impl Bound {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let g = &self.settings.grpc;
-        let service = Service::new(
-            self.screener,
-            g.max_concurrent_calls,
-            Duration::from_secs(g.call_timeout_secs),
-            g.max_request_bytes,
-        );
+        let service = Service::new(self.screener, g);
         // tonic's own ceiling (it answers OUT_OF_RANGE above it); the service refuses Bundles over
         // the configured limit with RESOURCE_EXHAUSTED below it.
         let grpc = TrdScreeningServer::new(service)

@@ -133,6 +133,7 @@ fn patient_path() -> String {
 mod bodies;
 mod credentials;
 mod paging;
+mod population;
 mod requests;
 mod transport;
 mod writeback;
