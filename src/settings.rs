@@ -181,8 +181,9 @@ pub struct BatchSettings {
     pub patients_per_second: u32,
     /// Write-backs started per second; 0 for no limit.
     pub writes_per_second: u32,
-    /// Size of one bucket of the NDJSON reader: what it holds in memory per core.
-    pub bucket_megabytes: u64,
+    /// Size of one bucket of the NDJSON reader, in KiB: what its second pass holds in memory per
+    /// core (the text of one bucket and the records of one patient at a time).
+    pub bucket_kilobytes: u64,
 }
 
 impl Default for BatchSettings {
@@ -191,7 +192,7 @@ impl Default for BatchSettings {
             concurrency: 8,
             patients_per_second: 50,
             writes_per_second: 10,
-            bucket_megabytes: 64,
+            bucket_kilobytes: 64 * 1024,
         }
     }
 }
@@ -252,7 +253,7 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("batch.concurrency", Kind::Integer),
     ("batch.patients_per_second", Kind::Integer),
     ("batch.writes_per_second", Kind::Integer),
-    ("batch.bucket_megabytes", Kind::Integer),
+    ("batch.bucket_kilobytes", Kind::Integer),
     ("knowledge_dir", Kind::Text),
 ];
 
@@ -304,8 +305,8 @@ impl Settings {
         if self.grpc.tls_cert_file.is_some() != self.grpc.tls_key_file.is_some() {
             return fail("grpc.tls_cert_file and grpc.tls_key_file go together");
         }
-        if self.batch.concurrency == 0 || self.batch.bucket_megabytes == 0 {
-            return fail("batch.concurrency and batch.bucket_megabytes must be at least 1");
+        if self.batch.concurrency == 0 || self.batch.bucket_kilobytes == 0 {
+            return fail("batch.concurrency and batch.bucket_kilobytes must be at least 1");
         }
         if self.grpc.max_concurrent_calls == 0 || self.grpc.population_concurrency == 0 {
             return fail(

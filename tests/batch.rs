@@ -153,7 +153,8 @@ fn split_and_shuffled_ndjson_screens_every_patient_as_their_own_bundle_does() {
             "--report",
             report_path.to_str().unwrap(),
         ],
-        &[],
+        // Buckets of 16 KiB: the population spreads over many buckets.
+        &[("TRDSCREEN_BATCH_BUCKET_KILOBYTES", "16")],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let rows = csv_rows(&report_path);

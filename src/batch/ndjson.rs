@@ -54,7 +54,7 @@ pub(super) fn screen(
         &files,
         job.shard,
         work,
-        settings.bucket_megabytes * 1024 * 1024,
+        settings.bucket_kilobytes * 1024,
         &shared.progress,
     )
     .map_err(input_error)?;
@@ -76,10 +76,10 @@ pub(super) fn screen(
             scope.spawn(move || {
                 while !shared.stopping() {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = parts.buckets.get(i) else {
+                    if i >= parts.buckets.len() {
                         break;
-                    };
-                    let text = match std::fs::read_to_string(path) {
+                    }
+                    let text = match parts.read_bucket(i) {
                         Ok(text) => text,
                         Err(e) => {
                             if let Ok(mut slot) = bucket_error.lock() {

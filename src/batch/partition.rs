@@ -13,7 +13,7 @@ use crate::fhir::PatientId;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// What the first pass saw, for the report.
@@ -38,8 +38,22 @@ pub struct InputStats {
 }
 
 pub struct Partition {
-    pub buckets: Vec<PathBuf>,
+    /// Each bucket's files (one per worker of the first pass, and one of joined Medications).
+    pub buckets: Vec<Vec<PathBuf>>,
     pub stats: InputStats,
+}
+
+impl Partition {
+    /// A bucket's text: its files one after the other.
+    pub fn read_bucket(&self, i: usize) -> io::Result<String> {
+        let mut text = String::new();
+        for path in &self.buckets[i] {
+            if path.exists() {
+                File::open(path)?.read_to_string(&mut text)?;
+            }
+        }
+        Ok(text)
+    }
 }
 
 /// Line tags in bucket files.
@@ -75,6 +89,18 @@ pub fn bucket_of(patient: &str, buckets: usize) -> usize {
     (mixed % buckets as u64) as usize
 }
 
+/// Blocks of whole lines handed from the reader to the workers.
+const BLOCK: usize = 4 * 1024 * 1024;
+
+/// One worker's share of the first pass: its own bucket files, Medications and counts, so workers
+/// never wait for each other.
+struct Worker {
+    writers: Vec<BufWriter<File>>,
+    medications: BufWriter<File>,
+    wanted: HashMap<String, Vec<u16>>,
+    stats: InputStats,
+}
+
 pub fn partition(
     files: &[PathBuf],
     shard: Shard,
@@ -88,60 +114,152 @@ pub fn partition(
     }
     progress.start_phase("reading", Some(total));
     let n = bucket_count(total, bucket_bytes);
-    let buckets: Vec<PathBuf> = (0..n)
-        .map(|i| work.join(format!("bucket-{i:04}")))
-        .collect();
-    let mut writers = buckets
-        .iter()
-        .map(|p| File::create(p).map(|f| BufWriter::with_capacity(64 * 1024, f)))
-        .collect::<io::Result<Vec<_>>>()?;
-    let medications_path = work.join("medications.ndjson");
-    let mut medications = BufWriter::new(File::create(&medications_path)?);
-    let mut wanted: HashMap<String, Vec<u16>> = HashMap::new();
+    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
+    let bucket_file = |i: usize, part: &str| work.join(format!("bucket-{i:04}-{part}"));
+    let medications_file = |w: usize| work.join(format!("medications-{w}.ndjson"));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 2);
+    let rx = std::sync::Mutex::new(rx);
+    let workers: Vec<io::Result<Worker>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                let rx = &rx;
+                scope.spawn(move || -> io::Result<Worker> {
+                    let mut worker = Worker {
+                        writers: (0..n)
+                            .map(|i| {
+                                File::create(bucket_file(i, &w.to_string()))
+                                    .map(|f| BufWriter::with_capacity(32 * 1024, f))
+                            })
+                            .collect::<io::Result<_>>()?,
+                        medications: BufWriter::new(File::create(medications_file(w))?),
+                        wanted: HashMap::new(),
+                        stats: InputStats::default(),
+                    };
+                    loop {
+                        let block = match rx.lock().map(|r| r.recv()) {
+                            Ok(Ok(block)) => block,
+                            _ => break,
+                        };
+                        progress.advance(block.len() as u64);
+                        for line in block.split(|&b| b == b'\n') {
+                            worker.take_line(line, shard)?;
+                        }
+                    }
+                    for w in &mut worker.writers {
+                        w.flush()?;
+                    }
+                    worker.medications.flush()?;
+                    Ok(worker)
+                })
+            })
+            .collect();
+        let read = read_blocks(files, &tx);
+        drop(tx);
+        let mut done: Vec<io::Result<Worker>> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a reader thread panicked")))
+            })
+            .collect();
+        if let Err(e) = read {
+            done.push(Err(e));
+        }
+        done
+    });
     let mut stats = InputStats {
         files: files.len() as u64,
         bytes: total,
         ..InputStats::default()
     };
-    let mut buf = Vec::with_capacity(64 * 1024);
-    for file in files {
-        let mut reader = BufReader::with_capacity(256 * 1024, File::open(file)?);
-        loop {
-            buf.clear();
-            let read = reader.read_until(b'\n', &mut buf)?;
-            if read == 0 {
-                break;
+    let mut wanted: HashMap<String, Vec<u16>> = HashMap::new();
+    for worker in workers {
+        let worker = worker?;
+        stats.add(&worker.stats);
+        for (medication, buckets) in worker.wanted {
+            let all = wanted.entry(medication).or_default();
+            for b in buckets {
+                if !all.contains(&b) {
+                    all.push(b);
+                }
             }
-            progress.advance(read as u64);
-            let Ok(text) = std::str::from_utf8(&buf) else {
-                stats.lines += 1;
-                stats.malformed_lines += 1;
-                continue;
-            };
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
-                continue;
-            }
-            stats.lines += 1;
-            route(
-                text,
-                shard,
-                &mut writers,
-                &mut medications,
-                &mut wanted,
-                &mut stats,
-            )?;
         }
     }
-    medications.flush()?;
-    drop(medications);
-    join_medications(&medications_path, &wanted, &mut writers)?;
-    std::fs::remove_file(&medications_path)?;
-    for w in &mut writers {
-        w.flush()?;
+    let mut joined: Vec<BufWriter<File>> = (0..n)
+        .map(|i| File::create(bucket_file(i, "medications")).map(BufWriter::new))
+        .collect::<io::Result<_>>()?;
+    for w in 0..threads {
+        join_medications(&medications_file(w), &wanted, &mut joined)?;
+        std::fs::remove_file(medications_file(w))?;
+    }
+    for j in &mut joined {
+        j.flush()?;
     }
     progress.finish_phase();
+    let buckets = (0..n)
+        .map(|i| {
+            (0..threads)
+                .map(|w| bucket_file(i, &w.to_string()))
+                .chain([bucket_file(i, "medications")])
+                .collect()
+        })
+        .collect();
     Ok(Partition { buckets, stats })
+}
+
+/// Reads the files in blocks of whole lines and hands them on.
+fn read_blocks(files: &[PathBuf], tx: &std::sync::mpsc::SyncSender<Vec<u8>>) -> io::Result<()> {
+    for file in files {
+        let mut reader = BufReader::with_capacity(BLOCK, File::open(file)?);
+        loop {
+            let mut block = Vec::with_capacity(BLOCK + 64 * 1024);
+            let n = (&mut reader).take(BLOCK as u64).read_to_end(&mut block)?;
+            if n == 0 {
+                break;
+            }
+            reader.read_until(b'\n', &mut block)?;
+            if tx.send(block).is_err() {
+                return Err(io::Error::other("the first pass's workers stopped"));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl InputStats {
+    fn add(&mut self, o: &InputStats) {
+        self.lines += o.lines;
+        self.patients += o.patients;
+        self.clinical_resources += o.clinical_resources;
+        self.medications += o.medications;
+        self.malformed_lines += o.malformed_lines;
+        self.other_type += o.other_type;
+        self.no_patient += o.no_patient;
+        self.bad_patient_id += o.bad_patient_id;
+        self.other_shard += o.other_shard;
+    }
+}
+
+impl Worker {
+    fn take_line(&mut self, line: &[u8], shard: Shard) -> io::Result<()> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        self.stats.lines += 1;
+        let Ok(text) = std::str::from_utf8(line) else {
+            self.stats.malformed_lines += 1;
+            return Ok(());
+        };
+        route(
+            text,
+            shard,
+            &mut self.writers,
+            &mut self.medications,
+            &mut self.wanted,
+            &mut self.stats,
+        )
+    }
 }
 
 fn route(
