@@ -278,18 +278,20 @@ fn synth(patients: u64, seed: u64, as_of: Date, out: &Path) -> ExitCode {
         Err(e) => return fail(1, &format!("cannot write the population: {e}")),
     };
     let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "wrote {patients} patients ({:.1} MB) to {} in {seconds:.1} s",
+    let mut report = format!(
+        "wrote {patients} patients ({:.1} MB) to {} in {seconds:.1} s\n",
         summary.bytes as f64 / 1e6,
         out.display()
     );
     for (file, lines) in &summary.lines {
-        println!("  {file}: {lines} lines");
+        report.push_str(&format!("  {file}: {lines} lines\n"));
     }
-    println!(
-        "  deliberately bad: {} malformed lines, {} resources of a foreign type, {} of patients not exported",
+    report.push_str(&format!(
+        "  deliberately bad: {} malformed lines, {} resources of a foreign type, {} of patients not exported\n",
         summary.malformed_lines, summary.foreign_type_lines, summary.orphan_resources
-    );
+    ));
+    // The files are written; a closed standard output (`| head`) is no failure of the command.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes());
     ExitCode::SUCCESS
 }
 

@@ -269,7 +269,11 @@ pub static TRANYLCYPROMINE: Drug = Drug {
     rxcui: "10734",
     brand: "Parnate",
     class: Class::Maoi,
-    products: &[tab(Some("313447"), "tranylcypromine 10 MG Oral Tablet", 100)],
+    products: &[tab(
+        Some("313447"),
+        "tranylcypromine 10 MG Oral Tablet",
+        100,
+    )],
     adequate: &[(0, 1, 3)],
     low: None,
 };

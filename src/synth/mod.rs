@@ -14,7 +14,9 @@ pub mod resources;
 pub mod rng;
 pub mod story;
 
-pub use profiles::{COVERED_HINTS, PROFILES, PatientPlan, Profile, SITUATIONS, Situation, patient_id};
+pub use profiles::{
+    COVERED_HINTS, PROFILES, PatientPlan, Profile, SITUATIONS, Situation, patient_id,
+};
 pub use resources::{FILES, File};
 
 use crate::date::Date;
@@ -118,7 +120,9 @@ pub fn write_population(opts: &SynthOptions, out: &Path) -> io::Result<SynthSumm
     }
     summary.patients = opts.patients;
     for file in FILES {
-        summary.lines.insert(file.file_name(), totals[file as usize]);
+        summary
+            .lines
+            .insert(file.file_name(), totals[file as usize]);
     }
     Ok(summary)
 }

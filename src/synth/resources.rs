@@ -118,7 +118,12 @@ pub fn patient(out: &mut Lines, id: &str, index: u64, p: &Demographics) {
     put!(
         b,
         r#"{{"resourceType":"Patient","id":"{id}","identifier":[{{"system":"https://ehr.example.org/mrn","value":"MRN{index:08}"}}],"active":true,"name":[{{"use":"official","family":"{}","given":["{}"]}}],"gender":"{gender}","birthDate":"{}","address":[{{"use":"home","city":"{}","state":"{}","postalCode":"{}","country":"US"}}]}}"#,
-        p.family, p.given, p.birth, p.city.0, p.city.1, p.city.2
+        p.family,
+        p.given,
+        p.birth,
+        p.city.0,
+        p.city.1,
+        p.city.2
     );
     out.end(File::Patient);
 }
@@ -158,7 +163,9 @@ pub fn condition(out: &mut Lines, pid: &str, n: usize, c: &ConditionEvent) {
     put!(
         b,
         r#"],"text":"{}"}},"subject":{{"reference":"Patient/{pid}"}},"onsetDateTime":"{}","recordedDate":"{}""#,
-        c.dx.text, c.onset, c.onset
+        c.dx.text,
+        c.onset,
+        c.onset
     );
     if let Some(end) = c.abated {
         put!(b, r#","abatementDateTime":"{end}""#);
@@ -408,7 +415,7 @@ pub fn score(out: &mut Lines, pid: &str, n: usize, s: &ScoreEvent, teen: bool) -
     let at = Instant(s.day, s.minute);
     put!(
         b,
-        r#""code":{{"coding":[{{"system":"{LOINC}","code":"{code}","display":"{display}"}}],"text":"{display}"}},"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{at}","valueInteger":{}"#,
+        r#""code":{{"coding":[{{"system":"{LOINC}","code":"{code}","display":"{display}"}}]}},"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{at}","valueInteger":{}"#,
         s.total
     );
     match (s.item9, s.item9_separate) {
@@ -450,7 +457,7 @@ pub fn other_observation(out: &mut Lines, pid: &str, n: usize, o: &OtherObservat
             let at = Instant(day, at_minute);
             put!(
                 b,
-                r#""code":{{"coding":[{{"system":"{LOINC}","code":"85354-9","display":"Blood pressure panel with all children optional"}}],"text":"Blood pressure"}},"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{at}","component":[{{"code":{{"coding":[{{"system":"{LOINC}","code":"8480-6","display":"Systolic blood pressure"}}]}},"valueQuantity":{{"value":{systolic},"unit":"mmHg","system":"{UCUM}","code":"mm[Hg]"}}}},{{"code":{{"coding":[{{"system":"{LOINC}","code":"8462-4","display":"Diastolic blood pressure"}}]}},"valueQuantity":{{"value":{diastolic},"unit":"mmHg","system":"{UCUM}","code":"mm[Hg]"}}}}]}}"#
+                r#""code":{{"coding":[{{"system":"{LOINC}","code":"85354-9","display":"Blood pressure panel with all children optional"}}]}},"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{at}","component":[{{"code":{{"coding":[{{"system":"{LOINC}","code":"8480-6","display":"Systolic blood pressure"}}]}},"valueQuantity":{{"value":{systolic},"unit":"mmHg","system":"{UCUM}","code":"mm[Hg]"}}}},{{"code":{{"coding":[{{"system":"{LOINC}","code":"8462-4","display":"Diastolic blood pressure"}}]}},"valueQuantity":{{"value":{diastolic},"unit":"mmHg","system":"{UCUM}","code":"mm[Hg]"}}}}]}}"#
             );
             out.end(File::Observation);
         }
@@ -460,7 +467,7 @@ pub fn other_observation(out: &mut Lines, pid: &str, n: usize, o: &OtherObservat
             let at = Instant(day, at_minute);
             put!(
                 b,
-                r#""code":{{"coding":[{{"system":"{LOINC}","code":"62238-1","display":"Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"}}],"text":"eGFR"}},"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{at}","valueQuantity":{{"value":{value},"unit":"mL/min/1.73m2","system":"{UCUM}","code":"mL/min/{{1.73_m2}}"}}}}"#
+                r#""code":{{"coding":[{{"system":"{LOINC}","code":"62238-1","display":"Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"}}]}},"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{at}","valueQuantity":{{"value":{value},"unit":"mL/min/1.73m2","system":"{UCUM}","code":"mL/min/{{1.73_m2}}"}}}}"#
             );
             out.end(File::Observation);
         }
@@ -470,7 +477,7 @@ pub fn other_observation(out: &mut Lines, pid: &str, n: usize, o: &OtherObservat
             let at = Instant(day, at_minute);
             put!(
                 b,
-                r#""code":{{"coding":[{{"system":"{LOINC}","code":"84773-1","display":"Mood Disorder Questionnaire total score"}}],"text":"MDQ total score"}},"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{at}","valueInteger":{total}}}"#
+                r#""code":{{"coding":[{{"system":"{LOINC}","code":"84773-1","display":"Mood Disorder Questionnaire total score"}}]}},"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{at}","valueInteger":{total}}}"#
             );
             out.end(File::Observation);
         }

@@ -19,7 +19,10 @@ pub mod dx {
             text: display,
         }
     }
-    pub static MDD_SINGLE: Dx = icd("F32.1", "Major depressive disorder, single episode, moderate");
+    pub static MDD_SINGLE: Dx = icd(
+        "F32.1",
+        "Major depressive disorder, single episode, moderate",
+    );
     pub static MDD_RECURRENT: Dx = Dx {
         icd10: Some(("F33.1", "Major depressive disorder, recurrent, moderate")),
         snomed: Some(("370143000", "Major depressive disorder")),
@@ -59,15 +62,9 @@ pub mod dx {
         snomed: Some(("13746004", "Bipolar disorder")),
         text: "Bipolar disorder",
     };
-    pub static HYPOMANIC_EPISODE: Dx = icd(
-        "F31.0",
-        "Bipolar disorder, current episode hypomanic",
-    );
+    pub static HYPOMANIC_EPISODE: Dx = icd("F31.0", "Bipolar disorder, current episode hypomanic");
     pub static SUICIDAL_IDEATION: Dx = icd("R45.851", "Suicidal ideations");
-    pub static SUICIDE_ATTEMPT: Dx = icd(
-        "T14.91XA",
-        "Suicide attempt, initial encounter",
-    );
+    pub static SUICIDE_ATTEMPT: Dx = icd("T14.91XA", "Suicide attempt, initial encounter");
     pub static CEREBRAL_ANEURYSM: Dx = icd("I67.1", "Cerebral aneurysm, nonruptured");
     pub static CEREBRAL_AVM: Dx = icd("Q28.2", "Arteriovenous malformation of cerebral vessels");
     pub static AORTIC_ANEURYSM: Dx = icd(
@@ -132,9 +129,30 @@ const MALE: [&str; 16] = [
     "Kenji", "Luca", "Mateo", "Samuel", "Tomas",
 ];
 const FAMILY: [&str; 24] = [
-    "Smith", "Garcia", "Nguyen", "Johnson", "Okafor", "Kim", "Patel", "Lindqvist", "Novak",
-    "Rossi", "Cohen", "Silva", "Brown", "Martin", "Khan", "Larsen", "Moreau", "Tanaka", "Walker",
-    "Haddad", "Ivanova", "Mensah", "Schmidt", "Alvarez",
+    "Smith",
+    "Garcia",
+    "Nguyen",
+    "Johnson",
+    "Okafor",
+    "Kim",
+    "Patel",
+    "Lindqvist",
+    "Novak",
+    "Rossi",
+    "Cohen",
+    "Silva",
+    "Brown",
+    "Martin",
+    "Khan",
+    "Larsen",
+    "Moreau",
+    "Tanaka",
+    "Walker",
+    "Haddad",
+    "Ivanova",
+    "Mensah",
+    "Schmidt",
+    "Alvarez",
 ];
 const CITIES: [(&str, &str, &str); 8] = [
     ("Springfield", "IL", "62704"),
@@ -259,7 +277,7 @@ impl Story<'_> {
         self.fail_at(d);
     }
 
-    /// Failing scores from four weeks after `start` every four to seven weeks up to `until`, the
+    /// Failing scores from four weeks after `start` every five to nine weeks up to `until`, the
     /// last within five days of it.
     fn failing_until(&mut self, start: Date, until: Date) {
         let mut t = start.plus_days(self.r(28, 35));
@@ -267,7 +285,7 @@ impl Story<'_> {
         while t < until {
             self.fail_at(t);
             last = Some(t);
-            t = t.plus_days(self.r(28, 49));
+            t = t.plus_days(self.r(35, 63));
         }
         if last.is_none_or(|l| l.days_until(until) > 20) {
             let d = until.plus_days(-self.r(0, 5));
@@ -286,7 +304,7 @@ impl Story<'_> {
         while t < until {
             let v = self.r(1, 4) as u8;
             self.score(t, v);
-            t = t.plus_days(self.r(35, 70));
+            t = t.plus_days(self.r(42, 84));
         }
         let end = until.plus_days(-self.r(0, 3));
         let v = self.r(1, 4) as u8;
@@ -306,6 +324,12 @@ impl Story<'_> {
         match (shape, regimen.product.scd) {
             // No product code on record: the product is written by its text instead.
             (Shape::RequestReference, None) => Shape::RequestIngredient,
+            // Brand-only text for antidepressants and augmentation agents, whose brands the
+            // screening rules name; a painkiller or blood-pressure drug by brand alone (Motrin,
+            // Zestril) is not something screening is meant to recognise.
+            (Shape::RequestBrandText, _) if regimen.drug.class == Class::Other => {
+                Shape::RequestProduct
+            }
             _ => shape,
         }
     }
@@ -319,9 +343,16 @@ impl Story<'_> {
         Regimen::of(drug, step)
     }
 
-    /// A course of `drug` from `start` to `end` (`None`: still taken), as refills of 30 to 90 days
-    /// with short gaps (which screening bridges), or as one or two MedicationStatements.
-    fn course(&mut self, drug: &'static Drug, start: Date, end: Option<Date>, dose: Dose) -> Course {
+    /// A course of `drug` from `start` to `end` (`None`: still taken): refills of 30 to 120 days
+    /// (30-day supplies, up to three repeats) with short gaps, which screening bridges; or one or
+    /// two MedicationStatements.
+    fn course(
+        &mut self,
+        drug: &'static Drug,
+        start: Date,
+        end: Option<Date>,
+        dose: Dose,
+    ) -> Course {
         let target = self.regimen(drug, dose);
         let dose_style = match dose {
             Dose::Unknown => self.weighted(&[
@@ -364,7 +395,7 @@ impl Story<'_> {
             return Course { start, end };
         }
         loop {
-            let repeats = self.r(0, 2) as u8;
+            let repeats = self.r(0, 3) as u8;
             let length = 30 * (1 + i32::from(repeats));
             match end {
                 Some(e) => {
@@ -396,7 +427,14 @@ impl Story<'_> {
                 }
                 None => {
                     if t.days_until(self.as_of) <= 90 {
-                        self.push_med(target, t, Supply::Open, shape, dose_style, MedStatus::Active);
+                        self.push_med(
+                            target,
+                            t,
+                            Supply::Open,
+                            shape,
+                            dose_style,
+                            MedStatus::Active,
+                        );
                         break;
                     }
                     self.push_med(
@@ -711,7 +749,9 @@ impl Story<'_> {
                     0 => {
                         let d = self.day(-self.r(10, 300));
                         let v = self.r(38, 58) as u16;
-                        self.ev.observations.push(OtherObservation::Egfr { day: d, value: v });
+                        self.ev
+                            .observations
+                            .push(OtherObservation::Egfr { day: d, value: v });
                     }
                     1 => {
                         let d = self.day(-self.r(30, 400));
@@ -811,9 +851,11 @@ impl Story<'_> {
         if self.chance(200) {
             let d = self.day(-self.r(10, 700));
             let v = self.r(65, 110) as u16;
-            self.ev.observations.push(OtherObservation::Egfr { day: d, value: v });
+            self.ev
+                .observations
+                .push(OtherObservation::Egfr { day: d, value: v });
         }
-        for _ in 0..self.r(0, 2) {
+        for _ in 0..self.r(0, 1) {
             let d = self.day(-self.r(200, 700));
             let systolic = self.r(108, 160) as u16;
             let diastolic = self.r(64, 98) as u16;
@@ -852,7 +894,11 @@ impl Story<'_> {
                 .ev
                 .medications
                 .iter()
-                .filter(|m| catalog::ANTIDEPRESSANTS.iter().any(|d| std::ptr::eq(*d, m.drug())))
+                .filter(|m| {
+                    catalog::ANTIDEPRESSANTS
+                        .iter()
+                        .any(|d| std::ptr::eq(*d, m.drug()))
+                })
                 .map(|m| m.start)
                 .min();
             let mut variant = self.r(0, 3);
@@ -875,7 +921,9 @@ impl Story<'_> {
                 1 => {
                     let day = self.day(-self.r(30, 500));
                     let total = self.r(7, 13) as u8;
-                    self.ev.observations.push(OtherObservation::Mdq { day, total });
+                    self.ev
+                        .observations
+                        .push(OtherObservation::Mdq { day, total });
                 }
                 2 => {
                     let start = self.day(-self.r(60, 700));
@@ -892,7 +940,9 @@ impl Story<'_> {
         } else if plan.profile.depressed() && self.chance(80) {
             let day = self.day(-self.r(30, 500));
             let total = self.r(0, 6) as u8;
-            self.ev.observations.push(OtherObservation::Mdq { day, total });
+            self.ev
+                .observations
+                .push(OtherObservation::Mdq { day, total });
         }
         if has(Situation::Vascular) {
             let dx = *self.pick(&[
@@ -922,8 +972,7 @@ impl Story<'_> {
             let d = self.day(-self.r(100, 5000));
             self.condition(dx, d);
             if self.chance(500) {
-                let drug = *self
-                    .pick(&[&catalog::LAMOTRIGINE, &catalog::CARBAMAZEPINE]);
+                let drug = *self.pick(&[&catalog::LAMOTRIGINE, &catalog::CARBAMAZEPINE]);
                 let start = self.day(-self.r(60, 2000));
                 self.course(drug, start, None, Dose::Adequate);
             }
@@ -932,7 +981,9 @@ impl Story<'_> {
             let d = self.day(-self.r(20, 250));
             self.condition(&dx::PREGNANCY, d);
         }
-        if has(Situation::SuicideRisk) && (self.ev.teen || self.ev.scores.is_empty() || self.chance(300)) {
+        if has(Situation::SuicideRisk)
+            && (self.ev.teen || self.ev.scores.is_empty() || self.chance(300))
+        {
             let dx = if self.chance(800) {
                 &dx::SUICIDAL_IDEATION
             } else {
@@ -972,7 +1023,14 @@ impl Story<'_> {
                 days: 30,
                 repeats: 1,
             };
-            self.push_med(regimen, start, supply, Shape::RequestProduct, DoseStyle::Structured, status);
+            self.push_med(
+                regimen,
+                start,
+                supply,
+                Shape::RequestProduct,
+                DoseStyle::Structured,
+                status,
+            );
         }
         if !plan.situations.contains(&Situation::Bipolar) && self.chance(10) {
             let onset = self.day(-self.r(30, 900));
@@ -1036,9 +1094,10 @@ impl Story<'_> {
                 let day = self.day(-self.r(3, 60));
                 let after_all = self.ev.scores.last().is_none_or(|s| s.day < day);
                 let day = if after_all { day } else { self.as_of };
-                self.ev
-                    .observations
-                    .push(OtherObservation::Item9 { day, value: risk_value });
+                self.ev.observations.push(OtherObservation::Item9 {
+                    day,
+                    value: risk_value,
+                });
             }
             (false, _) => {
                 if let Some(i) = latest_answered {
