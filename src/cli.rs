@@ -70,6 +70,21 @@ pub enum Command {
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
     },
+    /// Writes a deterministic synthetic population as Bulk Data NDJSON (one file per resource type).
+    Synth {
+        /// How many patients.
+        #[arg(long)]
+        patients: u64,
+        /// The random seed: the same seed, count and day give byte-identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The directory to write Patient.ndjson, Condition.ndjson, ... into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The day every date is relative to (a fixed default, so results do not drift).
+        #[arg(long, value_parser = parse_day, default_value = crate::synth::DEFAULT_AS_OF)]
+        as_of: Date,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -141,6 +156,12 @@ pub fn run(cli: Cli) -> ExitCode {
             write_back.unwrap_or(WriteBackRequest::Default),
             json,
         ),
+        Command::Synth {
+            patients,
+            seed,
+            out,
+            as_of,
+        } => synth(patients, seed, as_of, &out),
         Command::Evaluate {
             file,
             as_of,
@@ -332,6 +353,35 @@ fn batch(args: BatchArgs) -> ExitCode {
         }
         Err(e) => fail(1, &e.to_string()),
     }
+}
+
+fn synth(patients: u64, seed: u64, as_of: Date, out: &Path) -> ExitCode {
+    let options = crate::synth::SynthOptions {
+        patients,
+        seed,
+        as_of,
+    };
+    let started = std::time::Instant::now();
+    let summary = match crate::synth::write_population(&options, out) {
+        Ok(summary) => summary,
+        Err(e) => return fail(1, &format!("cannot write the population: {e}")),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let mut report = format!(
+        "wrote {patients} patients ({:.1} MB) to {} in {seconds:.1} s\n",
+        summary.bytes as f64 / 1e6,
+        out.display()
+    );
+    for (file, lines) in &summary.lines {
+        report.push_str(&format!("  {file}: {lines} lines\n"));
+    }
+    report.push_str(&format!(
+        "  deliberately bad: {} malformed lines, {} resources of a foreign type, {} of patients not exported\n",
+        summary.malformed_lines, summary.foreign_type_lines, summary.orphan_resources
+    ));
+    // The files are written; a closed standard output (`| head`) is no failure of the command.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes());
+    ExitCode::SUCCESS
 }
 
 fn read_input(file: &PathBuf) -> std::io::Result<String> {
