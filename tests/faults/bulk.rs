@@ -26,7 +26,7 @@ const CONDITIONS_2: &str =
 fn bulk_settings() -> BulkSettings {
     BulkSettings {
         poll_interval_secs: 1,
-        poll_interval_max_secs: 2,
+        poll_interval_max_secs: 3,
         max_wait_secs: 60,
         download_retries: 2,
         download_timeout_secs: 10,
@@ -137,7 +137,7 @@ async fn a_429_while_polling_is_waited_out_and_x_progress_is_reported() {
         STATUS,
         1,
         Action::Reply(
-            Answer::outcome(429, "throttled", "poll less often").with_header("Retry-After", "1"),
+            Answer::outcome(429, "throttled", "poll less often").with_header("Retry-After", "3"),
         ),
     );
     let patients = file(&stub, "Patient", "p1", PATIENTS_1);
@@ -153,8 +153,10 @@ async fn a_429_while_polling_is_waited_out_and_x_progress_is_reported() {
     assert_eq!(outcome.transaction_time, "2026-01-01T00:00:00Z");
     let polls = stub.requests_to("GET", STATUS);
     assert_eq!(polls.len(), 3, "202, 429, then the manifest");
+    // The client's own interval would be 2 s by then (1 s, doubled after the 202): only the
+    // Retry-After explains 3 s.
     assert!(
-        polls[2].at.duration_since(polls[1].at) >= Duration::from_secs(1),
+        polls[2].at.duration_since(polls[1].at) >= Duration::from_secs(3),
         "the 429's Retry-After was not waited out"
     );
     assert!(progress.contains(&ExportProgress::InProgress {
@@ -435,7 +437,7 @@ async fn a_file_that_needs_the_token_on_another_origin_is_refused() {
 async fn an_export_that_never_completes_stops_at_the_deadline_and_is_cancelled() {
     let stub = Stub::start().await;
     accepted(&stub);
-    // No Retry-After: the client's own interval (1 s, doubling, at most 2 s).
+    // No Retry-After: the client's own interval (1 s, doubling, at most 3 s).
     stub.on(
         "GET",
         STATUS,
