@@ -250,3 +250,26 @@ async fn a_smart_export_downloads_files_that_need_the_access_token() {
     assert_eq!(found, members.iter().cloned().collect::<Vec<_>>());
     assert_gone(&client, &outcome.status_url).await;
 }
+
+#[tokio::test]
+async fn an_export_of_an_unknown_group_fails_with_the_servers_words_and_writes_nothing() {
+    let Some(base) = env_url("TRDSCREEN_TEST_FHIR_URL") else {
+        return;
+    };
+    let mut settings = Settings::default();
+    settings.fhir.base_url = base;
+    let client = FhirClient::new(&settings.fhir, &Default::default()).unwrap();
+    let group = GroupId::parse(&unique_prefix("no-such-group")).unwrap();
+    let request = ExportRequest::parse(ExportLevel::Group(group), &TYPES, None).unwrap();
+    let dest = scratch("unknown-group");
+
+    let err = export(&client, &bulk_settings(), &request, &dest, |_| {})
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, Error::NotFound(m) if m.contains("$export") && m.contains("not found")),
+        "{err}"
+    );
+    let left = std::fs::read_dir(&dest).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "no file is written");
+}
