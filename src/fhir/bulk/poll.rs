@@ -51,6 +51,7 @@ pub(super) async fn wait_for_manifest(
                 if failures > retry.max_retries {
                     return Err(e);
                 }
+                tracing::warn!(failures, error = %e, "bulk export status poll failed; retrying");
                 backoff(retry, failures - 1)
             }
             Err(e) => return Err(e),
@@ -80,6 +81,11 @@ pub(super) async fn wait_for_manifest(
                             let body = response.bytes().await.unwrap_or_default();
                             return Err(export_failed(s, &body));
                         }
+                        tracing::warn!(
+                            failures,
+                            status = s.as_u16(),
+                            "bulk export status poll failed; retrying"
+                        );
                         asked.unwrap_or_else(|| backoff(retry, failures - 1))
                     }
                     s => {
