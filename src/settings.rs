@@ -71,6 +71,7 @@ pub struct FhirSettings {
     /// Pages followed per search before giving up (protects against `next` links that loop).
     pub page_cap: u32,
     pub auth: AuthSettings,
+    pub bulk: BulkSettings,
 }
 
 impl Default for FhirSettings {
@@ -85,6 +86,38 @@ impl Default for FhirSettings {
             page_size: 1000,
             page_cap: 20,
             auth: AuthSettings::default(),
+            bulk: BulkSettings::default(),
+        }
+    }
+}
+
+/// Bulk Data `$export` (`[fhir.bulk]`): how the status URL is polled and the files downloaded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BulkSettings {
+    /// First wait between status polls when the server sends no `Retry-After`; doubled per poll.
+    pub poll_interval_secs: u64,
+    /// Longest wait between polls: a longer `Retry-After`, or the doubled interval, is cut to this.
+    pub poll_interval_max_secs: u64,
+    /// Longest time from kick-off to the manifest; past it the export is cancelled and fails.
+    pub max_wait_secs: u64,
+    /// Extra attempts at one output file after a failed or cut-short download (each from scratch).
+    pub download_retries: u32,
+    /// Longest time for one file's download.
+    pub download_timeout_secs: u64,
+    /// A download that receives nothing for this long is a failed attempt.
+    pub stall_timeout_secs: u64,
+}
+
+impl Default for BulkSettings {
+    fn default() -> Self {
+        BulkSettings {
+            poll_interval_secs: 2,
+            poll_interval_max_secs: 60,
+            max_wait_secs: 4 * 3600,
+            download_retries: 3,
+            download_timeout_secs: 3600,
+            stall_timeout_secs: 60,
         }
     }
 }
@@ -239,6 +272,12 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("fhir.retry_after_cap_secs", Kind::Integer),
     ("fhir.page_size", Kind::Integer),
     ("fhir.page_cap", Kind::Integer),
+    ("fhir.bulk.poll_interval_secs", Kind::Integer),
+    ("fhir.bulk.poll_interval_max_secs", Kind::Integer),
+    ("fhir.bulk.max_wait_secs", Kind::Integer),
+    ("fhir.bulk.download_retries", Kind::Integer),
+    ("fhir.bulk.download_timeout_secs", Kind::Integer),
+    ("fhir.bulk.stall_timeout_secs", Kind::Integer),
     ("fhir.auth.mode", Kind::Text),
     ("fhir.auth.token_file", Kind::Text),
     ("fhir.auth.client_id", Kind::Text),
@@ -328,6 +367,17 @@ impl Settings {
         }
         if self.fhir.page_size == 0 || self.fhir.page_cap == 0 || self.fhir.timeout_secs == 0 {
             return fail("fhir.page_size, fhir.page_cap and fhir.timeout_secs must be at least 1");
+        }
+        let bulk = &self.fhir.bulk;
+        if bulk.poll_interval_secs == 0
+            || bulk.poll_interval_max_secs < bulk.poll_interval_secs
+            || bulk.max_wait_secs == 0
+            || bulk.download_timeout_secs == 0
+            || bulk.stall_timeout_secs == 0
+        {
+            return fail(
+                "fhir.bulk: poll_interval_secs, max_wait_secs, download_timeout_secs and stall_timeout_secs must be at least 1, and poll_interval_max_secs at least poll_interval_secs",
+            );
         }
         let auth = &self.fhir.auth;
         match auth.mode {
@@ -446,24 +496,29 @@ mod tests {
         let env = env_of(&[
             ("TRDSCREEN_FHIR_BASE_URL", "https://b.example/fhir"),
             ("TRDSCREEN_GRPC_MAX_CONCURRENT_CALLS", "7"),
+            ("TRDSCREEN_FHIR_BULK_MAX_WAIT_SECS", "600"),
         ]);
         let s = Settings::load(Some(&file), &env).unwrap();
         assert_eq!(s.fhir.base_url, "https://b.example/fhir");
         assert_eq!(s.fhir.page_cap, 3);
         assert_eq!(s.grpc.max_concurrent_calls, 7);
         assert_eq!(s.fhir.timeout_secs, 15);
+        assert_eq!(s.fhir.bulk.max_wait_secs, 600);
+        assert_eq!(s.fhir.bulk.download_retries, 3);
     }
 
     #[test]
     fn bad_settings_are_refused_with_the_name_of_the_setting() {
-        let cases: [&'static [(&'static str, &'static str)]; 4] = [
+        let cases: [&'static [(&'static str, &'static str)]; 5] = [
             &[("TRDSCREEN_GRPC_LISTEN", "not an address")],
+            &[("TRDSCREEN_FHIR_BULK_POLL_INTERVAL_SECS", "0")],
             &[("TRDSCREEN_FHIR_BASE_URL", "ftp://x")],
             &[("TRDSCREEN_FHIR_PAGE_CAP", "many")],
             &[("TRDSCREEN_FHIR_AUTH_MODE", "smart")],
         ];
         let names = [
             "grpc.listen",
+            "fhir.bulk",
             "fhir.base_url",
             "TRDSCREEN_FHIR_PAGE_CAP",
             "client_id",

@@ -224,11 +224,71 @@ impl FhirClient {
 
     /// Credentials go only to the configured server: a `next` link elsewhere is refused.
     fn check_same_origin(&self, link: &str, resource_type: &str) -> Result<()> {
-        match url::Url::parse(link) {
-            Ok(u) if u.origin() == self.origin => Ok(()),
-            _ => Err(Error::BadGateway(format!(
+        if self.same_origin(link) {
+            Ok(())
+        } else {
+            Err(Error::BadGateway(format!(
                 "the {resource_type} search's next link leaves the FHIR server"
-            ))),
+            )))
+        }
+    }
+
+    /// Whether `url` is on the configured server's origin (scheme, host and port).
+    pub(crate) fn same_origin(&self, url: &str) -> bool {
+        url::Url::parse(url).is_ok_and(|u| u.origin() == self.origin)
+    }
+
+    /// One request and its answer as it came (status, headers, body unread), with no retries: for
+    /// Bulk Data, which reads status headers and streams files. With `authorised`, credentials as in
+    /// [`FhirClient::send`] (a 401 renews a SMART token once), and only to the configured origin.
+    /// `timeout` replaces the whole-request timeout (a large file takes longer than a page).
+    pub(crate) async fn send_raw(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        authorised: bool,
+        timeout: Option<Duration>,
+        label: &str,
+    ) -> Result<reqwest::Response> {
+        if authorised && !self.same_origin(url) {
+            return Err(Error::BadGateway(format!(
+                "the {label} URL leaves the FHIR server: credentials are not sent there"
+            )));
+        }
+        let mut renewed_token = false;
+        loop {
+            let token = if authorised {
+                self.auth.token(self).await?
+            } else {
+                None
+            };
+            let mut request = self.http.request(method.clone(), url);
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| transport_error(&e, label))?;
+            let status = response.status();
+            tracing::debug!(resource_type = label, method = %method, status = status.as_u16(), "FHIR request");
+            if status == StatusCode::UNAUTHORIZED
+                && token.is_some()
+                && self.auth.renewable()
+                && !renewed_token
+            {
+                renewed_token = true;
+                self.auth.forget(token.as_deref()).await;
+                continue;
+            }
+            return Ok(response);
         }
     }
 
@@ -360,7 +420,7 @@ fn retry_after(head: &HeaderMap) -> Option<Duration> {
     }
 }
 
-fn transport_error(e: &reqwest::Error, resource_type: &str) -> Error {
+pub(crate) fn transport_error(e: &reqwest::Error, resource_type: &str) -> Error {
     if e.is_timeout() {
         Error::Timeout(format!(
             "the FHIR server did not answer the {resource_type} request in time"
@@ -389,7 +449,7 @@ fn redacted(e: &reqwest::Error) -> String {
 }
 
 /// A non-2xx status as an error, with the server's OperationOutcome text when it sent one.
-fn status_error(status: StatusCode, body: &[u8], resource_type: &str) -> Error {
+pub(crate) fn status_error(status: StatusCode, body: &[u8], resource_type: &str) -> Error {
     let detail = operation_outcome_text(body)
         .map(|t| format!(": {t}"))
         .unwrap_or_default();

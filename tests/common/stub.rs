@@ -336,6 +336,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        202 => "Accepted",
         302 => "Found",
         400 => "Bad Request",
         401 => "Unauthorized",

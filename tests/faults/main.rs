@@ -131,6 +131,7 @@ fn patient_path() -> String {
 }
 
 mod bodies;
+mod bulk;
 mod credentials;
 mod paging;
 mod population;

@@ -1,0 +1,231 @@
+//! Polling the status URL until the manifest: `202` is "still running" (with `Retry-After` and
+//! `X-Progress`), `429` is "too soon", `5xx` and lost connections are retried a bounded number of
+//! times in a row, any other answer is the export's failure, and the deadline ends the wait.
+
+use super::ExportProgress;
+use super::manifest::Manifest;
+use crate::date::Date;
+use crate::error::{Error, Result};
+use crate::fhir::client::{FhirClient, backoff, status_error};
+use crate::settings::BulkSettings;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+const LABEL: &str = "$export status";
+const ACCEPT: (&str, &str) = ("Accept", "application/json");
+/// Manifest pages followed before a `next` chain is taken for a loop.
+const MANIFEST_PAGE_CAP: usize = 10_000;
+/// Shortest wait between polls, whatever the server says: never a busy loop.
+const SHORTEST_WAIT: Duration = Duration::from_millis(100);
+/// Longest `X-Progress` text passed on (it is free text from the server).
+const PROGRESS_TEXT_CAP: usize = 200;
+
+pub(super) async fn wait_for_manifest(
+    client: &FhirClient,
+    settings: &BulkSettings,
+    status_url: &str,
+    deadline: Instant,
+    progress: &mut impl FnMut(ExportProgress),
+) -> Result<Manifest> {
+    let longest = Duration::from_secs(settings.poll_interval_max_secs);
+    let mut interval = Duration::from_secs(settings.poll_interval_secs);
+    let retry = client.retry_policy();
+    let mut failures = 0;
+    let mut polls = 0;
+    loop {
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout(format!(
+                "the $export did not complete within {} s (fhir.bulk.max_wait_secs)",
+                settings.max_wait_secs
+            )));
+        }
+        polls += 1;
+        let answer = client
+            .send_raw(Method::GET, status_url, &[ACCEPT], true, None, LABEL)
+            .await;
+        let wait = match answer {
+            Err(e @ (Error::Unavailable(_) | Error::Timeout(_))) => {
+                failures += 1;
+                if failures > retry.max_retries {
+                    return Err(e);
+                }
+                tracing::warn!(failures, error = %e, "bulk export status poll failed; retrying");
+                backoff(retry, failures - 1)
+            }
+            Err(e) => return Err(e),
+            Ok(response) => {
+                let status = response.status();
+                let asked = retry_after(response.headers(), SystemTime::now());
+                match status {
+                    StatusCode::OK => {
+                        let body = body(response).await?;
+                        let first = Manifest::parse(&body, status_url)?;
+                        return rest_of_manifest(client, first).await;
+                    }
+                    StatusCode::ACCEPTED => {
+                        failures = 0;
+                        progress(ExportProgress::InProgress {
+                            polls,
+                            x_progress: x_progress(response.headers()),
+                        });
+                        let wait = asked.unwrap_or(interval);
+                        interval = interval.saturating_mul(2).min(longest);
+                        wait
+                    }
+                    StatusCode::TOO_MANY_REQUESTS => asked.unwrap_or(interval),
+                    s if s.is_server_error() => {
+                        failures += 1;
+                        if failures > retry.max_retries {
+                            let body = response.bytes().await.unwrap_or_default();
+                            return Err(export_failed(s, &body));
+                        }
+                        tracing::warn!(
+                            failures,
+                            status = s.as_u16(),
+                            "bulk export status poll failed; retrying"
+                        );
+                        asked.unwrap_or_else(|| backoff(retry, failures - 1))
+                    }
+                    s => {
+                        let body = response.bytes().await.unwrap_or_default();
+                        return Err(export_failed(s, &body));
+                    }
+                }
+            }
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(wait.max(SHORTEST_WAIT).min(longest).min(left)).await;
+    }
+}
+
+/// Follows a paged manifest's `next` links (on the FHIR server only, as everything with the token).
+async fn rest_of_manifest(client: &FhirClient, mut manifest: Manifest) -> Result<Manifest> {
+    let mut seen = std::collections::HashSet::new();
+    while let Some(next) = manifest.next.clone() {
+        if !seen.insert(next.clone()) || seen.len() > MANIFEST_PAGE_CAP {
+            return Err(Error::BadGateway(
+                "the $export manifest's next links loop".into(),
+            ));
+        }
+        let response = client
+            .send_raw(
+                Method::GET,
+                &next,
+                &[ACCEPT],
+                true,
+                None,
+                "$export manifest",
+            )
+            .await?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(export_failed(status, &body));
+        }
+        let body = body(response).await?;
+        manifest.extend(Manifest::parse(&body, &next)?);
+    }
+    Ok(manifest)
+}
+
+async fn body(response: reqwest::Response) -> Result<bytes::Bytes> {
+    response
+        .bytes()
+        .await
+        .map_err(|_| Error::Unavailable("the FHIR server's $export manifest was cut short".into()))
+}
+
+/// A status answer that ends the export, with the server's OperationOutcome text.
+fn export_failed(status: StatusCode, body: &[u8]) -> Error {
+    match status_error(status, body, LABEL) {
+        // Not an unknown patient: the export the server was running is gone.
+        Error::NotFound(m) => Error::BadGateway(format!("the $export is no longer known: {m}")),
+        other => other,
+    }
+}
+
+fn x_progress(head: &HeaderMap) -> Option<String> {
+    let text = head.get("x-progress")?.to_str().ok()?.trim();
+    let mut cut = text.len().min(PROGRESS_TEXT_CAP);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    (!text.is_empty()).then(|| text[..cut].to_owned())
+}
+
+/// `Retry-After` as seconds or as an HTTP date (IMF-fixdate), as a wait from `now`.
+pub(super) fn retry_after(head: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = head
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = http_date(text)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` as seconds since the epoch.
+fn http_date(text: &str) -> Option<u64> {
+    let (_, rest) = text.split_once(", ")?;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? as u32 + 1;
+    let date = Date::from_ymd(year.parse().ok()?, month, day.parse().ok()?)?;
+    let clock: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = clock.as_slice() else {
+        return None;
+    };
+    if *h > 23 || *m > 59 || *s > 60 {
+        return None;
+    }
+    let days = u64::try_from(date.days_since_epoch()).ok()?;
+    Some(days * 86_400 + h * 3600 + m * 60 + s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        // 1994-11-06T08:49:37Z
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_after(&head("7"), now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(&head("Sun, 06 Nov 1994 08:50:07 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&head("Sun, 06 Nov 1994 08:00:00 GMT"), now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        for bad in [
+            "soon",
+            "Sun, 06 Nov 1994 25:00:00 GMT",
+            "Sun, 31 Feb 1994 08:00:00 GMT",
+        ] {
+            assert_eq!(retry_after(&head(bad), now), None, "{bad}");
+        }
+    }
+}
