@@ -70,7 +70,9 @@ impl Screener {
     pub fn evaluate_bundle(&self, json: &str, as_of: Date) -> Result<Assessment> {
         let record =
             read_patient_bundle(json).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        Ok(screening::evaluate(&record, as_of, &self.knowledge))
+        let assessment = screening::evaluate(&record, as_of, &self.knowledge);
+        crate::telemetry::record_assessment(&assessment);
+        Ok(assessment)
     }
 
     /// Reads one patient from the FHIR server, evaluates, and writes back as asked.
@@ -87,6 +89,7 @@ impl Screener {
         })?;
         let record = crate::fhir::fetch::patient_record(fhir, &id, &self.knowledge).await?;
         let assessment = screening::evaluate(&record, as_of, &self.knowledge);
+        crate::telemetry::record_assessment(&assessment);
         let scope =
             match (write_back, self.writeback.default_mode) {
                 (WriteBackRequest::None, _)

@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod server;
 pub mod status;
+pub mod telemetry;
 
 use crate::date::Date;
 use crate::error::Error;
