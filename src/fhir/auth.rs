@@ -3,15 +3,15 @@
 //! cached until shortly before it expires and renewed once on a 401).
 
 use super::client::{FhirClient, observed, request_span, traced};
-use crate::telemetry::{self, RetryReason, StatusClass};
-use reqwest::Method;
-use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
+use crate::telemetry::{self, RetryReason, StatusClass};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 /// A token is renewed this long before the server says it expires.
 const RENEW_MARGIN: Duration = Duration::from_secs(60);

@@ -7,13 +7,13 @@
 use super::auth::Auth;
 use crate::error::{Error, Result};
 use crate::settings::{FhirSettings, Secrets};
-use reqwest::header::{HeaderMap, HeaderValue};
 use crate::telemetry::{self, RetryReason};
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
-use tracing::Instrument;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::time::Duration;
+use tracing::Instrument;
 
 const FHIR_JSON: &str = "application/fhir+json";
 

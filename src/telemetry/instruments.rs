@@ -37,7 +37,10 @@ impl Instruments {
                 .build()
         };
         let counter = |name: &'static str, description: &'static str| {
-            meter.u64_counter(name).with_description(description).build()
+            meter
+                .u64_counter(name)
+                .with_description(description)
+                .build()
         };
         Instruments {
             rpc_duration: duration(
@@ -48,7 +51,10 @@ impl Instruments {
                 "trdscreen.screenings",
                 "Patients screened (every transport), by TRD status",
             ),
-            hints: counter("trdscreen.hints", "Safety and next-step hints given, by code"),
+            hints: counter(
+                "trdscreen.hints",
+                "Safety and next-step hints given, by code",
+            ),
             trials: counter(
                 "trdscreen.trials",
                 "Treatment trials found, by outcome and whether they counted in the current episode",

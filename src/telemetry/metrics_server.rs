@@ -53,7 +53,10 @@ pub fn start(address: &str, registry: prometheus::Registry) -> Result<Running, T
 fn exposition(registry: &prometheus::Registry) -> axum::response::Response {
     match encode(registry) {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),

@@ -370,8 +370,7 @@ pub fn record_retry(reason: RetryReason) {
 pub fn record_token_fetch(success: bool) {
     if let Some(i) = instruments() {
         let outcome = if success { "success" } else { "failure" };
-        i.token_fetches
-            .add(1, &[KeyValue::new("outcome", outcome)]);
+        i.token_fetches.add(1, &[KeyValue::new("outcome", outcome)]);
     }
 }
 
@@ -477,7 +476,10 @@ mod tests {
 
     #[test]
     fn resource_type_labels_are_type_names_or_known_endpoints_never_ids() {
-        assert_eq!(resource_type_label("MedicationRequest"), "MedicationRequest");
+        assert_eq!(
+            resource_type_label("MedicationRequest"),
+            "MedicationRequest"
+        );
         assert_eq!(resource_type_label("token"), "token");
         assert_eq!(resource_type_label("transaction"), "transaction");
         for id in ["p-123", "Patient/p1", "123", "abc", "Flag?identifier=x", ""] {
