@@ -7,7 +7,8 @@ use crate::fhir::read_patient_bundle;
 use crate::grpc;
 use crate::knowledge::Knowledge;
 use crate::service::{Screener, WriteBackRequest, today};
-use crate::settings::Settings;
+use crate::settings::{LogFormat, Settings};
+use crate::telemetry;
 use crate::{render, screening};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -168,6 +169,7 @@ pub fn run(cli: Cli) -> ExitCode {
             json,
             knowledge,
         } => {
+            let _ = telemetry::init_logging(LogFormat::Text);
             let knowledge = match knowledge.map_or_else(
                 || Ok(Knowledge::embedded()),
                 |dir| Knowledge::load_with_overrides(&dir),
@@ -212,6 +214,17 @@ fn start(config: Option<&Path>) -> Result<(Settings, Screener), ExitCode> {
     Ok((settings, screener))
 }
 
+/// Metrics, traces and logs as `[telemetry]` says, with the build info of the knowledge in use;
+/// for `serve` and the nightly job. Call it inside the Tokio runtime; keep the guard to the end.
+pub fn start_telemetry(
+    settings: &Settings,
+    knowledge: &Knowledge,
+) -> Result<telemetry::TelemetryGuard, ExitCode> {
+    let guard = telemetry::init(&settings.telemetry).map_err(|e| fail(1, &e.to_string()))?;
+    telemetry::record_build_info(&knowledge.ruleset_version);
+    Ok(guard)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -229,6 +242,10 @@ fn serve(config: Option<&Path>) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async {
+        let _telemetry = match start_telemetry(&settings, screener.knowledge()) {
+            Ok(guard) => guard,
+            Err(code) => return code,
+        };
         let bound = match grpc::server::bind(&settings, Arc::new(screener)).await {
             Ok(bound) => bound,
             Err(e) => {
@@ -253,10 +270,11 @@ fn screen(
     write_back: WriteBackRequest,
     json: bool,
 ) -> ExitCode {
-    let (_, screener) = match start(config) {
+    let (settings, screener) = match start(config) {
         Ok(started) => started,
         Err(code) => return code,
     };
+    let _ = telemetry::init_logging(settings.telemetry.log_format);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

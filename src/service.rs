@@ -70,7 +70,9 @@ impl Screener {
     pub fn evaluate_bundle(&self, json: &str, as_of: Date) -> Result<Assessment> {
         let record =
             read_patient_bundle(json).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        Ok(screening::evaluate(&record, as_of, &self.knowledge))
+        let assessment = screening::evaluate(&record, as_of, &self.knowledge);
+        crate::telemetry::record_assessment(&assessment);
+        Ok(assessment)
     }
 
     /// Reads one patient from the FHIR server, evaluates, and writes back as asked.
@@ -94,7 +96,9 @@ impl Screener {
 
     /// Evaluates a record gathered by a caller (the nightly job's NDJSON reader).
     pub fn evaluate_record(&self, record: &PatientRecord, as_of: Date) -> Assessment {
-        screening::evaluate(record, as_of, &self.knowledge)
+        let assessment = screening::evaluate(record, as_of, &self.knowledge);
+        crate::telemetry::record_assessment(&assessment);
+        assessment
     }
 
     /// Writes the assessment back as asked (`None`: nothing was to be written).

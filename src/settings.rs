@@ -13,6 +13,7 @@ pub struct Settings {
     pub fhir: FhirSettings,
     pub writeback: WriteBackSettings,
     pub batch: BatchSettings,
+    pub telemetry: TelemetrySettings,
     /// A directory of knowledge files (drugs.toml, codes.toml, policy.toml, hints.toml) replacing the
     /// built-in ones, file by file.
     pub knowledge_dir: Option<PathBuf>,
@@ -230,6 +231,37 @@ impl Default for BatchSettings {
     }
 }
 
+/// Metrics, traces and logs (docs/metrics.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Address of the Prometheus `/metrics` endpoint (its own port); empty turns it off.
+    pub metrics_listen: String,
+    /// OTLP/gRPC collector for metrics and traces, e.g. `http://collector:4317`; empty: no export.
+    pub otlp_endpoint: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            metrics_listen: "127.0.0.1:9464".into(),
+            otlp_endpoint: String::new(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines on stderr.
+    #[default]
+    Text,
+    /// One JSON object per line on stderr, for log collectors.
+    Json,
+}
+
 /// Secrets, read from files named in the settings or from the environment.
 #[derive(Clone, Default)]
 pub struct Secrets {
@@ -293,6 +325,9 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("batch.patients_per_second", Kind::Integer),
     ("batch.writes_per_second", Kind::Integer),
     ("batch.bucket_kilobytes", Kind::Integer),
+    ("telemetry.metrics_listen", Kind::Text),
+    ("telemetry.otlp_endpoint", Kind::Text),
+    ("telemetry.log_format", Kind::Text),
     ("knowledge_dir", Kind::Text),
 ];
 
@@ -391,6 +426,23 @@ impl Settings {
                     && url::Url::parse(u).is_err()
                 {
                     return fail("fhir.auth.token_url must be a URL");
+                }
+            }
+        }
+        let t = &self.telemetry;
+        if !t.metrics_listen.is_empty() && t.metrics_listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return fail(
+                "telemetry.metrics_listen must be an address such as 127.0.0.1:9464, or empty",
+            );
+        }
+        if !t.otlp_endpoint.is_empty() {
+            match url::Url::parse(&t.otlp_endpoint) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return fail(
+                        "telemetry.otlp_endpoint must be an http(s) URL such as http://collector:4317, or empty",
+                    );
                 }
             }
         }
@@ -509,12 +561,15 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_with_the_name_of_the_setting() {
-        let cases: [&'static [(&'static str, &'static str)]; 5] = [
+        let cases: [&'static [(&'static str, &'static str)]; 7] = [
             &[("TRDSCREEN_GRPC_LISTEN", "not an address")],
             &[("TRDSCREEN_FHIR_BULK_POLL_INTERVAL_SECS", "0")],
             &[("TRDSCREEN_FHIR_BASE_URL", "ftp://x")],
             &[("TRDSCREEN_FHIR_PAGE_CAP", "many")],
             &[("TRDSCREEN_FHIR_AUTH_MODE", "smart")],
+            &[("TRDSCREEN_TELEMETRY_METRICS_LISTEN", "9464")],
+            &[("TRDSCREEN_TELEMETRY_OTLP_ENDPOINT", "collector:4317")],
+            &[("TRDSCREEN_TELEMETRY_LOG_FORMAT", "xml")],
         ];
         let names = [
             "grpc.listen",
@@ -522,11 +577,31 @@ mod tests {
             "fhir.base_url",
             "TRDSCREEN_FHIR_PAGE_CAP",
             "client_id",
+            "telemetry.metrics_listen",
+            "telemetry.otlp_endpoint",
+            "xml",
         ];
         for (env, name) in cases.into_iter().zip(names) {
             let err = Settings::load(None, &env_of(env)).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn telemetry_defaults_to_local_metrics_and_can_be_turned_off_or_pointed_at_a_collector() {
+        let s = Settings::load(None, &|_| None).unwrap();
+        assert_eq!(s.telemetry.metrics_listen, "127.0.0.1:9464");
+        assert_eq!(s.telemetry.otlp_endpoint, "");
+        assert_eq!(s.telemetry.log_format, LogFormat::Text);
+        let env = env_of(&[
+            ("TRDSCREEN_TELEMETRY_METRICS_LISTEN", ""),
+            ("TRDSCREEN_TELEMETRY_OTLP_ENDPOINT", "http://collector:4317"),
+            ("TRDSCREEN_TELEMETRY_LOG_FORMAT", "json"),
+        ]);
+        let s = Settings::load(None, &env).unwrap();
+        assert_eq!(s.telemetry.metrics_listen, "");
+        assert_eq!(s.telemetry.otlp_endpoint, "http://collector:4317");
+        assert_eq!(s.telemetry.log_format, LogFormat::Json);
     }
 
     #[test]

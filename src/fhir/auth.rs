@@ -2,13 +2,16 @@
 //! (a client assertion signed with the service's private key, exchanged for an access token that is
 //! cached until shortly before it expires and renewed once on a 401).
 
-use super::client::FhirClient;
+use super::client::{FhirClient, observed, request_span, traced};
 use crate::error::{Error, Result};
 use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
+use crate::telemetry::{self, RetryReason, StatusClass};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 /// A token is renewed this long before the server says it expires.
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
@@ -130,23 +133,30 @@ impl Smart {
         {
             return Ok(token.clone());
         }
-        let token_url = match (&state.token_url, &self.configured_token_url) {
-            (Some(url), _) | (None, Some(url)) => url.clone(),
-            (None, None) => self.discover(client).await?,
-        };
-        state.token_url = Some(token_url.clone());
-        let (token, lifetime) = self.request_token(client, &token_url).await?;
+        let fetched = async {
+            let token_url = match (&state.token_url, &self.configured_token_url) {
+                (Some(url), _) | (None, Some(url)) => url.clone(),
+                (None, None) => self.discover(client).await?,
+            };
+            state.token_url = Some(token_url.clone());
+            self.request_token(client, &token_url).await
+        }
+        .await;
+        telemetry::record_token_fetch(fetched.is_ok());
+        let (token, lifetime) = fetched?;
         state.token = Some((token.clone(), Instant::now() + lifetime));
         Ok(token)
     }
 
     async fn discover(&self, client: &FhirClient) -> Result<String> {
         let url = format!("{}/.well-known/smart-configuration", self.base);
-        let response = client
+        let span = request_span(&Method::GET, "smart-configuration");
+        let request = client
             .http()
             .get(&url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
+            .header(reqwest::header::ACCEPT, "application/json");
+        let response = observed_send(traced(request, &span), &Method::GET, "smart-configuration")
+            .instrument(span)
             .await
             .map_err(|e| unreachable_auth(&e, "SMART configuration"))?;
         if !response.status().is_success() {
@@ -202,7 +212,8 @@ impl Smart {
                 .append_pair("client_assertion", &self.assertion(token_url)?)
                 .append_pair("scope", &self.scope)
                 .finish();
-            let result = client
+            let span = request_span(&Method::POST, "token");
+            let request = client
                 .http()
                 .post(token_url)
                 .header(
@@ -210,14 +221,21 @@ impl Smart {
                     "application/x-www-form-urlencoded",
                 )
                 .header(reqwest::header::ACCEPT, "application/json")
-                .body(form)
-                .send()
+                .body(form);
+            let result = observed_send(traced(request, &span), &Method::POST, "token")
+                .instrument(span)
                 .await;
-            let retryable = match &result {
-                Err(_) => true,
-                Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
+            let retry = match &result {
+                Err(e) if e.is_timeout() => Some(RetryReason::Timeout),
+                Err(_) => Some(RetryReason::Connect),
+                Ok(r) if r.status().as_u16() == 429 => Some(RetryReason::TooManyRequests),
+                Ok(r) if r.status().is_server_error() => Some(RetryReason::ServerError),
+                Ok(_) => None,
             };
-            if retryable && attempt < policy.max_retries {
+            if let Some(reason) = retry
+                && attempt < policy.max_retries
+            {
+                telemetry::record_retry(reason);
                 tokio::time::sleep(super::client::backoff(policy, attempt)).await;
                 attempt += 1;
                 continue;
@@ -254,6 +272,23 @@ impl Smart {
             return Ok((token.access_token, lifetime));
         }
     }
+}
+
+/// Sends a request to the authorization server, timing it up to its answer's head (the body is
+/// small and read by the caller).
+async fn observed_send(
+    request: reqwest::RequestBuilder,
+    method: &Method,
+    endpoint: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let started = std::time::Instant::now();
+    let result = request.send().await;
+    let (class, status) = match &result {
+        Ok(r) => (StatusClass::of(r.status().as_u16()), Some(r.status())),
+        Err(_) => (StatusClass::Error, None),
+    };
+    observed(method.as_str(), endpoint, class, status, started);
+    result
 }
 
 fn unreachable_auth(e: &reqwest::Error, what: &str) -> Error {

@@ -7,11 +7,13 @@
 use super::auth::Auth;
 use crate::error::{Error, Result};
 use crate::settings::{FhirSettings, Secrets};
+use crate::telemetry::{self, RetryReason};
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::time::Duration;
+use tracing::Instrument;
 
 const FHIR_JSON: &str = "application/fhir+json";
 
@@ -323,17 +325,10 @@ impl FhirClient {
                     .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
                     .body(body.to_vec());
             }
-            let outcome = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let head = response.headers().clone();
-                    match response.bytes().await {
-                        Ok(body) => Ok((status, head, body)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
+            let span = request_span(&method, resource_type);
+            let outcome = exchange(traced(request, &span), &method, resource_type)
+                .instrument(span)
+                .await;
             let retries_left = idempotent == Idempotent::Yes && attempt < self.retry.max_retries;
             match outcome {
                 Err(e) => {
@@ -342,6 +337,7 @@ impl FhirClient {
                     if !retries_left {
                         return Err(failure);
                     }
+                    telemetry::record_retry(retry_reason(&e));
                     tokio::time::sleep(backoff(&self.retry, attempt)).await;
                 }
                 Ok((status, head, body)) if status.is_success() => {
@@ -369,6 +365,11 @@ impl FhirClient {
                     let retryable =
                         status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     if retryable && retries_left {
+                        telemetry::record_retry(if status == StatusCode::TOO_MANY_REQUESTS {
+                            RetryReason::TooManyRequests
+                        } else {
+                            RetryReason::ServerError
+                        });
                         let wait = match retry_after(&head) {
                             Some(asked) if asked > self.retry.retry_after_cap => {
                                 return Err(Error::Unavailable(format!(
@@ -389,6 +390,78 @@ impl FhirClient {
             attempt += 1;
         }
     }
+}
+
+/// One HTTP exchange's span (a child of the current span: the RPC or batch patient), named and
+/// labelled by method and resource type only: the URL carries ids and stays out.
+pub(crate) fn request_span(method: &Method, resource_type: &str) -> tracing::Span {
+    let resource_type = telemetry::resource_type_label(resource_type);
+    tracing::info_span!(
+        "fhir",
+        otel.name = format!("{method} {resource_type}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method.as_str(),
+        fhir.resource_type = resource_type,
+        http.response.status_code = tracing::field::Empty,
+    )
+}
+
+/// The request with `span`'s W3C trace context (`traceparent`) for the server.
+pub(crate) fn traced(mut request: RequestBuilder, span: &tracing::Span) -> RequestBuilder {
+    for (name, value) in telemetry::propagation::trace_headers(span) {
+        request = request.header(name, value);
+    }
+    request
+}
+
+/// Sends the request and reads the whole answer, timing it for `http.client.request.duration`
+/// and noting the status on the current span.
+async fn exchange(
+    request: RequestBuilder,
+    method: &Method,
+    resource_type: &str,
+) -> std::result::Result<(StatusCode, HeaderMap, bytes::Bytes), reqwest::Error> {
+    let started = std::time::Instant::now();
+    let outcome = match request.send().await {
+        Ok(response) => {
+            let status = response.status();
+            let head = response.headers().clone();
+            match response.bytes().await {
+                Ok(body) => Ok((status, head, body)),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let class = match &outcome {
+        Ok((status, _, _)) => telemetry::StatusClass::of(status.as_u16()),
+        Err(_) => telemetry::StatusClass::Error,
+    };
+    let status = outcome.as_ref().ok().map(|o| o.0);
+    observed(method.as_str(), resource_type, class, status, started);
+    outcome
+}
+
+/// Records one exchange on the current span and in `http.client.request.duration`.
+pub(crate) fn observed(
+    method: &str,
+    resource_type: &str,
+    class: telemetry::StatusClass,
+    status: Option<StatusCode>,
+    started: std::time::Instant,
+) {
+    let span = tracing::Span::current();
+    if let Some(status) = status {
+        span.record("http.response.status_code", status.as_u16());
+    }
+    if matches!(
+        class,
+        telemetry::StatusClass::Error | telemetry::StatusClass::ServerError
+    ) {
+        span.record("otel.status_code", "ERROR");
+    }
+    telemetry::record_http_request(method, resource_type, class, started.elapsed());
 }
 
 fn header_text(head: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
@@ -417,6 +490,14 @@ fn retry_after(head: &HeaderMap) -> Option<Duration> {
     match text.trim().parse::<u64>() {
         Ok(secs) => Some(Duration::from_secs(secs)),
         Err(_) => Some(Duration::ZERO),
+    }
+}
+
+fn retry_reason(e: &reqwest::Error) -> RetryReason {
+    if e.is_timeout() {
+        RetryReason::Timeout
+    } else {
+        RetryReason::Connect
     }
 }
 

@@ -5,6 +5,7 @@ pub mod convert;
 mod population;
 pub mod server;
 pub mod status;
+pub mod telemetry;
 
 use crate::date::Date;
 use crate::error::Error;

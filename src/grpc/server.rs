@@ -53,8 +53,10 @@ impl Bound {
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let mut builder =
-            Server::builder().layer(tower::util::MapResponseLayer::new(over_limit_is_exhausted));
+        // The telemetry layer goes outermost, so that it sees the status clients see.
+        let mut builder = Server::builder()
+            .layer(super::telemetry::RpcTelemetryLayer)
+            .layer(tower::util::MapResponseLayer::new(over_limit_is_exhausted));
         if let (Some(cert), Some(key)) = (&g.tls_cert_file, &g.tls_key_file) {
             let identity = Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
             builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;

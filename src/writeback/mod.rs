@@ -16,6 +16,7 @@ use crate::fhir::{PatientId, PatientRecord};
 use crate::knowledge::Knowledge;
 use crate::screening::Assessment;
 use crate::settings::WriteBackSettings;
+use crate::telemetry;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -123,14 +124,37 @@ fn depression_conditions(record: &PatientRecord, k: &Knowledge) -> Vec<String> {
         .collect()
 }
 
-/// Makes the chart hold what `desired` builds from its current content: returns the resource's id
-/// (if there is one) and whether anything was written. One retry after a conflict (a concurrent
-/// change, or a first attempt that landed although its answer was lost).
+/// [`write`], counted in `trdscreen.writebacks` by resource and outcome.
 async fn upsert(
     client: &FhirClient,
     resource_type: &str,
     cx: &resources::Context<'_>,
     desired: impl Fn(Option<&Value>) -> Option<Value>,
+) -> Result<(Option<String>, bool)> {
+    let mut found_one = None;
+    let result = write(client, resource_type, cx, desired, &mut found_one).await;
+    if let Some(resource) = telemetry::WrittenResource::of(resource_type) {
+        let outcome = match (&result, found_one) {
+            (Err(_), _) => telemetry::WriteOutcome::Failed,
+            (Ok((_, false)), _) => telemetry::WriteOutcome::Unchanged,
+            (Ok((_, true)), Some(true)) => telemetry::WriteOutcome::Updated,
+            (Ok((_, true)), _) => telemetry::WriteOutcome::Created,
+        };
+        telemetry::record_writeback(resource, outcome);
+    }
+    result
+}
+
+/// Makes the chart hold what `desired` builds from its current content: returns the resource's id
+/// (if there is one) and whether anything was written. One retry after a conflict (a concurrent
+/// change, or a first attempt that landed although its answer was lost). `found_one` tells
+/// whether the first search found the resource already in the chart.
+async fn write(
+    client: &FhirClient,
+    resource_type: &str,
+    cx: &resources::Context<'_>,
+    desired: impl Fn(Option<&Value>) -> Option<Value>,
+    found_one: &mut Option<bool>,
 ) -> Result<(Option<String>, bool)> {
     let mut conflicts = 0;
     // Set once a write was sent that may have landed although its answer was lost: finding the
@@ -138,6 +162,7 @@ async fn upsert(
     let mut wrote = false;
     loop {
         let current = find(client, resource_type, cx).await?;
+        found_one.get_or_insert(current.is_some());
         let Some(mut wanted) = desired(current.as_ref().map(|c| &c.resource)) else {
             return Ok((None, false));
         };

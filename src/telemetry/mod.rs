@@ -1,0 +1,546 @@
+//! Metrics, traces and logs (docs/metrics.md).
+//!
+//! [`init`] sets up the OpenTelemetry SDK once per process: a meter provider read by the Prometheus
+//! `/metrics` endpoint on its own port and, when an OTLP endpoint is configured, exported over
+//! OTLP/gRPC with the traces; and the `tracing` subscriber (text or JSON logs on stderr, spans to
+//! OpenTelemetry). The rest of the service records through the typed functions here, which do
+//! nothing until [`init`] has run (tests that run the service in-process record nothing).
+//!
+//! No label and no span attribute carries a patient id, a name or any clinical datum: every label
+//! value comes from a closed set (an enum here, a code of the knowledge files, a gRPC method name).
+
+pub mod batch;
+mod instruments;
+mod metrics_server;
+pub mod propagation;
+
+pub use instruments::Instruments;
+
+use crate::screening::{Assessment, TrdStatus, TrialOutcome};
+use crate::settings::{LogFormat, TelemetrySettings};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The service name in OpenTelemetry resources and the meter's and tracer's scope.
+pub const SERVICE_NAME: &str = "trdscreen";
+
+static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+
+fn instruments() -> Option<&'static Instruments> {
+    INSTRUMENTS.get()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("cannot serve metrics on {address}: {source}")]
+    MetricsListen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("cannot set up {what}: {detail}")]
+    Setup { what: &'static str, detail: String },
+    #[error("telemetry is already set up in this process")]
+    AlreadyInitialised,
+}
+
+/// Keeps telemetry running; dropping it stops the `/metrics` endpoint and flushes and shuts down
+/// the OTLP exporters (the last spans and metrics of a stopping process are sent).
+pub struct TelemetryGuard {
+    meters: SdkMeterProvider,
+    tracer: SdkTracerProvider,
+    metrics_server: Option<metrics_server::Running>,
+}
+
+impl TelemetryGuard {
+    /// The address `/metrics` is served on, when it is.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_server.as_ref().map(|s| s.address)
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(server) = self.metrics_server.take() {
+            server.stop();
+        }
+        if let Err(e) = self.tracer.shutdown_with_timeout(Duration::from_secs(5)) {
+            eprintln!("trdscreen: flushing traces at shutdown failed: {e}");
+        }
+        if let Err(e) = self.meters.shutdown_with_timeout(Duration::from_secs(5)) {
+            eprintln!("trdscreen: flushing metrics at shutdown failed: {e}");
+        }
+    }
+}
+
+/// Sets up metrics, traces and logs for `trdscreen serve` and the nightly job. Call it once, from
+/// inside a Tokio runtime (the `/metrics` server and the OTLP exporters run on it), and keep the
+/// guard until the process stops.
+pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+    if INSTRUMENTS.get().is_some() {
+        return Err(TelemetryError::AlreadyInitialised);
+    }
+    let resource = Resource::builder()
+        .with_service_name(SERVICE_NAME)
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    let registry = prometheus::Registry::new();
+    let prometheus_reader = opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
+        .without_target_info()
+        .scope_info_enabled(false)
+        .build()
+        .map_err(|e| setup("the Prometheus exporter", e))?;
+    let mut meters = SdkMeterProvider::builder()
+        .with_resource(resource.clone())
+        .with_reader(prometheus_reader);
+    let mut tracer = SdkTracerProvider::builder().with_resource(resource);
+    if !settings.otlp_endpoint.is_empty() {
+        use opentelemetry_otlp::WithExportConfig;
+        let metric_exporter = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(&settings.otlp_endpoint)
+            .build()
+            .map_err(|e| setup("the OTLP metric exporter", e))?;
+        let span_exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(&settings.otlp_endpoint)
+            .build()
+            .map_err(|e| setup("the OTLP span exporter", e))?;
+        meters = meters.with_periodic_exporter(metric_exporter);
+        tracer = tracer.with_batch_exporter(span_exporter);
+    }
+    // Without an exporter spans still get ids, so a caller's trace context reaches the FHIR server.
+    let meters = meters.build();
+    let tracer = tracer.build();
+    let metrics_server = if settings.metrics_listen.is_empty() {
+        None
+    } else {
+        Some(metrics_server::start(&settings.metrics_listen, registry)?)
+    };
+    init_logs(
+        settings.log_format,
+        Some(tracing_opentelemetry::layer().with_tracer(tracer.tracer(SERVICE_NAME))),
+    )?;
+    INSTRUMENTS
+        .set(Instruments::new(&meters.meter(SERVICE_NAME)))
+        .map_err(|_| TelemetryError::AlreadyInitialised)?;
+    if let Some(server) = &metrics_server {
+        tracing::info!(address = %server.address, "serving Prometheus metrics on /metrics");
+    }
+    if !settings.otlp_endpoint.is_empty() {
+        tracing::info!(endpoint = %settings.otlp_endpoint, "exporting metrics and traces over OTLP");
+    }
+    Ok(TelemetryGuard {
+        meters,
+        tracer,
+        metrics_server,
+    })
+}
+
+/// Logs only (text or JSON on stderr), for the one-shot commands (`evaluate`, `screen`).
+pub fn init_logging(format: LogFormat) -> Result<(), TelemetryError> {
+    init_logs::<tracing_subscriber::layer::Identity>(format, None)
+}
+
+/// The subscriber: RUST_LOG filter (default `info`), logs on stderr, spans to OpenTelemetry.
+fn init_logs<L>(format: LogFormat, spans: Option<L>) -> Result<(), TelemetryError>
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let text = (format == LogFormat::Text)
+        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+    });
+    tracing_subscriber::registry()
+        .with(spans)
+        .with(text)
+        .with(json)
+        .with(filter)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInitialised)
+}
+
+fn setup(what: &'static str, e: impl std::fmt::Display) -> TelemetryError {
+    TelemetryError::Setup {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+/// `trdscreen.build.info` = 1 with the crate version and the knowledge ruleset in use.
+pub fn record_build_info(ruleset_version: &str) {
+    if let Some(i) = instruments() {
+        i.build_info.record(
+            1,
+            &[
+                KeyValue::new("version", env!("CARGO_PKG_VERSION")),
+                KeyValue::new("ruleset_version", ruleset_version.to_owned()),
+            ],
+        );
+    }
+}
+
+/// Counts one screening: its status, its hints by code, its trials by outcome.
+pub fn record_assessment(assessment: &Assessment) {
+    if let Some(i) = instruments() {
+        i.record_assessment(assessment);
+    }
+}
+
+impl Instruments {
+    pub fn record_assessment(&self, a: &Assessment) {
+        self.screenings
+            .add(1, &[KeyValue::new("status", status_label(a.status))]);
+        for hint in &a.hints {
+            // Hint codes are the closed set of knowledge/hints.toml, never patient text.
+            self.hints
+                .add(1, &[KeyValue::new("code", hint.code.clone())]);
+        }
+        for trial in &a.trials {
+            self.trials.add(
+                1,
+                &[
+                    KeyValue::new("outcome", trial_label(trial.outcome)),
+                    KeyValue::new("counted", trial.counted),
+                ],
+            );
+        }
+    }
+}
+
+fn status_label(status: TrdStatus) -> &'static str {
+    match status {
+        TrdStatus::Met => "met",
+        TrdStatus::Possible => "possible",
+        TrdStatus::NotMet => "not_met",
+        TrdStatus::NotApplicable => "not_applicable",
+    }
+}
+
+fn trial_label(outcome: TrialOutcome) -> &'static str {
+    match outcome {
+        TrialOutcome::Failed => "failed",
+        TrialOutcome::Responded => "responded",
+        TrialOutcome::Ongoing => "ongoing",
+        TrialOutcome::Unknown => "unknown",
+    }
+}
+
+/// One gRPC call handled: `rpc.server.duration` by service, method and status code.
+pub fn record_rpc(service: &'static str, method: &'static str, code: i32, elapsed: Duration) {
+    if let Some(i) = instruments() {
+        i.rpc_duration.record(
+            elapsed.as_secs_f64(),
+            &[
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", service),
+                KeyValue::new("rpc.method", method),
+                KeyValue::new("rpc.grpc.status_code", i64::from(code)),
+            ],
+        );
+    }
+}
+
+/// What became of an HTTP request to the FHIR server (or its token endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    Success,
+    Redirect,
+    ClientError,
+    ServerError,
+    /// No answer: connection refused or broken, timeout.
+    Error,
+}
+
+impl StatusClass {
+    pub fn of(status: u16) -> StatusClass {
+        match status {
+            200..=299 => StatusClass::Success,
+            300..=399 => StatusClass::Redirect,
+            500..=599 => StatusClass::ServerError,
+            _ => StatusClass::ClientError,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusClass::Success => "2xx",
+            StatusClass::Redirect => "3xx",
+            StatusClass::ClientError => "4xx",
+            StatusClass::ServerError => "5xx",
+            StatusClass::Error => "error",
+        }
+    }
+}
+
+/// Why a FHIR or token request was retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// The connection could not be made, or broke before the answer was complete.
+    Connect,
+    Timeout,
+    TooManyRequests,
+    ServerError,
+}
+
+impl RetryReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::Connect => "connect",
+            RetryReason::Timeout => "timeout",
+            RetryReason::TooManyRequests => "429",
+            RetryReason::ServerError => "5xx",
+        }
+    }
+}
+
+/// The `fhir.resource_type` label: a resource type name (letters, capitalised, as FHIR spells
+/// them) or one of the few endpoint names this service calls; anything else is `other`, so that
+/// no id can ever become a label.
+pub fn resource_type_label(name: &str) -> &str {
+    const ENDPOINTS: [&str; 7] = [
+        "transaction",
+        "batch",
+        "token",
+        "smart-configuration",
+        "metadata",
+        "$export",
+        "bulk-status",
+    ];
+    let type_name = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.chars().all(|c| c.is_ascii_alphabetic());
+    if type_name || ENDPOINTS.contains(&name) {
+        name
+    } else {
+        "other"
+    }
+}
+
+/// One HTTP exchange (one attempt) with the FHIR server or its token endpoint.
+pub fn record_http_request(
+    method: &str,
+    resource_type: &str,
+    class: StatusClass,
+    elapsed: Duration,
+) {
+    if let Some(i) = instruments() {
+        let method = match method {
+            "GET" | "PUT" | "POST" | "DELETE" | "PATCH" | "HEAD" => method.to_owned(),
+            _ => "_OTHER".to_owned(),
+        };
+        i.http_client_duration.record(
+            elapsed.as_secs_f64(),
+            &[
+                KeyValue::new("http.request.method", method),
+                KeyValue::new(
+                    "fhir.resource_type",
+                    resource_type_label(resource_type).to_owned(),
+                ),
+                KeyValue::new("http.response.status_class", class.as_str()),
+            ],
+        );
+    }
+}
+
+pub fn record_retry(reason: RetryReason) {
+    if let Some(i) = instruments() {
+        i.fhir_retries
+            .add(1, &[KeyValue::new("reason", reason.as_str())]);
+    }
+}
+
+/// One SMART access token requested (with its retries), and whether one came back.
+pub fn record_token_fetch(success: bool) {
+    if let Some(i) = instruments() {
+        let outcome = if success { "success" } else { "failure" };
+        i.token_fetches.add(1, &[KeyValue::new("outcome", outcome)]);
+    }
+}
+
+/// The resource a write-back writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrittenResource {
+    Flag,
+    CarePlan,
+}
+
+impl WrittenResource {
+    /// The FHIR resource type name; `None` for any other.
+    pub fn of(resource_type: &str) -> Option<WrittenResource> {
+        match resource_type {
+            "Flag" => Some(WrittenResource::Flag),
+            "CarePlan" => Some(WrittenResource::CarePlan),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WrittenResource::Flag => "Flag",
+            WrittenResource::CarePlan => "CarePlan",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Created,
+    Updated,
+    /// The chart already held what the screening wants (or there is nothing to write).
+    Unchanged,
+    Failed,
+}
+
+impl WriteOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteOutcome::Created => "created",
+            WriteOutcome::Updated => "updated",
+            WriteOutcome::Unchanged => "unchanged",
+            WriteOutcome::Failed => "failed",
+        }
+    }
+}
+
+pub fn record_writeback(resource: WrittenResource, outcome: WriteOutcome) {
+    if let Some(i) = instruments() {
+        i.writebacks.add(
+            1,
+            &[
+                KeyValue::new("resource", resource.as_str()),
+                KeyValue::new("outcome", outcome.as_str()),
+            ],
+        );
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A meter provider of its own per test, read through the same Prometheus exporter as
+    //! `/metrics`, so tests check the exposition names and values without the process-wide state.
+
+    use super::Instruments;
+    use opentelemetry::metrics::MeterProvider;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+    pub struct Exposition {
+        pub instruments: Instruments,
+        registry: prometheus::Registry,
+        _provider: SdkMeterProvider,
+    }
+
+    impl Exposition {
+        pub fn new() -> Exposition {
+            let registry = prometheus::Registry::new();
+            let reader = opentelemetry_prometheus::exporter()
+                .with_registry(registry.clone())
+                .without_target_info()
+                .scope_info_enabled(false)
+                .build()
+                .expect("a Prometheus exporter");
+            let provider = SdkMeterProvider::builder().with_reader(reader).build();
+            Exposition {
+                instruments: Instruments::new(&provider.meter(super::SERVICE_NAME)),
+                registry,
+                _provider: provider,
+            }
+        }
+
+        /// The text format `/metrics` serves.
+        pub fn text(&self) -> String {
+            super::metrics_server::encode(&self.registry).expect("the registry encodes")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_type_labels_are_type_names_or_known_endpoints_never_ids() {
+        assert_eq!(
+            resource_type_label("MedicationRequest"),
+            "MedicationRequest"
+        );
+        assert_eq!(resource_type_label("token"), "token");
+        assert_eq!(resource_type_label("transaction"), "transaction");
+        for id in ["p-123", "Patient/p1", "123", "abc", "Flag?identifier=x", ""] {
+            assert_eq!(resource_type_label(id), "other", "{id}");
+        }
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(StatusClass::of(201).as_str(), "2xx");
+        assert_eq!(StatusClass::of(304).as_str(), "3xx");
+        assert_eq!(StatusClass::of(429).as_str(), "4xx");
+        assert_eq!(StatusClass::of(503).as_str(), "5xx");
+        assert_eq!(StatusClass::of(100).as_str(), "4xx");
+    }
+
+    #[test]
+    fn an_assessment_counts_its_status_hints_and_trials() {
+        let e = testing::Exposition::new();
+        let mut a = crate::screening::evaluate(
+            &crate::fhir::read_patient_bundle(
+                r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"secret-patient"}}]}"#,
+            )
+            .unwrap(),
+            crate::date::Date::parse("2025-01-01").unwrap(),
+            &crate::knowledge::Knowledge::embedded(),
+        );
+        a.hints.push(crate::screening::Hint {
+            code: "suicide-risk".into(),
+            severity: crate::screening::Severity::Critical,
+            message: String::new(),
+            affects: vec![],
+            evidence: vec![],
+        });
+        e.instruments.record_assessment(&a);
+        e.instruments.record_assessment(&a);
+        let text = e.text();
+        assert!(
+            text.contains("trdscreen_screenings_total{status=\"not_applicable\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trdscreen_hints_total{code=\"suicide-risk\"} 2"),
+            "{text}"
+        );
+        assert!(!text.contains("secret-patient"), "{text}");
+    }
+
+    #[test]
+    fn recording_before_init_does_nothing() {
+        // The process-wide instruments exist only after init (never called in unit tests).
+        record_assessment(&crate::screening::evaluate(
+            &crate::fhir::read_patient_bundle(
+                r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"p"}}]}"#,
+            )
+            .unwrap(),
+            crate::date::Date::parse("2025-01-01").unwrap(),
+            &crate::knowledge::Knowledge::embedded(),
+        ));
+        record_retry(RetryReason::Timeout);
+        batch::patient_done(batch::PatientOutcome::Failed);
+        assert!(instruments().is_none());
+    }
+}
