@@ -2,6 +2,7 @@
 //! results into the contract's messages; errors become statuses in one place ([`status`]).
 
 pub mod convert;
+pub mod health_probe;
 pub mod server;
 pub mod status;
 
