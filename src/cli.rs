@@ -16,6 +16,8 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -86,6 +88,18 @@ pub enum Command {
         #[arg(long, value_parser = parse_day, default_value = crate::synth::DEFAULT_AS_OF)]
         as_of: Date,
     },
+    /// Asks a running server's grpc.health.v1 Check (plain TCP): exit 0 when SERVING, 1 otherwise.
+    Health {
+        /// The server's gRPC address, HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        address: grpc::health_probe::Address,
+        /// The service to ask about; default: the server as a whole.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Seconds to wait for the answer, connecting included.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout_secs: u64,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -144,6 +158,11 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
         Command::Batch(args) => batch(args),
+        Command::Health {
+            address,
+            service,
+            timeout_secs,
+        } => health(&address, &service, Duration::from_secs(timeout_secs)),
         Command::Screen {
             patient,
             as_of,
@@ -261,6 +280,24 @@ fn serve(config: Option<&Path>) -> ExitCode {
             Err(e) => fail(1, &format!("the gRPC server stopped: {e}")),
         }
     })
+}
+
+fn health(address: &grpc::health_probe::Address, service: &str, timeout: Duration) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
+    };
+    match rt.block_on(grpc::health_probe::check(address, service, timeout)) {
+        Ok(ServingStatus::Serving) => {
+            println!("SERVING");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => fail(1, &format!("{address} answers {}", status.as_str_name())),
+        Err(e) => fail(1, &e.to_string()),
+    }
 }
 
 fn screen(

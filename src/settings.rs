@@ -561,7 +561,7 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_with_the_name_of_the_setting() {
-        let cases: [&'static [(&'static str, &'static str)]; 7] = [
+        let cases: [&'static [(&'static str, &'static str)]; 8] = [
             &[("TRDSCREEN_GRPC_LISTEN", "not an address")],
             &[("TRDSCREEN_FHIR_BULK_POLL_INTERVAL_SECS", "0")],
             &[("TRDSCREEN_FHIR_BASE_URL", "ftp://x")],

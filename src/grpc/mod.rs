@@ -3,6 +3,7 @@
 
 pub mod convert;
 mod population;
+pub mod health_probe;
 pub mod server;
 pub mod status;
 pub mod telemetry;

@@ -1,0 +1,172 @@
+{{/* Names and labels. */}}
+{{- define "trdscreen.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "trdscreen.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "trdscreen.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "trdscreen.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "trdscreen.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "trdscreen.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "trdscreen.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "trdscreen.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "trdscreen.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* Where the pods find their files. */}}
+{{- define "trdscreen.settingsFile" -}}/etc/trdscreen/config/settings.toml{{- end }}
+{{- define "trdscreen.knowledgeDir" -}}/etc/trdscreen/knowledge{{- end }}
+{{- define "trdscreen.tlsDir" -}}/etc/trdscreen/tls{{- end }}
+{{- define "trdscreen.smartDir" -}}/etc/trdscreen/smart{{- end }}
+{{- define "trdscreen.bearerDir" -}}/etc/trdscreen/bearer{{- end }}
+
+{{/* Refuses settings that cannot work, with the value to fix named. */}}
+{{- define "trdscreen.validate" -}}
+{{- $mode := .Values.config.fhir.auth.mode }}
+{{- if and (eq $mode "smart") (not .Values.fhirCredentials.smartPrivateKey.secretName) }}
+{{- fail "config.fhir.auth.mode smart needs fhirCredentials.smartPrivateKey.secretName" }}
+{{- end }}
+{{- if and (eq $mode "smart") (not .Values.config.fhir.auth.client_id) }}
+{{- fail "config.fhir.auth.mode smart needs config.fhir.auth.client_id" }}
+{{- end }}
+{{- if and (eq $mode "bearer") (not .Values.fhirCredentials.bearerToken.secretName) }}
+{{- fail "config.fhir.auth.mode bearer needs fhirCredentials.bearerToken.secretName" }}
+{{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
+{{- fail "tls.enabled needs tls.secretName" }}
+{{- end }}
+{{- if and .Values.batch.enabled (not .Values.config.fhir.base_url) }}
+{{- fail "batch.enabled needs config.fhir.base_url" }}
+{{- end }}
+{{- if and .Values.batch.enabled (eq .Values.batch.source "group") (not .Values.batch.groupId) }}
+{{- fail "batch.source group needs batch.groupId" }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level security context shared by the service and the job. */}}
+{{- define "trdscreen.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ int64 .Values.podSecurityContext.runAsUser }}
+runAsGroup: {{ int64 .Values.podSecurityContext.runAsGroup }}
+fsGroup: {{ int64 .Values.podSecurityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "trdscreen.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ int64 .Values.podSecurityContext.runAsUser }}
+runAsGroup: {{ int64 .Values.podSecurityContext.runAsGroup }}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Volumes (and their mounts) shared by the service and the job: settings, knowledge, secrets, /tmp. */}}
+{{- define "trdscreen.volumes" -}}
+- name: config
+  configMap:
+    name: {{ include "trdscreen.fullname" . }}
+{{- if .Values.knowledgeOverrides }}
+- name: knowledge
+  configMap:
+    name: {{ include "trdscreen.fullname" . }}-knowledge
+{{- end }}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.secretName }}
+    defaultMode: 0440
+{{- end }}
+{{- if eq .Values.config.fhir.auth.mode "smart" }}
+- name: smart
+  secret:
+    secretName: {{ .Values.fhirCredentials.smartPrivateKey.secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.fhirCredentials.smartPrivateKey.key }}
+        path: private-key.pem
+{{- end }}
+{{- if eq .Values.config.fhir.auth.mode "bearer" }}
+- name: bearer
+  secret:
+    secretName: {{ .Values.fhirCredentials.bearerToken.secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.fhirCredentials.bearerToken.key }}
+        path: token
+{{- end }}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- end }}
+
+{{- define "trdscreen.volumeMounts" -}}
+- name: config
+  mountPath: /etc/trdscreen/config
+  readOnly: true
+{{- if .Values.knowledgeOverrides }}
+- name: knowledge
+  mountPath: {{ include "trdscreen.knowledgeDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: {{ include "trdscreen.tlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- if eq .Values.config.fhir.auth.mode "smart" }}
+- name: smart
+  mountPath: {{ include "trdscreen.smartDir" . }}
+  readOnly: true
+{{- end }}
+{{- if eq .Values.config.fhir.auth.mode "bearer" }}
+- name: bearer
+  mountPath: {{ include "trdscreen.bearerDir" . }}
+  readOnly: true
+{{- end }}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+
+{{/* Rolls the pods when the settings or knowledge change. */}}
+{{- define "trdscreen.configChecksum" -}}
+checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- end }}
