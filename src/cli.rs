@@ -103,7 +103,7 @@ pub enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["ndjson", "group", "search"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["ndjson", "group", "search", "bulk"])))]
 pub struct BatchArgs {
     /// A directory of Bulk-style NDJSON files (any split, any order); no FHIR server is read.
     #[arg(long)]
@@ -114,6 +114,16 @@ pub struct BatchArgs {
     /// A FHIR Patient search (`name=value&...`) whose Patients are screened one by one.
     #[arg(long)]
     search: Option<String>,
+    /// A Bulk Data $export from the configured FHIR server, read as NDJSON: `system` (the default),
+    /// `patient`, or `group/ID`.
+    #[arg(long, value_name = "LEVEL", num_args = 0..=1, default_missing_value = "system")]
+    bulk: Option<String>,
+    /// The resource types to export (_type), comma-separated; default: those screening reads.
+    #[arg(long = "type", value_delimiter = ',', requires = "bulk")]
+    types: Vec<String>,
+    /// Export only what changed since this instant (_since), e.g. 2026-11-20T00:00:00Z.
+    #[arg(long, requires = "bulk")]
+    since: Option<String>,
     /// The day to evaluate as of (YYYY-MM-DD); default today (UTC).
     #[arg(long, value_parser = parse_day)]
     as_of: Option<Date>,
@@ -368,10 +378,14 @@ fn batch(args: BatchArgs) -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let source = match (args.ndjson, args.group, args.search) {
-        (Some(dir), _, _) => Source::Ndjson(dir),
-        (_, Some(group), _) => Source::Group(group),
-        (_, _, Some(query)) => Source::Search(query),
+    let source = match (args.ndjson, args.group, args.search, args.bulk) {
+        (Some(dir), ..) => Source::Ndjson(dir),
+        (_, Some(group), ..) => Source::Group(group),
+        (_, _, Some(query), _) => Source::Search(query),
+        (.., Some(level)) => match bulk_request(&level, &args.types, args.since.as_deref()) {
+            Ok(request) => Source::Bulk(request),
+            Err(e) => return fail(2, &e.to_string()),
+        },
         _ => {
             return fail(
                 2,
@@ -393,7 +407,22 @@ fn batch(args: BatchArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match crate::batch::run(Arc::new(screener), &settings.batch, &job, &rt) {
+    let _in_runtime = rt.enter();
+    // A job's pod is gone before a scrape: its metrics leave by OTLP only, and no /metrics port
+    // is opened (so jobs never compete for it with each other or with the service).
+    let mut job_settings = settings.clone();
+    job_settings.telemetry.metrics_listen = String::new();
+    let _telemetry = match start_telemetry(&job_settings, screener.knowledge()) {
+        Ok(guard) => guard,
+        Err(code) => return code,
+    };
+    let ran = crate::batch::run(Arc::new(screener), &settings.batch, &job, &rt);
+    telemetry::batch::run_finished(match &ran {
+        Ok((_, Ending::Success)) => telemetry::batch::RunOutcome::Success,
+        Ok((_, Ending::Partial)) => telemetry::batch::RunOutcome::Partial,
+        _ => telemetry::batch::RunOutcome::Failure,
+    });
+    match ran {
         Ok((report, ending)) => {
             print!("{}", render::batch_summary(&report));
             match ending {
@@ -408,6 +437,33 @@ fn batch(args: BatchArgs) -> ExitCode {
         }
         Err(e) => fail(1, &e.to_string()),
     }
+}
+
+/// The export a `--bulk LEVEL [--type ..] [--since ..]` asks for.
+fn bulk_request(
+    level: &str,
+    types: &[String],
+    since: Option<&str>,
+) -> Result<crate::fhir::bulk::ExportRequest, Error> {
+    use crate::fhir::bulk::{ExportLevel, ExportRequest, GroupId};
+    let level = match level {
+        "system" => ExportLevel::System,
+        "patient" => ExportLevel::Patient,
+        other => match other.strip_prefix("group/").map(GroupId::parse) {
+            Some(Ok(id)) => ExportLevel::Group(id),
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "--bulk takes system, patient or group/ID (a FHIR id)".into(),
+                ));
+            }
+        },
+    };
+    let types: Vec<&str> = if types.is_empty() {
+        crate::batch::line::EXPORTED_TYPES.to_vec()
+    } else {
+        types.iter().map(String::as_str).collect()
+    };
+    ExportRequest::parse(level, &types, since)
 }
 
 fn synth(patients: u64, seed: u64, as_of: Date, out: &Path) -> ExitCode {

@@ -7,7 +7,7 @@ use crate::fhir::client::FhirClient;
 use crate::fhir::{PatientId, PatientRecord, read_patient_bundle};
 use crate::knowledge::Knowledge;
 use crate::screening::{self, Assessment};
-use crate::settings::{DefaultWriteBack, Secrets, Settings, WriteBackSettings};
+use crate::settings::{BulkSettings, DefaultWriteBack, Secrets, Settings, WriteBackSettings};
 use crate::writeback::{self, Scope};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -34,6 +34,7 @@ pub struct Screener {
     knowledge: Arc<Knowledge>,
     fhir: Option<FhirClient>,
     writeback: WriteBackSettings,
+    bulk: BulkSettings,
     /// Write-backs of one patient run one at a time (striped by patient), so two concurrent
     /// screenings of the same patient cannot both create a Flag.
     write_locks: Vec<Mutex<()>>,
@@ -58,6 +59,7 @@ impl Screener {
             knowledge: Arc::new(knowledge),
             fhir,
             writeback: settings.writeback.clone(),
+            bulk: settings.fhir.bulk.clone(),
             write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
         })
     }
@@ -161,6 +163,39 @@ impl Screener {
     /// The Patients a FHIR search finds (`Patient?{query}`), by id.
     pub async fn search_patients(&self, query: &str) -> Result<Vec<PatientId>> {
         crate::fhir::fetch::patient_ids(self.client()?, query).await
+    }
+
+    /// A Bulk Data `$export` from the FHIR server into `dest` (the nightly job's `--bulk`).
+    pub async fn export(
+        &self,
+        request: &crate::fhir::bulk::ExportRequest,
+        dest: &std::path::Path,
+        progress: impl FnMut(crate::fhir::bulk::ExportProgress),
+    ) -> Result<crate::fhir::bulk::ExportOutcome> {
+        crate::fhir::bulk::export(self.client()?, &self.bulk, request, dest, progress).await
+    }
+
+    /// Medications read one by one by id, as JSON text; ids the server does not have are left out.
+    /// For exports that leave out the Medications their requests reference.
+    pub async fn read_medications(&self, ids: &[String]) -> Result<Vec<String>> {
+        let client = self.client()?;
+        let mut found = Vec::new();
+        for id in ids {
+            if PatientId::parse(id).is_err() {
+                continue;
+            }
+            if let Some(reply) = client.read("Medication", id).await? {
+                match String::from_utf8(reply.body.to_vec()) {
+                    Ok(text) => found.push(text.replace('\n', " ")),
+                    Err(_) => {
+                        return Err(Error::BadGateway(
+                            "a Medication read did not return UTF-8 JSON".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     fn client(&self) -> Result<&FhirClient> {

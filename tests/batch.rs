@@ -399,3 +399,74 @@ fn expected_with_write_back(
         })
         .collect()
 }
+
+/// Against the real FHIR server: a Group-level Bulk export (which leaves out the Medications the
+/// requests reference: they are read by id) is screened as each patient's own Bundle is, and the
+/// Flags are written.
+#[test]
+fn a_bulk_export_of_a_group_is_screened_end_to_end_with_write_back() {
+    let base = service::fhir_url();
+    let fhir = Fhir::plain();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixtures = [
+        "fhir/requests-medication-reference.json",
+        "fhir/statements-medication-reference.json",
+        "scenarios/met-two-failed-ssri-snri.json",
+        "scenarios/hint-bipolar-diagnosis-code.json",
+        "scenarios/not-applicable-no-antidepressant.json",
+    ];
+    let loaded: Vec<service::Loaded> = rt.block_on(async {
+        let mut all = Vec::new();
+        for f in fixtures {
+            all.push(fhir.load(f, "bulk").await);
+        }
+        all
+    });
+    let group_id = unique_prefix("bulk-group");
+    let members: Vec<Value> = loaded
+        .iter()
+        .map(|l| json!({"entity": {"reference": format!("Patient/{}", l.patient_id)}}))
+        .collect();
+    rt.block_on(fhir.put(&json!({
+        "resourceType": "Group", "id": group_id, "type": "person", "actual": true,
+        "member": members
+    })));
+    let out_dir = scratch("bulk");
+    let report_path = out_dir.join("report.json");
+    let level = format!("group/{group_id}");
+    let out = batch(
+        &[
+            "--bulk",
+            &level,
+            "--as-of",
+            AS_OF,
+            "--write-back",
+            "flag",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[
+            ("TRDSCREEN_FHIR_BASE_URL", base.as_str()),
+            ("TRDSCREEN_FHIR_BULK_POLL_INTERVAL_SECS", "1"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let patients: Vec<Vec<Value>> = loaded.iter().map(|l| l.resources.clone()).collect();
+    let rows = rows_by_patient(&csv_rows(&report_path));
+    assert_eq!(rows, expected_with_write_back(&patients, &rows));
+    let r = report(&report_path);
+    assert!(
+        r["input"]["medications"].as_u64().unwrap() >= 2,
+        "the referenced Medications were read: {r:#}"
+    );
+    rt.block_on(async {
+        for (patient, row) in &rows {
+            let positive = row.contains(",MET,") || row.contains(",POSSIBLE,");
+            assert_eq!(
+                fhir.flags(patient).await.len(),
+                usize::from(positive),
+                "{patient}"
+            );
+        }
+    });
+}

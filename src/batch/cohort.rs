@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 pub(super) fn screen(
     screener: &Arc<Screener>,
@@ -25,7 +26,7 @@ pub(super) fn screen(
         let cohort = match &job.source {
             Source::Group(id) => screener.group_members(id).await?,
             Source::Search(query) => screener.search_patients(query).await?,
-            Source::Ndjson(_) => Vec::new(),
+            Source::Ndjson(_) | Source::Bulk(_) => Vec::new(),
         };
         let todo: Vec<PatientId> = cohort
             .into_iter()
@@ -46,9 +47,15 @@ pub(super) fn screen(
             };
             limit.acquire().await;
             let (screener, shared, as_of) = (screener.clone(), shared.clone(), job.as_of);
+            shared.start();
+            let span = crate::telemetry::batch::patient_span();
             tasks.spawn(async move {
                 let started = Instant::now();
-                let summary = match screener.screen_patient(id.as_str(), as_of, request).await {
+                let screened = screener
+                    .screen_patient(id.as_str(), as_of, request)
+                    .instrument(span)
+                    .await;
+                let summary = match screened {
                     Ok(s) => summarise(&s.assessment, s.write_back.as_ref(), started.elapsed()),
                     Err(e) => failed(id.as_str(), &e, started.elapsed()),
                 };

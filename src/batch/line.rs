@@ -56,6 +56,18 @@ pub const CLINICAL_TYPES: [&str; 5] = [
     "Procedure",
 ];
 
+/// What a Bulk export for screening asks for: the population, what screening reads, and the
+/// Medications requests and statements reference.
+pub const EXPORTED_TYPES: [&str; 7] = [
+    "Patient",
+    "Condition",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Medication",
+    "Observation",
+    "Procedure",
+];
+
 pub fn classify(text: &str) -> Line<'_> {
     let Ok(head) = serde_json::from_str::<RawHead>(text) else {
         return Line::Malformed;

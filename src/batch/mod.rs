@@ -17,10 +17,12 @@ pub mod shard;
 
 use crate::date::Date;
 use crate::error::Error;
+use crate::fhir::bulk::{ExportProgress, ExportRequest};
 use crate::grpc::status::{code, code_name};
 use crate::screening::{Assessment, TrdStatus, TrialOutcome};
 use crate::service::{Screener, WriteBackRequest};
 use crate::settings::BatchSettings;
+use crate::telemetry::batch as telemetry;
 use crate::writeback::{Outcome, Scope};
 use journal::{JobKey, Journal, JournalError, PatientSummary};
 use progress::Progress;
@@ -40,6 +42,9 @@ pub enum Source {
     Group(String),
     /// The Patients a FHIR search finds (`name=value&...`), each read as ScreenPatient reads them.
     Search(String),
+    /// A Bulk Data `$export` from the FHIR server, downloaded into the work directory and read as
+    /// NDJSON; Medications the export leaves out are read by id.
+    Bulk(ExportRequest),
 }
 
 impl Source {
@@ -48,6 +53,7 @@ impl Source {
             Source::Ndjson(dir) => format!("ndjson:{}", dir.display()),
             Source::Group(id) => format!("group:{id}"),
             Source::Search(query) => format!("search:{query}"),
+            Source::Bulk(request) => format!("bulk:{}", request.describe()),
         }
     }
 }
@@ -134,9 +140,20 @@ impl Shared {
             self.stop.store(true, Ordering::Relaxed);
         }
         self.progress.advance(1);
+        telemetry::in_flight(-1);
+        telemetry::patient_done(if summary.is_complete() {
+            telemetry::PatientOutcome::Screened
+        } else {
+            telemetry::PatientOutcome::Failed
+        });
         if let Ok(mut m) = self.micros.lock() {
             m.push(summary.micros);
         }
+    }
+
+    /// A patient starts: counted in flight until [`finish`](Self::finish).
+    pub(crate) fn start(&self) {
+        telemetry::in_flight(1);
     }
 
     pub(crate) fn stopping(&self) -> bool {
@@ -194,9 +211,18 @@ pub fn run(
     };
     let ran = match &job.source {
         Source::Ndjson(dir) => ndjson::screen(
-            &screener, settings, job, request, dir, &work.path, &done, &shared, rt,
+            &screener, settings, job, request, dir, false, &work.path, &done, &shared, rt,
         )
         .map(Some),
+        Source::Bulk(export) => {
+            let dir = work.path.join("export");
+            download(&screener, export, &dir, &shared, rt).and_then(|()| {
+                ndjson::screen(
+                    &screener, settings, job, request, &dir, true, &work.path, &done, &shared, rt,
+                )
+                .map(Some)
+            })
+        }
         Source::Group(_) | Source::Search(_) => {
             cohort::screen(&screener, settings, job, request, &done, &shared, rt).map(|()| None)
         }
@@ -256,6 +282,30 @@ pub fn run(
         Ending::Failure
     };
     Ok((report, ending))
+}
+
+/// Runs the export into `dir`, reporting progress as files arrive.
+fn download(
+    screener: &Screener,
+    export: &ExportRequest,
+    dir: &Path,
+    shared: &Shared,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(), JobError> {
+    shared.progress.start_phase("exporting", None);
+    let outcome = rt.block_on(screener.export(export, dir, |event| {
+        if let ExportProgress::Downloaded { bytes, .. } = event {
+            shared.progress.advance(bytes);
+        }
+    }))?;
+    shared.progress.finish_phase();
+    if !outcome.errors.is_empty() {
+        tracing::warn!(
+            files = outcome.errors.len(),
+            "the export came with OperationOutcome error files; see the export directory"
+        );
+    }
+    Ok(())
 }
 
 /// Builds the report's counts from the journal and writes the per-patient CSV beside the report.

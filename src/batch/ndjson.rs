@@ -37,6 +37,7 @@ pub(super) fn screen(
     job: &Job,
     request: WriteBackRequest,
     dir: &Path,
+    resolve_medications: bool,
     work: &Path,
     done: &HashSet<PatientId>,
     shared: &Arc<Shared>,
@@ -50,12 +51,17 @@ pub(super) fn screen(
     if files.is_empty() {
         return Err(JobError::NoInput(dir.display().to_string()));
     }
+    let read_from_server = |ids: Vec<String>| {
+        rt.block_on(screener.read_medications(&ids))
+            .map_err(std::io::Error::other)
+    };
     let parts = partition::partition(
         &files,
         job.shard,
         work,
         settings.bucket_kilobytes * 1024,
         &shared.progress,
+        resolve_medications.then_some(&read_from_server as partition::MedicationSource),
     )
     .map_err(input_error)?;
     shared.progress.start_phase(
@@ -104,6 +110,7 @@ pub(super) fn screen(
                         if done.contains(&id) {
                             continue;
                         }
+                        shared.start();
                         let started = Instant::now();
                         let record = record_of(id, group, &medications);
                         let assessment = screener.evaluate_record(&record, job.as_of);

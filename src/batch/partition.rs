@@ -11,7 +11,7 @@ use super::progress::Progress;
 use super::shard::{Shard, stable_hash};
 use crate::fhir::PatientId;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -98,8 +98,14 @@ struct Worker {
     writers: Vec<BufWriter<File>>,
     medications: BufWriter<File>,
     wanted: HashMap<String, Vec<u16>>,
+    /// Ids of the Medications in the input.
+    seen: HashSet<String>,
     stats: InputStats,
 }
+
+/// Reads Medications that resources reference but the input does not hold (a Bulk export at
+/// Patient or Group level leaves them out): ids in, JSON texts out.
+pub type MedicationSource<'a> = &'a (dyn Fn(Vec<String>) -> io::Result<Vec<String>> + Sync);
 
 pub fn partition(
     files: &[PathBuf],
@@ -107,6 +113,7 @@ pub fn partition(
     work: &Path,
     bucket_bytes: u64,
     progress: &Progress,
+    missing_medications: Option<MedicationSource>,
 ) -> io::Result<Partition> {
     let mut total = 0;
     for file in files {
@@ -133,6 +140,7 @@ pub fn partition(
                             .collect::<io::Result<_>>()?,
                         medications: BufWriter::new(File::create(medications_file(w))?),
                         wanted: HashMap::new(),
+                        seen: HashSet::new(),
                         stats: InputStats::default(),
                     };
                     loop {
@@ -173,9 +181,11 @@ pub fn partition(
         ..InputStats::default()
     };
     let mut wanted: HashMap<String, Vec<u16>> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for worker in workers {
         let worker = worker?;
         stats.add(&worker.stats);
+        seen.extend(worker.seen);
         for (medication, buckets) in worker.wanted {
             let all = wanted.entry(medication).or_default();
             for b in buckets {
@@ -191,6 +201,26 @@ pub fn partition(
     for w in 0..threads {
         join_medications(&medications_file(w), &wanted, &mut joined)?;
         std::fs::remove_file(medications_file(w))?;
+    }
+    if let Some(read) = missing_medications {
+        let mut missing: Vec<String> = wanted
+            .keys()
+            .filter(|id| !seen.contains(*id))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            missing.sort();
+            let fetched = work.join("medications-fetched.ndjson");
+            let mut out = BufWriter::new(File::create(&fetched)?);
+            for text in read(missing)? {
+                stats.medications += 1;
+                writeln!(out, "{text}")?;
+            }
+            out.flush()?;
+            drop(out);
+            join_medications(&fetched, &wanted, &mut joined)?;
+            std::fs::remove_file(&fetched)?;
+        }
     }
     for j in &mut joined {
         j.flush()?;
@@ -257,6 +287,7 @@ impl Worker {
             &mut self.writers,
             &mut self.medications,
             &mut self.wanted,
+            &mut self.seen,
             &mut self.stats,
         )
     }
@@ -268,6 +299,7 @@ fn route(
     writers: &mut [BufWriter<File>],
     medications: &mut BufWriter<File>,
     wanted: &mut HashMap<String, Vec<u16>>,
+    seen: &mut HashSet<String>,
     stats: &mut InputStats,
 ) -> io::Result<()> {
     let n = writers.len();
@@ -305,8 +337,9 @@ fn route(
                 }
             }
         }
-        Line::Medication { .. } => {
+        Line::Medication { id } => {
             stats.medications += 1;
+            seen.insert(id.into_owned());
             medications.write_all(text.as_bytes())?;
             medications.write_all(b"\n")?;
         }

@@ -103,7 +103,7 @@ impl Progress {
 pub fn describe(phase: &str, done: u64, total: u64, elapsed: Duration) -> String {
     let seconds = elapsed.as_secs_f64().max(0.001);
     let rate = done as f64 / seconds;
-    let (unit, scale) = if phase == "reading" {
+    let (unit, scale) = if phase == "reading" || phase == "exporting" {
         ("MB", 1e6)
     } else {
         ("patients", 1.0)

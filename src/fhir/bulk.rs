@@ -123,6 +123,18 @@ pub struct ExportRequest {
 }
 
 impl ExportRequest {
+    /// The request in words, for a job's identity in its checkpoint: level, `_type`, `_since`.
+    pub fn describe(&self) -> String {
+        let level = match &self.level {
+            ExportLevel::System => "system".to_owned(),
+            ExportLevel::Patient => "patient".to_owned(),
+            ExportLevel::Group(id) => format!("group/{}", id.as_str()),
+        };
+        let types: Vec<&str> = self.types.iter().map(ResourceType::as_str).collect();
+        let since = self.since.as_ref().map_or("", |s| s.as_str());
+        format!("{level};_type={};_since={since}", types.join(","))
+    }
+
     /// A request from words (command-line options); each bad part is an `InvalidArgument` naming it.
     pub fn parse(level: ExportLevel, types: &[&str], since: Option<&str>) -> Result<ExportRequest> {
         let types = types

@@ -2,8 +2,8 @@
 //! results into the contract's messages; errors become statuses in one place ([`status`]).
 
 pub mod convert;
-mod population;
 pub mod health_probe;
+mod population;
 pub mod server;
 pub mod status;
 pub mod telemetry;
