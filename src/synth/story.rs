@@ -189,11 +189,12 @@ pub fn build(plan: &PatientPlan, rng: &mut Rng, as_of: Date, ev: &mut Events) ->
         Gender::Female => *rng.pick(&FEMALE),
         Gender::Male => *rng.pick(&MALE),
     };
+    let family = *rng.pick(&FAMILY);
     let demographics = Demographics {
         gender,
         birth,
         given,
-        family: *rng.pick(&FAMILY),
+        family,
         city: *rng.pick(&CITIES),
     };
     let level = rng.range(14, 22);
