@@ -255,7 +255,7 @@ fn dosage(b: &mut String, m: &MedicationEvent, bounds: Option<(Date, Date)>) {
     };
     b.push('{');
     if m.dose == DoseStyle::TextOnly {
-        b.push_str(r#""sequence":1,"text":"Take as directed""#);
+        b.push_str(r#""text":"Take as directed""#);
         if let Some((start, end)) = bounds {
             put!(
                 b,
@@ -269,13 +269,13 @@ fn dosage(b: &mut String, m: &MedicationEvent, bounds: Option<(Date, Date)>) {
         let plural = if r.units > 1 { "s" } else { "" };
         put!(
             b,
-            r#""sequence":1,"text":"Take {} {unit}{plural} by mouth {how_often}","#,
+            r#""text":"Take {} {unit}{plural} by mouth {how_often}","#,
             r.units
         );
     } else {
         put!(
             b,
-            r#""sequence":1,"text":"{} mg by mouth {how_often}","#,
+            r#""text":"{} mg by mouth {how_often}","#,
             Mg(r.tenth_mg_per_dose())
         );
     }

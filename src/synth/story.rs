@@ -189,11 +189,12 @@ pub fn build(plan: &PatientPlan, rng: &mut Rng, as_of: Date, ev: &mut Events) ->
         Gender::Female => *rng.pick(&FEMALE),
         Gender::Male => *rng.pick(&MALE),
     };
+    let family = *rng.pick(&FAMILY);
     let demographics = Demographics {
         gender,
         birth,
         given,
-        family: *rng.pick(&FAMILY),
+        family,
         city: *rng.pick(&CITIES),
     };
     let level = rng.range(14, 22);
@@ -277,7 +278,7 @@ impl Story<'_> {
         self.fail_at(d);
     }
 
-    /// Failing scores from four weeks after `start` every five to nine weeks up to `until`, the
+    /// Failing scores from four weeks after `start` every six to twelve weeks up to `until`, the
     /// last within five days of it.
     fn failing_until(&mut self, start: Date, until: Date) {
         let mut t = start.plus_days(self.r(28, 35));
@@ -285,7 +286,7 @@ impl Story<'_> {
         while t < until {
             self.fail_at(t);
             last = Some(t);
-            t = t.plus_days(self.r(35, 63));
+            t = t.plus_days(self.r(42, 84));
         }
         if last.is_none_or(|l| l.days_until(until) > 20) {
             let d = until.plus_days(-self.r(0, 5));
@@ -826,15 +827,15 @@ impl Story<'_> {
             let d = self.day(-self.r(200, 3000));
             self.condition(&dx::HYPERTENSION, d);
             if self.chance(600) {
-                let start = self.day(-self.r(30, 600));
+                let start = self.day(-self.r(30, 360));
                 self.course(&catalog::LISINOPRIL, start, None, Dose::Adequate);
             }
         }
         if self.chance(200) {
             let d = self.day(-self.r(200, 3000));
             self.condition(&dx::HYPERLIPIDEMIA, d);
-            let start = self.day(-self.r(30, 900));
-            let end = self.end_or_ongoing(start, 90, 360, 700);
+            let start = self.day(-self.r(30, 360));
+            let end = self.end_or_ongoing(start, 90, 300, 700);
             self.course(&catalog::ATORVASTATIN, start, end, Dose::Adequate);
         }
         if self.chance(100) {
@@ -879,7 +880,7 @@ impl Story<'_> {
                 systolic,
                 diastolic,
             });
-        } else if self.chance(600) {
+        } else if self.chance(450) {
             let systolic = self.r(104, 138) as u16;
             let diastolic = self.r(62, 88) as u16;
             self.ev.observations.push(OtherObservation::BloodPressure {
