@@ -8,6 +8,11 @@
 //! servers serialise or isolate it, which closes that gap on every server that runs transactions
 //! atomically. On a server that does not, the remaining risk is a duplicate, which the next
 //! write-back reports as a conflict naming it (docs/decisions.md).
+//!
+//! A server that refuses the transaction itself (`403`: some check a transaction's scopes as a
+//! create on every type, more than the service's least-privilege token grants; `404`: no
+//! transaction endpoint) gets the plain conditional update `PUT Type?identifier=system|value`
+//! instead, which such servers may not make atomic.
 
 use crate::error::{Error, Result};
 use crate::fhir::client::{FhirClient, Idempotent};
@@ -17,7 +22,8 @@ use serde_json::{Value, json};
 /// What the conditional create found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
-    /// This request created the resource with this id.
+    /// This request wrote the resource with this id (created it; after a fallback to a conditional
+    /// update, possibly over one that had just appeared).
     New(String),
     /// A resource with the identifier was already there (written by another replica, or by an
     /// earlier attempt of this request whose answer was lost); nothing was written.
@@ -46,7 +52,7 @@ pub async fn create_unless_present(
     });
     let bytes = serde_json::to_vec(&transaction)
         .map_err(|_| Error::BadGateway(format!("cannot encode the {resource_type}")))?;
-    let reply = client
+    let sent = client
         .send(
             Method::POST,
             client.base(),
@@ -55,8 +61,21 @@ pub async fn create_unless_present(
             Idempotent::Yes,
             resource_type,
         )
-        .await?;
-    read_response(&reply.body, resource_type)
+        .await;
+    match sent {
+        Ok(reply) => read_response(&reply.body, resource_type),
+        Err(Error::PermissionDenied(_) | Error::NotFound(_)) => {
+            tracing::warn!(
+                resource_type,
+                "the FHIR server refused a transaction; creating by conditional update, which it may not make atomic"
+            );
+            let url = client.url(&format!("{resource_type}?{if_none_exist}"));
+            super::put(client, &url, resource, &[], resource_type)
+                .await
+                .map(Created::New)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The entry of a `transaction-response` Bundle: its status says whether the resource was created

@@ -469,7 +469,7 @@ async fn read_request(stream: &mut TcpStream) -> Option<Seen> {
 }
 
 /// Just enough of a FHIR server: resources by `Type/id`, reads, searches by patient or by
-/// identifier, PUT by id (honouring `If-Match`), and transactions of one conditional create
+/// identifier, PUT by id (honouring `If-Match`) or by identifier (conditional update), and transactions of one conditional create
 /// (`POST Type` with `ifNoneExist`), carried out atomically (the stub's state is locked around each
 /// request).
 #[derive(Default)]
@@ -508,6 +508,25 @@ impl MiniFhir {
                     seen.query("identifier").as_deref(),
                 );
                 Answer::json(200, &searchset(&found, base, None))
+            }
+            ("PUT", [t]) => {
+                // A conditional update: creates when nothing matches.
+                let found = self.search(t, None, seen.query("identifier").as_deref());
+                let (status, id) = match found.as_slice() {
+                    [] => {
+                        self.next_id += 1;
+                        (201, format!("{}-{}", t.to_ascii_lowercase(), self.next_id))
+                    }
+                    [one] => (200, one["id"].as_str().unwrap_or("").to_owned()),
+                    _ => return Answer::outcome(412, "multiple-matches", "more than one match"),
+                };
+                let Some(body) = seen.json() else {
+                    return Answer::outcome(400, "structure", "the body is not JSON");
+                };
+                let written = self.write(t, &id, body);
+                Answer::json(status, &written)
+                    .with_header("Location", &location(base, &written))
+                    .with_header("ETag", &format!("W/\"{}\"", version(&written)))
             }
             ("PUT", [t, id]) => {
                 let current = self

@@ -274,3 +274,58 @@ async fn a_create_that_finds_another_writers_flag_reads_it_and_updates_it_withou
     assert_eq!(flag["meta"]["versionId"], "2");
     assert_eq!(flag["code"]["coding"][1]["code"], "trd-met");
 }
+
+#[tokio::test]
+async fn a_server_that_refuses_the_transaction_gets_a_conditional_update_instead() {
+    // Some servers check a transaction's scopes as a create on every type (403), or have no
+    // transaction endpoint (404): the Flag and CarePlan are then created by conditional update.
+    let stub = stub_with_patient().await;
+    stub.on_transaction(
+        "Flag",
+        Action::Reply(Answer::outcome(
+            403,
+            "forbidden",
+            "Token scopes do not permit 'c' on *",
+        )),
+    );
+    stub.on_transaction(
+        "CarePlan",
+        Action::Reply(Answer::outcome(404, "not-found", "no such endpoint")),
+    );
+    let mut client = service(&stub).await;
+
+    let first = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
+        .await
+        .expect("succeeds");
+    let result = write_back(&first);
+    assert_eq!(result.error_code, "", "{result:?}");
+    assert!(result.changed);
+    for (writes, kind) in [
+        (flag_writes(&stub), "flag"),
+        (care_plan_writes(&stub), "careplan"),
+    ] {
+        assert_eq!(
+            writes.len(),
+            2,
+            "the transaction, then the conditional update"
+        );
+        assert_eq!(writes[0].method, "POST");
+        assert_eq!(writes[1].method, "PUT");
+        assert_eq!(
+            writes[1].query("identifier").as_deref(),
+            Some(format!("urn:trdscreen:screening|{kind}-{PATIENT}").as_str())
+        );
+    }
+    assert_one_flag_and_one_care_plan(&stub, result);
+
+    let second = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
+        .await
+        .expect("succeeds");
+    assert!(!write_back(&second).changed);
+    assert_eq!(
+        flag_writes(&stub).len(),
+        2,
+        "nothing written the second time"
+    );
+    assert_one_flag_and_one_care_plan(&stub, write_back(&second));
+}
