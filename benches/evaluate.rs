@@ -15,8 +15,12 @@
 //! ```text
 //! cargo bench --bench evaluate -- --warm-up-time 2 --measurement-time 8
 //! ```
+//!
+//! With `TRDSCREEN_BENCH_ITERATIONS=N` set, the binary skips criterion and runs `parse_and_evaluate`
+//! exactly N times: a fixed amount of work whose instruction count `valgrind --tool=callgrind`
+//! measures the same on a busy machine as on a quiet one (docs/performance.md).
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 use trdscreen::date::Date;
 use trdscreen::fhir::read_patient_bundle;
@@ -67,5 +71,30 @@ fn bench_parse_and_evaluate(c: &mut Criterion) {
     group.finish();
 }
 
+/// `parse_and_evaluate` `iterations` times, outside criterion.
+fn parse_and_evaluate_times(iterations: u64) {
+    let k = Knowledge::embedded();
+    let as_of = as_of();
+    let mut trials = 0;
+    for _ in 0..iterations {
+        let record = read_patient_bundle(black_box(TYPICAL_PATIENT)).expect("the fixture parses");
+        trials += evaluate(&record, black_box(as_of), black_box(&k))
+            .trials
+            .len();
+    }
+    println!("{iterations} iterations, {trials} trials");
+}
+
 criterion_group!(benches, bench_evaluate, bench_parse_and_evaluate);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("TRDSCREEN_BENCH_ITERATIONS") {
+        Ok(n) => {
+            parse_and_evaluate_times(n.parse().expect("TRDSCREEN_BENCH_ITERATIONS is a count"))
+        }
+        Err(_) => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

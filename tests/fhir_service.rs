@@ -19,6 +19,8 @@ use trdscreen::proto::{
     Assessment, EvaluateBundleRequest, ScreenPatientRequest, ScreenPatientResponse, TrdStatus,
     WriteBackMode, WriteBackResult,
 };
+use trdscreen::service::{Screener, WriteBackRequest};
+use trdscreen::settings::Secrets;
 
 const AS_OF: &str = "2025-06-01";
 
@@ -373,6 +375,79 @@ async fn write_back_keeps_one_flag_and_one_care_plan_updates_them_in_place_and_r
     assert_eq!(
         version(&only(fhir.flags(&patient).await, "Flag")),
         version(&flag4)
+    );
+}
+
+/// Service replicas (separate `Screener`s: separate FHIR clients, no shared per-patient lock) and
+/// how many new patients they race on.
+const REPLICAS: usize = 4;
+const RACE_ROUNDS: usize = 25;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_writing_back_the_same_new_patient_at_once_make_one_flag_and_one_care_plan() {
+    let fhir = Fhir::plain();
+    let replicas: Vec<Arc<Screener>> = (0..REPLICAS)
+        .map(|_| {
+            Arc::new(
+                Screener::new(&settings(&fhir.base), &Secrets::default())
+                    .expect("a replica starts"),
+            )
+        })
+        .collect();
+    let as_of = trdscreen::date::Date::parse(AS_OF).unwrap();
+    let mut duplicated = Vec::new();
+    let mut failed = Vec::new();
+    for round in 0..RACE_ROUNDS {
+        let loaded = fhir
+            .load("scenarios/met-two-failed-ssri-snri.json", "replicas")
+            .await;
+        let start_together = Arc::new(tokio::sync::Barrier::new(REPLICAS));
+        let calls: Vec<_> = replicas
+            .iter()
+            .map(|replica| {
+                let replica = replica.clone();
+                let patient = loaded.patient_id.clone();
+                let start_together = start_together.clone();
+                tokio::spawn(async move {
+                    start_together.wait().await;
+                    replica
+                        .screen_patient(&patient, as_of, WriteBackRequest::FlagAndCarePlan)
+                        .await
+                })
+            })
+            .collect();
+        let mut references = Vec::new();
+        for call in calls {
+            let screened = call
+                .await
+                .expect("the call does not panic")
+                .expect("the screening succeeds");
+            match screened.write_back.expect("a write-back was asked for") {
+                Ok(outcome) => {
+                    references.push((outcome.flag_reference, outcome.care_plan_reference))
+                }
+                Err(e) => failed.push(format!("round {round}: {e}")),
+            }
+        }
+        let flags = fhir.flags(&loaded.patient_id).await;
+        let plans = fhir.care_plans(&loaded.patient_id).await;
+        if flags.len() != 1 || plans.len() != 1 {
+            duplicated.push(format!(
+                "round {round}: {} Flags, {} CarePlans",
+                flags.len(),
+                plans.len()
+            ));
+            continue;
+        }
+        let expected = (Some(reference_of(&flags[0])), Some(reference_of(&plans[0])));
+        assert!(
+            references.iter().all(|r| *r == expected),
+            "round {round}: every replica names the one Flag and CarePlan: {references:?}"
+        );
+    }
+    assert!(
+        duplicated.is_empty() && failed.is_empty(),
+        "{REPLICAS} replicas over {RACE_ROUNDS} new patients: duplicates {duplicated:#?}, failed write-backs {failed:#?}"
     );
 }
 

@@ -1,6 +1,6 @@
 //! Reading a Bundle that holds one patient's resources.
 
-use super::record::{Head, PatientId, PatientRecord, describe_serde_error};
+use super::record::{Head, ParsedResource, PatientId, PatientRecord, describe_serde_error};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -34,6 +34,22 @@ struct RawEntry<'a> {
     resource: Option<&'a RawValue>,
 }
 
+/// The Bundle with every resource read in one pass ([`ParsedResource`]).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParsedBundle {
+    resource_type: Option<String>,
+    #[serde(default)]
+    entry: Vec<ParsedEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParsedEntry {
+    full_url: Option<String>,
+    resource: Option<ParsedResource>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TypeAndId {
@@ -43,44 +59,84 @@ struct TypeAndId {
 /// Parses a Bundle (collection, searchset, transaction, ...) holding exactly one Patient and that
 /// patient's resources. Errors say what is wrong in one line and carry no clinical data.
 ///
-/// The usual case reads the Bundle in one pass and each resource twice (its head, then its type);
-/// only input that fails that pass is read again to say precisely what is wrong with it.
+/// The usual case reads the Bundle and every resource in it in one pass. A Bundle that cannot be
+/// read so (a malformed resource or element anywhere) is read again the careful way, resource by
+/// resource, which gives the same record and says precisely what is wrong.
 pub fn read_patient_bundle(json: &str) -> Result<PatientRecord, BundleError> {
+    match serde_json::from_str::<ParsedBundle>(json) {
+        Ok(bundle) => read_parsed(bundle),
+        Err(_) => read_carefully(json),
+    }
+}
+
+fn read_parsed(bundle: ParsedBundle) -> Result<PatientRecord, BundleError> {
+    check_is_bundle(bundle.resource_type.as_deref())?;
+    let mut record = new_record(bundle.entry.iter().map(|e| {
+        (
+            e.resource.as_ref().map(ParsedResource::head),
+            e.full_url.as_deref(),
+        )
+    }))?;
+    for (position, entry) in bundle.entry.into_iter().enumerate() {
+        if let Some(resource) = entry.resource {
+            record.add_parsed(resource, entry.full_url.as_deref(), position);
+        }
+    }
+    Ok(record)
+}
+
+/// Each resource read twice (its head, then its type), so that one that does not read is named.
+fn read_carefully(json: &str) -> Result<PatientRecord, BundleError> {
     let bundle: RawBundle = match serde_json::from_str(json) {
         Ok(bundle) => bundle,
         Err(_) => return Err(classify_failure(json)),
     };
-    match bundle.resource_type.as_deref() {
-        Some("Bundle") => {}
-        Some(other) => {
-            return Err(BundleError::NotABundle(format!(
-                "its resourceType is {other:?}"
-            )));
-        }
-        None => return Err(BundleError::NotABundle("it has no resourceType".into())),
-    }
+    check_is_bundle(bundle.resource_type.as_deref())?;
     let heads: Vec<Option<Head>> = bundle
         .entry
         .iter()
-        .map(|e| e.resource.and_then(|r| serde_json::from_str(r.get()).ok()))
+        .map(|e| e.resource.and_then(|r| Head::read(r.get())))
         .collect();
-    let mut patients = bundle.entry.iter().zip(&heads).filter(|(_, head)| {
-        head.as_ref().and_then(|h| h.resource_type.as_deref()) == Some("Patient")
-    });
-    let (patient_entry, patient_head) = match (patients.next(), patients.count()) {
-        (None, _) => return Err(BundleError::NoPatient),
-        (Some(found), 0) => found,
-        (Some(_), more) => return Err(BundleError::MoreThanOnePatient(more + 1)),
-    };
-    let id = patient_head.as_ref().and_then(|h| h.id.as_deref());
-    let patient_id = patient_id_from(id, patient_entry.full_url.as_deref())?;
-    let mut record = PatientRecord::new(patient_id, patient_entry.full_url.clone());
+    let mut record = new_record(
+        bundle
+            .entry
+            .iter()
+            .zip(&heads)
+            .map(|(e, head)| (head.as_ref(), e.full_url.as_deref())),
+    )?;
     for (position, (entry, head)) in bundle.entry.iter().zip(heads).enumerate() {
         if let Some(resource) = entry.resource {
             record.add_json_with_head(resource, head, entry.full_url.as_deref(), position);
         }
     }
     Ok(record)
+}
+
+fn check_is_bundle(resource_type: Option<&str>) -> Result<(), BundleError> {
+    match resource_type {
+        Some("Bundle") => Ok(()),
+        Some(other) => Err(BundleError::NotABundle(format!(
+            "its resourceType is {other:?}"
+        ))),
+        None => Err(BundleError::NotABundle("it has no resourceType".into())),
+    }
+}
+
+/// An empty record for the one Patient among the entries (each its head, if it has one, and its
+/// `fullUrl`).
+fn new_record<'a>(
+    entries: impl Iterator<Item = (Option<&'a Head>, Option<&'a str>)>,
+) -> Result<PatientRecord, BundleError> {
+    let mut patients = entries
+        .filter(|(head, _)| head.and_then(|h| h.resource_type.as_deref()) == Some("Patient"));
+    let (patient_head, full_url) = match (patients.next(), patients.count()) {
+        (None, _) => return Err(BundleError::NoPatient),
+        (Some(found), 0) => found,
+        (Some(_), more) => return Err(BundleError::MoreThanOnePatient(more + 1)),
+    };
+    let id = patient_head.and_then(|h| h.id.as_deref());
+    let patient_id = patient_id_from(id, full_url)?;
+    Ok(PatientRecord::new(patient_id, full_url.map(str::to_owned)))
 }
 
 /// Why a text that did not read as a Bundle is not one.
@@ -117,4 +173,70 @@ fn patient_id_from(id: Option<&str>, full_url: Option<&str>) -> Result<PatientId
         .ok_or_else(|| {
             BundleError::BadPatientId("it has neither an id nor a urn:uuid fullUrl".into())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn both_ways(json: &str) -> (String, String) {
+        let careful = format!("{:?}", read_carefully(json));
+        let one_pass = match serde_json::from_str::<ParsedBundle>(json) {
+            Ok(bundle) => format!("{:?}", read_parsed(bundle)),
+            // Not readable in one pass: read_patient_bundle reads it carefully.
+            Err(_) => careful.clone(),
+        };
+        (one_pass, careful)
+    }
+
+    #[test]
+    fn every_fixture_reads_the_same_in_one_pass_as_carefully() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let mut files = vec![std::path::PathBuf::from(dir)];
+        let mut read = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let (one_pass, careful) = both_ways(&text);
+                assert_eq!(one_pass, careful, "{}", path.display());
+                read += 1;
+            }
+        }
+        assert!(read > 50, "{read} fixtures");
+        let typical = std::fs::read_to_string(format!("{dir}/typical-patient.json")).unwrap();
+        assert!(
+            serde_json::from_str::<ParsedBundle>(&typical).is_ok(),
+            "the typical patient is read in one pass"
+        );
+    }
+
+    #[test]
+    fn resources_that_do_not_read_in_one_pass_read_as_before() {
+        let patient = r#"{"resource":{"resourceType":"Patient","id":"p1"}}"#;
+        for resource in [
+            r#"5"#,
+            r#"["Condition","c1"]"#,
+            r#"{"id":"x"}"#,
+            r#"{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},"valueQuantity":{"value":{}}}"#,
+            r#"{"resourceType":"MedicationRequest","id":"m1","subject":{"reference":"Patient/p1"},"dosageInstruction":[{"timing":"daily"},{}]}"#,
+            r#"{"resourceType":"MedicationStatement","id":"s1","subject":{"reference":"Patient/p1"},"contained":[{"resourceType":"Medication","code":"x"}]}"#,
+            r#"{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"},"dosage":"clashes"}"#,
+            r#"{"resourceType":"Condition","id":"c2","subject":{"reference":"Patient/p2"},"code":[]}"#,
+            r#"{"resourceType":"Encounter","id":"e1","status":{"not":"a string"}}"#,
+            r#"{"id":"o2","resourceType":"Observation","resourceType":"Observation"}"#,
+        ] {
+            let json = format!(
+                r#"{{"resourceType":"Bundle","entry":[{patient},{{"fullUrl":"urn:uuid:1","resource":{resource}}}]}}"#
+            );
+            let (one_pass, careful) = both_ways(&json);
+            assert_eq!(one_pass, careful, "{resource}");
+            assert_eq!(
+                format!("{:?}", read_patient_bundle(&json)),
+                careful,
+                "{resource}"
+            );
+        }
+    }
 }

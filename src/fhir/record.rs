@@ -2,8 +2,7 @@
 //! diagnostic for everything that was set aside.
 
 use super::resources::*;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize as _, Serialize};
 use serde_json::value::RawValue;
 use std::fmt;
 
@@ -136,6 +135,78 @@ pub struct Head {
     patient: Option<super::datatypes::Reference>,
 }
 
+impl Head {
+    /// Reads the head of one resource's JSON text; `None` when it is not a JSON object with these
+    /// elements in their FHIR shapes.
+    pub fn read(json: &str) -> Option<Head> {
+        serde_json::from_str(json).ok()
+    }
+
+    /// The `subject` (else `patient`) reference: whose resource this is.
+    pub fn patient_reference(&self) -> Option<&str> {
+        self.subject
+            .as_ref()
+            .or(self.patient.as_ref())
+            .and_then(|r| r.reference.as_deref())
+    }
+}
+
+/// One resource read in one pass ([`ParsedResource::parse`]): its head and, when screening reads
+/// its type, the typed resource. Reading fails (so that the resource is read the careful way, with
+/// [`PatientRecord::add_json`]) whenever any element screening reads is malformed.
+pub struct ParsedResource {
+    head: Head,
+    typed: Option<Typed>,
+}
+
+impl ParsedResource {
+    /// Reads one resource's JSON text in one pass; `None` when that cannot be done, and then
+    /// [`PatientRecord::add_json`] reads it and names what is wrong.
+    pub fn parse(json: &str) -> Option<ParsedResource> {
+        serde_json::from_str(json).ok()
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    fn from_any(any: AnyResource) -> ParsedResource {
+        let head = Head {
+            resource_type: any.resource_type.clone(),
+            id: any.id.clone(),
+            subject: any.subject.clone(),
+            patient: any.patient.clone(),
+        };
+        ParsedResource {
+            head,
+            typed: any.typed(),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ParsedResource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Only a JSON object: serde would also read a struct from an array, by position, which
+        // gives different values for `AnyResource` than for the resource's own type.
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = ParsedResource;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a FHIR resource (a JSON object)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let any =
+                    AnyResource::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ParsedResource::from_any(any))
+            }
+        }
+        deserializer.deserialize_map(Object)
+    }
+}
+
 impl PatientRecord {
     pub fn new(patient_id: PatientId, patient_full_url: Option<String>) -> PatientRecord {
         PatientRecord {
@@ -154,8 +225,10 @@ impl PatientRecord {
     /// Adds one resource given as JSON text. Types screening does not read are ignored; a resource of
     /// another patient or one that does not parse as its type is set aside with a diagnostic.
     pub fn add_json(&mut self, json: &RawValue, full_url: Option<&str>, position: usize) {
-        let head = serde_json::from_str(json.get()).ok();
-        self.add_json_with_head(json, head, full_url, position);
+        match ParsedResource::parse(json.get()) {
+            Some(parsed) => self.add_parsed(parsed, full_url, position),
+            None => self.add_json_with_head(json, Head::read(json.get()), full_url, position),
+        }
     }
 
     /// [`add_json`](Self::add_json) when the resource's head was already read (`None`: it could not be).
@@ -165,6 +238,28 @@ impl PatientRecord {
         head: Option<Head>,
         full_url: Option<&str>,
         position: usize,
+    ) {
+        self.add(head, full_url, position, |kind| {
+            Typed::parse(kind, json.get())
+        });
+    }
+
+    /// Adds a resource read in one pass: the same outcome as [`add_json`](Self::add_json) on its
+    /// text, without reading it again.
+    pub fn add_parsed(&mut self, parsed: ParsedResource, full_url: Option<&str>, position: usize) {
+        let ParsedResource { head, typed } = parsed;
+        self.add(Some(head), full_url, position, |_| typed.map(Ok));
+    }
+
+    /// The checks every resource goes through, in this order: a head, a `resourceType`, a type
+    /// screening reads, this patient's; then `typed` reads it as that type (`None`: a type screening
+    /// does not read, which cannot happen after the check).
+    fn add(
+        &mut self,
+        head: Option<Head>,
+        full_url: Option<&str>,
+        position: usize,
+        typed: impl FnOnce(&str) -> Option<serde_json::Result<Typed>>,
     ) {
         let head: Head = match head {
             Some(head) => head,
@@ -190,42 +285,44 @@ impl PatientRecord {
             (None, Some(url)) => url.to_owned(),
             (None, None) => format!("{kind} (entry {position})"),
         };
-        if !matches!(
-            kind,
-            "Condition"
-                | "MedicationRequest"
-                | "MedicationStatement"
-                | "Medication"
-                | "Observation"
-                | "Procedure"
-        ) {
+        if !Typed::NAMES.contains(&kind) {
             return;
         }
         if kind != "Medication" && !self.belongs_to_patient(&head, &citation) {
             return;
         }
         let full_url = full_url.map(str::to_owned);
-        match kind {
-            "Condition" => self.push(json, citation, full_url, |r| &mut r.conditions),
-            "MedicationRequest" => {
-                self.push(json, citation, full_url, |r| &mut r.medication_requests)
+        let resource = match typed(kind) {
+            None => return,
+            Some(Ok(resource)) => resource,
+            Some(Err(e)) => {
+                self.note(
+                    citation,
+                    DiagnosticKind::Unreadable,
+                    format!(
+                        "does not match the FHIR R4 structure ({})",
+                        describe_serde_error(&e)
+                    ),
+                );
+                return;
             }
-            "MedicationStatement" => {
-                self.push(json, citation, full_url, |r| &mut r.medication_statements)
+        };
+        match resource {
+            Typed::Condition(r) => push(&mut self.conditions, r, citation, full_url),
+            Typed::MedicationRequest(r) => {
+                push(&mut self.medication_requests, r, citation, full_url)
             }
-            "Medication" => self.push(json, citation, full_url, |r| &mut r.medications),
-            "Observation" => self.push(json, citation, full_url, |r| &mut r.observations),
-            _ => self.push(json, citation, full_url, |r| &mut r.procedures),
+            Typed::MedicationStatement(r) => {
+                push(&mut self.medication_statements, r, citation, full_url)
+            }
+            Typed::Medication(r) => push(&mut self.medications, r, citation, full_url),
+            Typed::Observation(r) => push(&mut self.observations, r, citation, full_url),
+            Typed::Procedure(r) => push(&mut self.procedures, r, citation, full_url),
         }
     }
 
     fn belongs_to_patient(&mut self, head: &Head, citation: &str) -> bool {
-        let reference = head
-            .subject
-            .as_ref()
-            .or(head.patient.as_ref())
-            .and_then(|r| r.reference.as_deref());
-        match reference {
+        match head.patient_reference() {
             Some(r)
                 if self
                     .patient_id
@@ -253,30 +350,6 @@ impl PatientRecord {
         }
     }
 
-    fn push<T: DeserializeOwned>(
-        &mut self,
-        json: &RawValue,
-        citation: String,
-        full_url: Option<String>,
-        list: impl FnOnce(&mut PatientRecord) -> &mut Vec<Entry<T>>,
-    ) {
-        match serde_json::from_str::<T>(json.get()) {
-            Ok(resource) => list(self).push(Entry {
-                resource,
-                citation,
-                full_url,
-            }),
-            Err(e) => self.note(
-                citation,
-                DiagnosticKind::Unreadable,
-                format!(
-                    "does not match the FHIR R4 structure ({})",
-                    describe_serde_error(&e)
-                ),
-            ),
-        }
-    }
-
     pub fn note(&mut self, resource: String, kind: DiagnosticKind, message: String) {
         self.diagnostics.push(Diagnostic {
             resource,
@@ -284,6 +357,14 @@ impl PatientRecord {
             message,
         });
     }
+}
+
+fn push<T>(list: &mut Vec<Entry<T>>, resource: T, citation: String, full_url: Option<String>) {
+    list.push(Entry {
+        resource,
+        citation,
+        full_url,
+    });
 }
 
 /// A serde error without the offending value (which could be clinical text): its category and place.

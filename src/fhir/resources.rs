@@ -120,3 +120,172 @@ pub struct Procedure {
     pub performed_date_time: Option<String>,
     pub performed_period: Option<Period>,
 }
+
+/// Every element of every type above, and of the resource head, in one struct: a resource is read
+/// into it in one pass, before its type is known (`resourceType` need not come first). Each element
+/// has the same Rust type as in the struct that owns it, and a `Lenient` element is read strictly
+/// here. So when this reads, the head and the resource's own type read the same values from the same
+/// text; when it does not (a malformed element, an element of another resource type that clashes),
+/// the resource must be read the careful way, which says exactly what is wrong.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AnyResource {
+    pub resource_type: Option<String>,
+    pub id: Option<String>,
+    pub subject: Option<Reference>,
+    pub patient: Option<Reference>,
+    status: Option<String>,
+    code: Option<CodeableConcept>,
+    clinical_status: Option<CodeableConcept>,
+    verification_status: Option<CodeableConcept>,
+    onset_date_time: Option<String>,
+    onset_period: Option<Period>,
+    recorded_date: Option<String>,
+    abatement_date_time: Option<String>,
+    abatement_period: Option<Period>,
+    intent: Option<String>,
+    medication_codeable_concept: Option<CodeableConcept>,
+    medication_reference: Option<Reference>,
+    authored_on: Option<String>,
+    #[serde(default, deserialize_with = "all_read")]
+    dosage_instruction: Vec<Lenient<Dosage>>,
+    dispense_request: Option<DispenseRequest>,
+    #[serde(default, deserialize_with = "all_read")]
+    contained: Vec<Lenient<Medication>>,
+    effective_date_time: Option<String>,
+    effective_period: Option<Period>,
+    date_asserted: Option<String>,
+    #[serde(default, deserialize_with = "all_read")]
+    dosage: Vec<Lenient<Dosage>>,
+    #[serde(default)]
+    ingredient: Vec<MedicationIngredient>,
+    effective_instant: Option<String>,
+    issued: Option<String>,
+    value_quantity: Option<Quantity>,
+    value_integer: Option<i64>,
+    #[serde(default)]
+    component: Vec<ObservationComponent>,
+    performed_date_time: Option<String>,
+    performed_period: Option<Period>,
+}
+
+/// A list of `Lenient` elements that must all read: any that does not fails the one-pass read.
+fn all_read<'de, D, T>(deserializer: D) -> Result<Vec<Lenient<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Vec::<T>::deserialize(deserializer)?
+        .into_iter()
+        .map(Lenient::Read)
+        .collect())
+}
+
+/// A resource of a type screening reads, already read.
+#[derive(Debug, Clone)]
+pub enum Typed {
+    Condition(Condition),
+    MedicationRequest(MedicationRequest),
+    MedicationStatement(MedicationStatement),
+    Medication(Medication),
+    Observation(Observation),
+    Procedure(Procedure),
+}
+
+impl Typed {
+    /// The resource types screening reads.
+    pub const NAMES: [&'static str; 6] = [
+        "Condition",
+        "MedicationRequest",
+        "MedicationStatement",
+        "Medication",
+        "Observation",
+        "Procedure",
+    ];
+
+    /// Reads `json` as the type `resource_type` names; `None` for a type screening does not read.
+    pub fn parse(resource_type: &str, json: &str) -> Option<serde_json::Result<Typed>> {
+        Some(match resource_type {
+            "Condition" => serde_json::from_str(json).map(Typed::Condition),
+            "MedicationRequest" => serde_json::from_str(json).map(Typed::MedicationRequest),
+            "MedicationStatement" => serde_json::from_str(json).map(Typed::MedicationStatement),
+            "Medication" => serde_json::from_str(json).map(Typed::Medication),
+            "Observation" => serde_json::from_str(json).map(Typed::Observation),
+            "Procedure" => serde_json::from_str(json).map(Typed::Procedure),
+            _ => return None,
+        })
+    }
+}
+
+impl AnyResource {
+    /// The resource as the type its `resourceType` names, if screening reads that type.
+    pub(crate) fn typed(self) -> Option<Typed> {
+        let r = self;
+        Some(match r.resource_type.as_deref()? {
+            "Condition" => Typed::Condition(Condition {
+                id: r.id,
+                clinical_status: r.clinical_status,
+                verification_status: r.verification_status,
+                code: r.code,
+                subject: r.subject,
+                onset_date_time: r.onset_date_time,
+                onset_period: r.onset_period,
+                recorded_date: r.recorded_date,
+                abatement_date_time: r.abatement_date_time,
+                abatement_period: r.abatement_period,
+            }),
+            "MedicationRequest" => Typed::MedicationRequest(MedicationRequest {
+                id: r.id,
+                status: r.status,
+                intent: r.intent,
+                medication_codeable_concept: r.medication_codeable_concept,
+                medication_reference: r.medication_reference,
+                subject: r.subject,
+                authored_on: r.authored_on,
+                dosage_instruction: r.dosage_instruction,
+                dispense_request: r.dispense_request,
+                contained: r.contained,
+            }),
+            "MedicationStatement" => Typed::MedicationStatement(MedicationStatement {
+                id: r.id,
+                status: r.status,
+                medication_codeable_concept: r.medication_codeable_concept,
+                medication_reference: r.medication_reference,
+                subject: r.subject,
+                effective_date_time: r.effective_date_time,
+                effective_period: r.effective_period,
+                date_asserted: r.date_asserted,
+                dosage: r.dosage,
+                contained: r.contained,
+            }),
+            "Medication" => Typed::Medication(Medication {
+                resource_type: r.resource_type,
+                id: r.id,
+                code: r.code,
+                ingredient: r.ingredient,
+            }),
+            "Observation" => Typed::Observation(Observation {
+                id: r.id,
+                status: r.status,
+                code: r.code,
+                subject: r.subject,
+                effective_date_time: r.effective_date_time,
+                effective_period: r.effective_period,
+                effective_instant: r.effective_instant,
+                issued: r.issued,
+                value_quantity: r.value_quantity,
+                value_integer: r.value_integer,
+                component: r.component,
+            }),
+            "Procedure" => Typed::Procedure(Procedure {
+                id: r.id,
+                status: r.status,
+                code: r.code,
+                subject: r.subject,
+                performed_date_time: r.performed_date_time,
+                performed_period: r.performed_period,
+            }),
+            _ => return None,
+        })
+    }
+}

@@ -4,10 +4,12 @@
 //! screens positive gets the Flag `inactive` and the CarePlan `revoked`.
 //!
 //! Writes are compare-then-put: the current resource is searched by identifier, the desired one is
-//! built from it, and nothing is sent when they are equal. A new resource is created by conditional
-//! update on the identifier (`PUT Flag?identifier=sys|val`), an existing one is updated by id with
-//! `If-Match`, so a retried request never creates a second copy.
+//! built from it, and nothing is sent when they are equal. A new resource is created by a
+//! conditional create on the identifier inside a one-entry transaction ([`create`]), so neither a
+//! retried request nor a second replica writing at the same instant makes a second copy; an
+//! existing one is updated by id with `If-Match`, so a concurrent change is never overwritten.
 
+pub mod create;
 pub mod resources;
 
 use crate::error::{Error, Result};
@@ -146,9 +148,10 @@ async fn upsert(
 }
 
 /// Makes the chart hold what `desired` builds from its current content: returns the resource's id
-/// (if there is one) and whether anything was written. One retry after a conflict (a concurrent
-/// change, or a first attempt that landed although its answer was lost). `found_one` tells
-/// whether the first search found the resource already in the chart.
+/// (if there is one) and whether anything was written. The chart is read again (at most twice) when
+/// a write meets a concurrent change: a conflict on an update, a create that found the resource
+/// already there. Either may also be this screening's own earlier attempt, which landed although its
+/// answer was lost. `found_one` tells whether the first search found the resource in the chart.
 async fn write(
     client: &FhirClient,
     resource_type: &str,
@@ -156,11 +159,13 @@ async fn write(
     desired: impl Fn(Option<&Value>) -> Option<Value>,
     found_one: &mut Option<bool>,
 ) -> Result<(Option<String>, bool)> {
-    let mut conflicts = 0;
+    const READS: usize = 3;
     // Set once a write was sent that may have landed although its answer was lost: finding the
     // chart as wanted afterwards then means this screening changed it.
     let mut wrote = false;
+    let mut reads = 0;
     loop {
+        reads += 1;
         let current = find(client, resource_type, cx).await?;
         found_one.get_or_insert(current.is_some());
         let Some(mut wanted) = desired(current.as_ref().map(|c| &c.resource)) else {
@@ -171,7 +176,7 @@ async fn write(
         {
             return Ok((Some(c.id.clone()), wrote));
         }
-        let result = match &current {
+        let concurrent = match &current {
             Some(c) => {
                 wanted["id"] = Value::String(c.id.clone());
                 let url = client.url(&format!("{resource_type}/{}", c.id));
@@ -180,36 +185,29 @@ async fn write(
                     .as_deref()
                     .map(|m| vec![("If-Match", m)])
                     .unwrap_or_default();
-                put(client, &url, &wanted, &headers, resource_type).await
+                match put(client, &url, &wanted, &headers, resource_type).await {
+                    Ok(id) => return Ok((Some(id), true)),
+                    Err(Error::Conflict(e)) => Error::Conflict(e),
+                    Err(e) => return Err(e),
+                }
             }
             None => {
-                let url = conditional_url(client, resource_type, cx);
-                put(client, &url, &wanted, &[], resource_type).await
+                let identifier = format!("{}|{}", cx.identifier_system, cx.identifier_value);
+                match create::create_unless_present(client, resource_type, &identifier, &wanted)
+                    .await?
+                {
+                    create::Created::New(id) => return Ok((Some(id), true)),
+                    create::Created::AlreadyThere(_) => Error::Conflict(format!(
+                        "another writer created the {resource_type} at the same time"
+                    )),
+                }
             }
         };
-        match result {
-            Ok(id) => return Ok((Some(id), true)),
-            Err(Error::Conflict(_)) if conflicts == 0 => {
-                conflicts += 1;
-                wrote = true;
-            }
-            Err(e) => return Err(e),
+        if reads == READS {
+            return Err(concurrent);
         }
+        wrote = true;
     }
-}
-
-/// `Type?identifier=system|value`: a conditional update that creates the resource when no
-/// resource carries the identifier. (Two replicas creating the same patient's Flag at the same
-/// instant can both create on servers that do not serialise conditional updates; sending it as a
-/// one-entry transaction would close that gap on servers that run transactions atomically.)
-fn conditional_url(client: &FhirClient, resource_type: &str, cx: &resources::Context) -> String {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(
-            "identifier",
-            &format!("{}|{}", cx.identifier_system, cx.identifier_value),
-        )
-        .finish();
-    client.url(&format!("{resource_type}?{query}"))
 }
 
 /// The id in `Type/id`, `Type/id/_history/n` or an absolute URL ending so.

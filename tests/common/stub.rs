@@ -3,8 +3,9 @@
 //! A real FHIR server will not answer 503, hang, cut a body short or send a `next` link to another
 //! host when a test asks it to, so this one does: scripted rules (method, path, how many times, what
 //! to do) are tried in order, and a request no rule claims is answered by a tiny in-memory FHIR
-//! server (Patient read, searches by patient, Flag/CarePlan search by identifier, conditional and
-//! versioned PUT) so that write-back can be checked for duplicates. Every request is recorded with
+//! server (Patient read, searches by patient, Flag/CarePlan search by identifier, versioned PUT, and
+//! one-entry transactions holding a conditional create) so that write-back can be checked for
+//! duplicates. Every request is recorded with
 //! the instant it arrived. Each answer closes its connection.
 #![allow(dead_code)]
 
@@ -50,6 +51,34 @@ impl Seen {
 
     pub fn json(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
+    }
+
+    /// For a transaction (`POST` to the base), the resource types its entries write.
+    pub fn transaction_types(&self) -> Vec<String> {
+        if self.method != "POST" || self.path() != "/fhir" {
+            return Vec::new();
+        }
+        let Some(bundle) = self.json() else {
+            return Vec::new();
+        };
+        bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["resource"]["resourceType"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Whether this request writes a `resource_type`: a PUT to `/fhir/{type}...` or a transaction
+    /// with an entry of that type.
+    pub fn writes(&self, resource_type: &str) -> bool {
+        let put = self.method == "PUT"
+            && self
+                .path()
+                .strip_prefix("/fhir/")
+                .and_then(|rest| rest.split('/').next())
+                == Some(resource_type);
+        put || self.transaction_types().iter().any(|t| t == resource_type)
     }
 }
 
@@ -137,11 +166,16 @@ pub enum Action {
     /// The mini FHIR server carries the request out, then the answer is replaced by this status:
     /// a write that landed although its answer was lost.
     ApplyThenFail(u16),
+    /// Puts this resource into the mini FHIR server, then carries the request out: another writer
+    /// that got there first.
+    InsertThenApply(Value),
 }
 
 struct Rule {
     method: String,
     path: String,
+    /// Only transactions with an entry of this resource type.
+    transaction_of: Option<String>,
     remaining: Option<usize>,
     action: Action,
 }
@@ -153,7 +187,11 @@ impl Rule {
             Some(prefix) => seen.path().starts_with(prefix),
             None => seen.path() == self.path,
         };
-        method && path && self.remaining != Some(0)
+        let transaction = self
+            .transaction_of
+            .as_deref()
+            .is_none_or(|t| seen.transaction_types().iter().any(|s| s == t));
+        method && path && transaction && self.remaining != Some(0)
     }
 }
 
@@ -215,10 +253,32 @@ impl Stub {
         self.add(method, path, Some(times), action);
     }
 
+    /// `action` for every transaction (`POST /fhir`) with an entry writing `resource_type`.
+    pub fn on_transaction(&self, resource_type: &str, action: Action) {
+        self.add_rule("POST", "/fhir", Some(resource_type), None, action);
+    }
+
+    /// `action` for the next `times` such transactions only.
+    pub fn on_transaction_times(&self, resource_type: &str, times: usize, action: Action) {
+        self.add_rule("POST", "/fhir", Some(resource_type), Some(times), action);
+    }
+
     fn add(&self, method: &str, path: &str, remaining: Option<usize>, action: Action) {
+        self.add_rule(method, path, None, remaining, action);
+    }
+
+    fn add_rule(
+        &self,
+        method: &str,
+        path: &str,
+        transaction_of: Option<&str>,
+        remaining: Option<usize>,
+        action: Action,
+    ) {
         self.state.lock().unwrap().rules.push(Rule {
             method: method.into(),
             path: path.into(),
+            transaction_of: transaction_of.map(str::to_owned),
             remaining,
             action,
         });
@@ -244,7 +304,15 @@ impl Stub {
         self.requests_to(method, path).len()
     }
 
-    /// Resources of a type written through PUT (or inserted), in the mini FHIR server now.
+    /// Requests that write a `resource_type` (see [`Seen::writes`]), in order.
+    pub fn writes_of(&self, resource_type: &str) -> Vec<Seen> {
+        self.requests()
+            .into_iter()
+            .filter(|s| s.writes(resource_type))
+            .collect()
+    }
+
+    /// Resources of a type written (or inserted), in the mini FHIR server now.
     pub fn stored(&self, resource_type: &str) -> Vec<Value> {
         self.state
             .lock()
@@ -284,6 +352,11 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>, base: Strin
         Some(Action::ApplyThenFail(status)) => {
             let _ = state.lock().unwrap().fhir.handle(&seen, &base);
             Answer::outcome(status, "exception", "the answer was lost")
+        }
+        Some(Action::InsertThenApply(resource)) => {
+            let mut state = state.lock().unwrap();
+            state.fhir.insert(resource);
+            state.fhir.handle(&seen, &base)
         }
         Some(Action::Hang) => {
             hold(stream).await;
@@ -397,7 +470,9 @@ async fn read_request(stream: &mut TcpStream) -> Option<Seen> {
 }
 
 /// Just enough of a FHIR server: resources by `Type/id`, reads, searches by patient or by
-/// identifier, and PUT by id (honouring `If-Match`) or by identifier (conditional update).
+/// identifier, PUT by id (honouring `If-Match`) or by identifier (conditional update), and transactions of one conditional create
+/// (`POST Type` with `ifNoneExist`), carried out atomically (the stub's state is locked around each
+/// request).
 #[derive(Default)]
 struct MiniFhir {
     resources: BTreeMap<String, Value>,
@@ -415,6 +490,9 @@ impl MiniFhir {
     }
 
     fn handle(&mut self, seen: &Seen, base: &str) -> Answer {
+        if seen.method == "POST" && seen.path() == "/fhir" {
+            return self.transaction(seen, base);
+        }
         let Some(rest) = seen.path().strip_prefix("/fhir/") else {
             return Answer::outcome(404, "not-found", "no such endpoint");
         };
@@ -425,23 +503,31 @@ impl MiniFhir {
                 None => Answer::outcome(404, "not-found", &format!("{t}/{id} is not known")),
             },
             ("GET", [t]) => {
-                let found = self.search(t, seen);
+                let found = self.search(
+                    t,
+                    seen.query("patient").as_deref(),
+                    seen.query("identifier").as_deref(),
+                );
                 Answer::json(200, &searchset(&found, base, None))
             }
             ("PUT", [t]) => {
-                let found = self.search(t, seen);
-                match found.as_slice() {
+                // A conditional update: creates when nothing matches.
+                let found = self.search(t, None, seen.query("identifier").as_deref());
+                let (status, id) = match found.as_slice() {
                     [] => {
                         self.next_id += 1;
-                        let id = format!("{}-{}", t.to_ascii_lowercase(), self.next_id);
-                        self.write(t, &id, seen, 201, base)
+                        (201, format!("{}-{}", t.to_ascii_lowercase(), self.next_id))
                     }
-                    [one] => {
-                        let id = one["id"].as_str().unwrap_or("").to_owned();
-                        self.write(t, &id, seen, 200, base)
-                    }
-                    _ => Answer::outcome(412, "multiple-matches", "more than one match"),
-                }
+                    [one] => (200, one["id"].as_str().unwrap_or("").to_owned()),
+                    _ => return Answer::outcome(412, "multiple-matches", "more than one match"),
+                };
+                let Some(body) = seen.json() else {
+                    return Answer::outcome(400, "structure", "the body is not JSON");
+                };
+                let written = self.write(t, &id, body);
+                Answer::json(status, &written)
+                    .with_header("Location", &location(base, &written))
+                    .with_header("ETag", &format!("W/\"{}\"", version(&written)))
             }
             ("PUT", [t, id]) => {
                 let current = self
@@ -453,27 +539,92 @@ impl MiniFhir {
                 {
                     return Answer::outcome(412, "conflict", "the version has changed");
                 }
+                let Some(body) = seen.json() else {
+                    return Answer::outcome(400, "structure", "the body is not JSON");
+                };
                 let status = if current.is_some() { 200 } else { 201 };
-                self.write(t, id, seen, status, base)
+                let written = self.write(t, id, body);
+                Answer::json(status, &written)
+                    .with_header("Location", &location(base, &written))
+                    .with_header("ETag", &format!("W/\"{}\"", version(&written)))
             }
             _ => Answer::outcome(404, "not-supported", "the stub does not do that"),
         }
     }
 
-    /// Resources of a type matching the request's `patient` and `identifier` parameters.
-    fn search(&self, resource_type: &str, seen: &Seen) -> Vec<Value> {
-        let patient = seen.query("patient");
-        let identifier = seen.query("identifier");
+    /// A transaction Bundle of exactly one entry, `POST Type` with `ifNoneExist`: creates the
+    /// resource unless one matches (`201`), else names the match (`200`); two matches fail the
+    /// transaction with `412`.
+    fn transaction(&mut self, seen: &Seen, base: &str) -> Answer {
+        let Some(bundle) = seen.json() else {
+            return Answer::outcome(400, "structure", "the body is not JSON");
+        };
+        let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+        let ([entry], "transaction") = (entries.as_slice(), bundle["type"].as_str().unwrap_or(""))
+        else {
+            return Answer::outcome(
+                400,
+                "not-supported",
+                "the stub takes one-entry transactions",
+            );
+        };
+        let (Some("POST"), Some(t), Some(criteria)) = (
+            entry["request"]["method"].as_str(),
+            entry["request"]["url"].as_str(),
+            entry["request"]["ifNoneExist"].as_str(),
+        ) else {
+            return Answer::outcome(400, "not-supported", "the stub takes conditional creates");
+        };
+        let criteria: BTreeMap<String, String> = url::form_urlencoded::parse(criteria.as_bytes())
+            .into_owned()
+            .collect();
+        let found = self.search(
+            t,
+            criteria.get("patient").map(String::as_str),
+            criteria.get("identifier").map(String::as_str),
+        );
+        let (status, resource) = match found.as_slice() {
+            [] => {
+                self.next_id += 1;
+                let id = format!("{}-{}", t.to_ascii_lowercase(), self.next_id);
+                ("201 Created", self.write(t, &id, entry["resource"].clone()))
+            }
+            [one] => ("200 OK", one.clone()),
+            _ => return Answer::outcome(412, "multiple-matches", "more than one match"),
+        };
+        Answer::json(
+            200,
+            &json!({
+                "resourceType": "Bundle", "type": "transaction-response",
+                "entry": [{
+                    "response": {
+                        "status": status,
+                        "location": location(base, &resource),
+                        "etag": format!("W/\"{}\"", version(&resource))
+                    },
+                    "resource": resource
+                }]
+            }),
+        )
+    }
+
+    /// Resources of a type matching a `patient` and an `identifier` (`system|value`) criterion.
+    fn search(
+        &self,
+        resource_type: &str,
+        patient: Option<&str>,
+        identifier: Option<&str>,
+    ) -> Vec<Value> {
         self.resources
             .values()
             .filter(|r| r["resourceType"] == resource_type)
             .filter(|r| {
-                patient.as_deref().is_none_or(|p| {
+                patient.is_none_or(|p| {
                     r["subject"]["reference"] == p || r["patient"]["reference"] == p
                 })
             })
             .filter(|r| {
-                identifier.as_deref().is_none_or(|wanted| {
+                identifier.is_none_or(|wanted| {
                     let (system, value) = wanted.split_once('|').unwrap_or(("", wanted));
                     r["identifier"].as_array().into_iter().flatten().any(|i| {
                         i["value"] == value && (system.is_empty() || i["system"] == system)
@@ -484,10 +635,8 @@ impl MiniFhir {
             .collect()
     }
 
-    fn write(&mut self, t: &str, id: &str, seen: &Seen, status: u16, base: &str) -> Answer {
-        let Some(mut resource) = seen.json() else {
-            return Answer::outcome(400, "structure", "the body is not JSON");
-        };
+    /// Stores `resource` as `t/id` with the next version, and returns it as stored.
+    fn write(&mut self, t: &str, id: &str, mut resource: Value) -> Value {
         let key = format!("{t}/{id}");
         let next_version = self
             .resources
@@ -496,15 +645,19 @@ impl MiniFhir {
         resource["id"] = json!(id);
         resource["meta"] = json!({"versionId": next_version.to_string()});
         self.resources.insert(key, resource.clone());
-        Answer::json(status, &resource)
-            .with_header(
-                "Location",
-                &format!("{base}/{t}/{id}/_history/{next_version}"),
-            )
-            .with_header("ETag", &format!("W/\"{next_version}\""))
+        resource
     }
 }
 
 fn version(resource: &Value) -> &str {
     resource["meta"]["versionId"].as_str().unwrap_or("0")
+}
+
+fn location(base: &str, resource: &Value) -> String {
+    format!(
+        "{base}/{}/{}/_history/{}",
+        resource["resourceType"].as_str().unwrap_or(""),
+        resource["id"].as_str().unwrap_or(""),
+        version(resource)
+    )
 }

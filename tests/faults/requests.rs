@@ -1,6 +1,6 @@
 //! Bad input never reaches the FHIR server; the server's own words; the baseline request count.
 
-use super::writeback::flag_puts;
+use super::writeback::flag_writes;
 use super::*;
 
 // --- bad input never reaches the FHIR server -------------------------------------------------
@@ -81,9 +81,8 @@ async fn an_operation_outcome_on_a_400_is_kept_in_the_error() {
 #[tokio::test]
 async fn an_operation_outcome_on_a_422_write_is_kept_in_the_write_back_error() {
     let stub = stub_with_patient().await;
-    stub.on(
-        "PUT",
-        "/fhir/Flag",
+    stub.on_transaction(
+        "Flag",
         Action::Reply(Answer::outcome(
             422,
             "processing",
@@ -110,7 +109,7 @@ async fn an_operation_outcome_on_a_422_write_is_kept_in_the_write_back_error() {
         "{}",
         result.error_message
     );
-    assert_eq!(flag_puts(&stub).len(), 1, "a 422 is not retried");
+    assert_eq!(flag_writes(&stub).len(), 1, "a 422 is not retried");
 }
 
 #[tokio::test]

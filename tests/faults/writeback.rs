@@ -4,18 +4,13 @@ use super::*;
 
 // --- write-back under failure ----------------------------------------------------------------
 
-pub(super) fn flag_puts(stub: &Stub) -> Vec<Seen> {
-    stub.requests()
-        .into_iter()
-        .filter(|s| s.method == "PUT" && s.path().starts_with("/fhir/Flag"))
-        .collect()
+/// Requests that wrote (or tried to write) a Flag: creates (transactions) and updates (PUT by id).
+pub(super) fn flag_writes(stub: &Stub) -> Vec<Seen> {
+    stub.writes_of("Flag")
 }
 
-fn care_plan_puts(stub: &Stub) -> Vec<Seen> {
-    stub.requests()
-        .into_iter()
-        .filter(|s| s.method == "PUT" && s.path().starts_with("/fhir/CarePlan"))
-        .collect()
+fn care_plan_writes(stub: &Stub) -> Vec<Seen> {
+    stub.writes_of("CarePlan")
 }
 
 /// After a write-back: one Flag and one CarePlan, named by the response.
@@ -43,22 +38,37 @@ fn assert_one_flag_and_one_care_plan(stub: &Stub, result: &WriteBackResult) {
     );
 }
 
-/// A conditional create is `PUT Flag?identifier=system|flag-{patient}`.
-fn assert_conditional(put: &Seen, kind: &str) {
+/// A create is a transaction (`POST /fhir`) of one conditional create: `POST {resource_type}`
+/// with `ifNoneExist: identifier=urn:trdscreen:screening|{kind}-{patient}`.
+fn assert_conditional_create(write: &Seen, resource_type: &str, kind: &str) {
+    assert_eq!((write.method.as_str(), write.path()), ("POST", "/fhir"));
+    let bundle = write.json().expect("the transaction is JSON");
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "transaction");
+    let entries = bundle["entry"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{bundle:#}");
+    let request = &entries[0]["request"];
+    assert_eq!(request["method"], "POST");
+    assert_eq!(request["url"], resource_type);
+    let criteria: Vec<(String, String)> =
+        url::form_urlencoded::parse(request["ifNoneExist"].as_str().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     assert_eq!(
-        put.query("identifier").as_deref(),
-        Some(format!("urn:trdscreen:screening|{kind}-{PATIENT}").as_str()),
-        "{}",
-        put.target
+        criteria,
+        vec![(
+            "identifier".to_owned(),
+            format!("urn:trdscreen:screening|{kind}-{PATIENT}")
+        )]
     );
+    assert_eq!(entries[0]["resource"]["resourceType"], resource_type);
 }
 
 #[tokio::test]
-async fn a_500_on_the_flag_put_is_retried_and_a_second_screening_changes_nothing() {
+async fn a_500_on_the_flag_create_is_retried_and_a_second_screening_changes_nothing() {
     let stub = stub_with_patient().await;
-    stub.on_times(
-        "PUT",
-        "/fhir/Flag",
+    stub.on_transaction_times(
+        "Flag",
         1,
         Action::Reply(Answer::outcome(500, "exception", "database restarting")),
     );
@@ -71,14 +81,17 @@ async fn a_500_on_the_flag_put_is_retried_and_a_second_screening_changes_nothing
     let result = write_back(&first);
     assert_eq!(result.error_code, "", "{result:?}");
     assert!(result.changed);
-    let puts = flag_puts(&stub);
-    assert_eq!(puts.len(), 2, "one refused, one retried");
-    for put in &puts {
-        assert_conditional(put, "flag");
+    let writes = flag_writes(&stub);
+    assert_eq!(writes.len(), 2, "one refused, one retried");
+    for write in &writes {
+        assert_conditional_create(write, "Flag", "flag");
     }
-    assert_eq!(puts[0].body, puts[1].body, "the retry sends the same Flag");
-    assert_eq!(care_plan_puts(&stub).len(), 1);
-    assert_conditional(&care_plan_puts(&stub)[0], "careplan");
+    assert_eq!(
+        writes[0].body, writes[1].body,
+        "the retry sends the same Flag"
+    );
+    assert_eq!(care_plan_writes(&stub).len(), 1);
+    assert_conditional_create(&care_plan_writes(&stub)[0], "CarePlan", "careplan");
     assert_one_flag_and_one_care_plan(&stub, result);
 
     let second = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
@@ -89,17 +102,18 @@ async fn a_500_on_the_flag_put_is_retried_and_a_second_screening_changes_nothing
     assert!(!again.changed, "the chart is already up to date");
     assert_eq!(again.flag_reference, result.flag_reference);
     assert_eq!(again.care_plan_reference, result.care_plan_reference);
-    assert_eq!(flag_puts(&stub).len(), 2, "no PUT the second time");
-    assert_eq!(care_plan_puts(&stub).len(), 1);
+    assert_eq!(flag_writes(&stub).len(), 2, "no write the second time");
+    assert_eq!(care_plan_writes(&stub).len(), 1);
     assert_one_flag_and_one_care_plan(&stub, again);
 }
 
 #[tokio::test]
-async fn a_flag_put_that_landed_but_lost_its_answer_is_retried_without_a_duplicate() {
+async fn a_create_that_landed_but_lost_its_answer_is_retried_without_a_duplicate() {
     let stub = stub_with_patient().await;
-    // The first conditional create of each is carried out, then answered 500.
-    stub.on_times("PUT", "/fhir/Flag", 1, Action::ApplyThenFail(500));
-    stub.on_times("PUT", "/fhir/CarePlan", 1, Action::ApplyThenFail(503));
+    // The first conditional create of each is carried out, then answered 500 (503); the retry
+    // finds the resource already there.
+    stub.on_transaction_times("Flag", 1, Action::ApplyThenFail(500));
+    stub.on_transaction_times("CarePlan", 1, Action::ApplyThenFail(503));
     let mut client = service(&stub).await;
 
     let first = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
@@ -109,10 +123,13 @@ async fn a_flag_put_that_landed_but_lost_its_answer_is_retried_without_a_duplica
     let result = write_back(&first);
     assert_eq!(result.error_code, "", "{result:?}");
     assert!(result.changed);
-    assert_eq!(flag_puts(&stub).len(), 2);
-    assert_eq!(care_plan_puts(&stub).len(), 2);
-    for put in flag_puts(&stub) {
-        assert_conditional(&put, "flag");
+    assert_eq!(flag_writes(&stub).len(), 2);
+    assert_eq!(care_plan_writes(&stub).len(), 2);
+    for write in flag_writes(&stub) {
+        assert_conditional_create(&write, "Flag", "flag");
+    }
+    for write in care_plan_writes(&stub) {
+        assert_conditional_create(&write, "CarePlan", "careplan");
     }
     assert_one_flag_and_one_care_plan(&stub, result);
 
@@ -121,8 +138,8 @@ async fn a_flag_put_that_landed_but_lost_its_answer_is_retried_without_a_duplica
         .expect("succeeds");
     let again = write_back(&second);
     assert!(!again.changed, "{again:?}");
-    assert_eq!(flag_puts(&stub).len(), 2, "no PUT the second time");
-    assert_eq!(care_plan_puts(&stub).len(), 2);
+    assert_eq!(flag_writes(&stub).len(), 2, "no write the second time");
+    assert_eq!(care_plan_writes(&stub).len(), 2);
     assert_one_flag_and_one_care_plan(&stub, again);
 }
 
@@ -160,7 +177,8 @@ async fn an_update_by_id_that_landed_but_lost_its_answer_is_reported_as_a_change
         "this screening updated the Flag"
     );
     assert_eq!(flags[0]["code"]["coding"][1]["code"], "trd-met");
-    let puts = flag_puts(&stub);
+    let puts = flag_writes(&stub);
+    assert!(puts.iter().all(|p| p.method == "PUT"));
     assert!(puts.iter().all(|p| p.path() == "/fhir/Flag/flag-old"));
     assert!(puts.iter().all(|p| p.header("if-match") == Some("W/\"1\"")));
     assert!(
@@ -172,11 +190,10 @@ async fn an_update_by_id_that_landed_but_lost_its_answer_is_reported_as_a_change
 }
 
 #[tokio::test]
-async fn a_flag_put_that_always_fails_still_returns_the_assessment() {
+async fn a_flag_create_that_always_fails_still_returns_the_assessment() {
     let stub = stub_with_patient().await;
-    stub.on(
-        "PUT",
-        "/fhir/Flag",
+    stub.on_transaction(
+        "Flag",
         Action::Reply(Answer::outcome(500, "exception", "disk full")),
     );
     let s = settings(&stub);
@@ -194,9 +211,9 @@ async fn a_flag_put_that_always_fails_still_returns_the_assessment() {
         result.error_message
     );
     assert!(!result.changed);
-    assert_eq!(flag_puts(&stub).len(), s.fhir.max_retries as usize + 1);
+    assert_eq!(flag_writes(&stub).len(), s.fhir.max_retries as usize + 1);
     assert!(
-        care_plan_puts(&stub).is_empty(),
+        care_plan_writes(&stub).is_empty(),
         "no CarePlan without its Flag"
     );
     assert!(stub.stored("Flag").is_empty());
@@ -221,5 +238,94 @@ async fn concurrent_screenings_of_one_patient_write_one_flag() {
     assert_eq!(changed, 1, "only the first screening writes");
     assert_eq!(stub.stored("Flag").len(), 1);
     assert_eq!(stub.stored("CarePlan").len(), 1);
-    assert_eq!(flag_puts(&stub).len(), 1);
+    assert_eq!(flag_writes(&stub).len(), 1);
+}
+
+#[tokio::test]
+async fn a_create_that_finds_another_writers_flag_reads_it_and_updates_it_without_a_duplicate() {
+    // Another replica creates its Flag (from an older "possible" result) between this screening's
+    // search and its create: the create finds it there, and this screening updates that Flag.
+    let stub = stub_with_patient().await;
+    stub.on_transaction_times("Flag", 1, Action::InsertThenApply(earlier_possible_flag()));
+    let mut client = service(&stub).await;
+
+    let response = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
+        .await
+        .expect("succeeds");
+    assert_met(&response);
+    let result = write_back(&response);
+    assert_eq!(result.error_code, "", "{result:?}");
+    assert!(result.changed);
+    assert_eq!(result.flag_reference, "Flag/flag-old");
+    let writes = flag_writes(&stub);
+    assert_eq!(
+        writes.len(),
+        2,
+        "the create, then the update of what it found"
+    );
+    assert_conditional_create(&writes[0], "Flag", "flag");
+    assert_eq!(
+        (writes[1].method.as_str(), writes[1].path()),
+        ("PUT", "/fhir/Flag/flag-old")
+    );
+    assert_eq!(writes[1].header("if-match"), Some("W/\"1\""));
+    assert_one_flag_and_one_care_plan(&stub, result);
+    let flag = &stub.stored("Flag")[0];
+    assert_eq!(flag["meta"]["versionId"], "2");
+    assert_eq!(flag["code"]["coding"][1]["code"], "trd-met");
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_the_transaction_gets_a_conditional_update_instead() {
+    // Some servers check a transaction's scopes as a create on every type (403), or have no
+    // transaction endpoint (404): the Flag and CarePlan are then created by conditional update.
+    let stub = stub_with_patient().await;
+    stub.on_transaction(
+        "Flag",
+        Action::Reply(Answer::outcome(
+            403,
+            "forbidden",
+            "Token scopes do not permit 'c' on *",
+        )),
+    );
+    stub.on_transaction(
+        "CarePlan",
+        Action::Reply(Answer::outcome(404, "not-found", "no such endpoint")),
+    );
+    let mut client = service(&stub).await;
+
+    let first = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
+        .await
+        .expect("succeeds");
+    let result = write_back(&first);
+    assert_eq!(result.error_code, "", "{result:?}");
+    assert!(result.changed);
+    for (writes, kind) in [
+        (flag_writes(&stub), "flag"),
+        (care_plan_writes(&stub), "careplan"),
+    ] {
+        assert_eq!(
+            writes.len(),
+            2,
+            "the transaction, then the conditional update"
+        );
+        assert_eq!(writes[0].method, "POST");
+        assert_eq!(writes[1].method, "PUT");
+        assert_eq!(
+            writes[1].query("identifier").as_deref(),
+            Some(format!("urn:trdscreen:screening|{kind}-{PATIENT}").as_str())
+        );
+    }
+    assert_one_flag_and_one_care_plan(&stub, result);
+
+    let second = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
+        .await
+        .expect("succeeds");
+    assert!(!write_back(&second).changed);
+    assert_eq!(
+        flag_writes(&stub).len(),
+        2,
+        "nothing written the second time"
+    );
+    assert_one_flag_and_one_care_plan(&stub, write_back(&second));
 }
