@@ -185,24 +185,58 @@ fn describe(job: &JobKey) -> String {
     )
 }
 
-/// Every patient's final entry (the last one written for that patient), in journal order.
-pub fn final_entries(path: &Path) -> io::Result<Vec<PatientSummary>> {
-    let reader = BufReader::new(File::open(path)?);
-    let mut entries: Vec<PatientSummary> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for line in reader.lines().skip(1) {
-        let Ok(entry) = serde_json::from_str::<PatientSummary>(&line?) else {
-            break;
-        };
-        match index.get(&entry.patient) {
-            Some(&i) => entries[i] = entry,
-            None => {
-                index.insert(entry.patient.clone(), entries.len());
-                entries.push(entry);
-            }
+/// Calls `each` with every patient's final entry (the last one written for that patient), in
+/// journal order. Two reads of the journal, holding only each patient's last line number in between,
+/// so a million patients cost tens of megabytes, not their summaries.
+pub fn for_each_final_entry(
+    path: &Path,
+    mut each: impl FnMut(&PatientSummary) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut last: std::collections::HashMap<Box<str>, u32> = std::collections::HashMap::new();
+    for (n, line) in entries(path)? {
+        if let Some(id) = patient_of(&line) {
+            last.insert(id.into(), n);
         }
     }
-    Ok(entries)
+    for (n, line) in entries(path)? {
+        let Some(id) = patient_of(&line) else {
+            continue;
+        };
+        if last.get(id) == Some(&n)
+            && let Ok(entry) = serde_json::from_str::<PatientSummary>(&line)
+        {
+            each(&entry)?;
+        }
+    }
+    Ok(())
+}
+
+/// The journal's patient lines with their numbers, up to the first line that is not one.
+fn entries(path: &Path) -> io::Result<impl Iterator<Item = (u32, String)>> {
+    let reader = BufReader::new(File::open(path)?);
+    Ok(reader
+        .lines()
+        .skip(1)
+        .map_while(Result::ok)
+        .take_while(|line| line.starts_with("{\"patient\":"))
+        .enumerate()
+        .map(|(n, line)| (n as u32, line)))
+}
+
+/// The patient id at the start of a journal line (`{"patient":"ID",...`; ids need no escaping).
+fn patient_of(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("{\"patient\":\"")?;
+    rest.split_once('"').map(|(id, _)| id)
+}
+
+/// Every patient's final entry, in journal order (for tests and small journals).
+pub fn final_entries(path: &Path) -> io::Result<Vec<PatientSummary>> {
+    let mut all = Vec::new();
+    for_each_final_entry(path, |e| {
+        all.push(e.clone());
+        Ok(())
+    })?;
+    Ok(all)
 }
 
 #[cfg(test)]

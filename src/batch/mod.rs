@@ -314,10 +314,6 @@ fn write_results(
     report_path: Option<&Path>,
     report: &mut Report,
 ) -> Result<(), JobError> {
-    let entries = journal::final_entries(journal).map_err(|source| JobError::Output {
-        path: journal.display().to_string(),
-        source,
-    })?;
     let mut csv = match report_path {
         Some(path) => {
             let csv_path = path.with_extension("csv");
@@ -337,15 +333,17 @@ fn write_results(
                 source,
             })?;
     }
-    for entry in &entries {
+    journal::for_each_final_entry(journal, |entry| {
         report.add(entry);
-        if let Some((path, out)) = &mut csv {
-            report::write_csv_row(out, entry).map_err(|source| JobError::Output {
-                path: path.display().to_string(),
-                source,
-            })?;
+        match &mut csv {
+            Some((_, out)) => report::write_csv_row(out, entry),
+            None => Ok(()),
         }
-    }
+    })
+    .map_err(|source| JobError::Output {
+        path: journal.display().to_string(),
+        source,
+    })?;
     if let Some((path, mut out)) = csv {
         use std::io::Write;
         out.flush().map_err(|source| JobError::Output {

@@ -85,7 +85,7 @@ pub(super) fn screen(
                     if i >= parts.buckets.len() {
                         break;
                     }
-                    let text = match parts.read_bucket(i) {
+                    let text = match parts.take_bucket(i) {
                         Ok(text) => text,
                         Err(e) => {
                             if let Ok(mut slot) = bucket_error.lock() {

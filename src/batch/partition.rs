@@ -44,12 +44,14 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// A bucket's text: its files one after the other.
-    pub fn read_bucket(&self, i: usize) -> io::Result<String> {
+    /// A bucket's text: its files one after the other. The files are removed once read, so the
+    /// scratch space shrinks as the second pass goes (and a killed job's resume rebuilds them).
+    pub fn take_bucket(&self, i: usize) -> io::Result<String> {
         let mut text = String::new();
         for path in &self.buckets[i] {
             if path.exists() {
                 File::open(path)?.read_to_string(&mut text)?;
+                std::fs::remove_file(path)?;
             }
         }
         Ok(text)
