@@ -188,16 +188,7 @@ pub fn record_of(id: PatientId, group: &Group, medications: &HashMap<&str, &str>
         position += 1;
     }
     let referenced: Vec<&str> = record
-        .medication_requests
-        .iter()
-        .filter_map(|e| e.resource.medication_reference.as_ref())
-        .chain(
-            record
-                .medication_statements
-                .iter()
-                .filter_map(|e| e.resource.medication_reference.as_ref()),
-        )
-        .filter_map(|r| r.reference.as_deref())
+        .medication_references()
         .filter_map(|r| referenced_id(r, "Medication"))
         .collect();
     let mut added = HashSet::new();

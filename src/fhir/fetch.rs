@@ -152,17 +152,7 @@ async fn read_missing_medications(
         .iter()
         .map(|m| m.citation.as_str())
         .collect();
-    let referenced = record
-        .medication_requests
-        .iter()
-        .filter_map(|e| e.resource.medication_reference.as_ref())
-        .chain(
-            record
-                .medication_statements
-                .iter()
-                .filter_map(|e| e.resource.medication_reference.as_ref()),
-        )
-        .filter_map(|r| r.reference.as_deref());
+    let referenced = record.medication_references();
     let mut missing = BTreeSet::new();
     for reference in referenced {
         let path = reference.split("/_history/").next().unwrap_or(reference);

@@ -350,6 +350,21 @@ impl PatientRecord {
         }
     }
 
+    /// The `medicationReference`s of the record's requests and statements, as written.
+    pub fn medication_references(&self) -> impl Iterator<Item = &str> {
+        let requests = self
+            .medication_requests
+            .iter()
+            .filter_map(|e| e.resource.medication_reference.as_ref());
+        let statements = self
+            .medication_statements
+            .iter()
+            .filter_map(|e| e.resource.medication_reference.as_ref());
+        requests
+            .chain(statements)
+            .filter_map(|r| r.reference.as_deref())
+    }
+
     pub fn note(&mut self, resource: String, kind: DiagnosticKind, message: String) {
         self.diagnostics.push(Diagnostic {
             resource,

@@ -155,20 +155,9 @@ impl Situation {
     }
 }
 
-/// Every hint code some story or situation raises: all of `knowledge/hints.toml`.
-pub const COVERED_HINTS: [&str; 11] = [
-    "suicide-risk",
-    "bipolar-spectrum",
-    "maoi-diet",
-    "maoi-washout",
-    "uncontrolled-hypertension",
-    "vascular-contraindication",
-    "psychosis-history",
-    "substance-use-disorder",
-    "seizure-disorder",
-    "lithium-renal",
-    "pregnancy",
-];
+/// Every hint code some story or situation raises: all the engine evaluates (tests/synth.rs checks
+/// each one fires).
+pub const COVERED_HINTS: [&str; 11] = crate::knowledge::HINT_CODES;
 
 /// What a patient's record is meant to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
