@@ -34,7 +34,7 @@ use trdscreen::settings::{Secrets, Settings};
 
 // The same allocator as the trdscreen binary, so that the in-process service is the one deployed.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: trdscreen::allocator::Allocator = trdscreen::allocator::Allocator;
 
 struct Options {
     fhir: Option<String>,
@@ -163,6 +163,7 @@ fn report(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    trdscreen::allocator::return_freed_memory_promptly();
     let o = options()?;
     let budget = Duration::from_secs(o.seconds);
     let mut settings = Settings::default();

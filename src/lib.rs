@@ -4,6 +4,7 @@
 //! Layers, data flowing one way: [`fhir`] (resources in) → [`screening`] (pure evaluation) →
 //! transports ([`cli`]; gRPC and batch later).
 
+pub mod allocator;
 pub mod batch;
 pub mod cli;
 pub mod date;

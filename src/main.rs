@@ -1,11 +1,10 @@
 use clap::Parser;
 
-// glibc's malloc spent about a third of EvaluateBundle's CPU (perf, docs/performance.md); the
-// service allocates and frees a parsed Bundle per call, from every worker thread.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: trdscreen::allocator::Allocator = trdscreen::allocator::Allocator;
 
 fn main() -> std::process::ExitCode {
+    trdscreen::allocator::return_freed_memory_promptly();
     // Logging, metrics and traces are set up by each command (trdscreen::telemetry).
     trdscreen::cli::run(trdscreen::cli::Cli::parse())
 }
