@@ -163,7 +163,6 @@ fn report(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    trdscreen::allocator::return_freed_memory_promptly();
     let o = options()?;
     let budget = Duration::from_secs(o.seconds);
     let mut settings = Settings::default();

@@ -373,6 +373,7 @@ fn screen(
 }
 
 fn batch(args: BatchArgs) -> ExitCode {
+    crate::allocator::return_freed_memory_promptly();
     use crate::batch::{Ending, Job, JobError, Source};
     let (settings, screener) = match start(args.config.as_deref()) {
         Ok(started) => started,
