@@ -460,7 +460,10 @@ fn bulk_request(
         },
     };
     let types: Vec<&str> = if types.is_empty() {
-        crate::batch::line::EXPORTED_TYPES.to_vec()
+        // The population and every type screening reads, Medications included.
+        std::iter::once("Patient")
+            .chain(crate::fhir::resources::Typed::NAMES)
+            .collect()
     } else {
         types.iter().map(String::as_str).collect()
     };

@@ -1,6 +1,7 @@
 //! The little read from every NDJSON line before it is routed: its type, its id, whose it is and
 //! which Medication it points at. Everything else in the line is skipped without being built.
 
+use crate::fhir::resources::Typed;
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -47,27 +48,6 @@ pub enum Line<'a> {
     Malformed,
 }
 
-/// The resource types a batch reads, the same set a Bundle's record keeps.
-pub const CLINICAL_TYPES: [&str; 5] = [
-    "Condition",
-    "MedicationRequest",
-    "MedicationStatement",
-    "Observation",
-    "Procedure",
-];
-
-/// What a Bulk export for screening asks for: the population, what screening reads, and the
-/// Medications requests and statements reference.
-pub const EXPORTED_TYPES: [&str; 7] = [
-    "Patient",
-    "Condition",
-    "MedicationRequest",
-    "MedicationStatement",
-    "Medication",
-    "Observation",
-    "Procedure",
-];
-
 pub fn classify(text: &str) -> Line<'_> {
     let Ok(head) = serde_json::from_str::<RawHead>(text) else {
         return Line::Malformed;
@@ -84,7 +64,8 @@ pub fn classify(text: &str) -> Line<'_> {
             Some(id) => Line::Medication { id },
             None => Line::OtherType,
         },
-        k if CLINICAL_TYPES.contains(&k) => {
+        // Medication is the one read type that names no patient: matched above.
+        k if Typed::NAMES.contains(&k) => {
             let reference = head
                 .subject
                 .and_then(|r| r.reference)
