@@ -656,6 +656,12 @@ fn validate_policy(p: &PolicyFile) -> Result<(), KnowledgeError> {
             "trial.dose_hold_days and trial.implausible_dose_factor must be positive",
         ));
     }
+    if p.trial.max_supply_days == 0 || p.record.max_resources == 0 {
+        return Err(invalid(
+            f,
+            "trial.max_supply_days and record.max_resources must be positive",
+        ));
+    }
     if p.episode.lookback_months == 0 {
         return Err(invalid(f, "episode.lookback_months must be positive"));
     }
