@@ -112,8 +112,16 @@ pub(super) fn screen(
                         }
                         shared.start();
                         let started = Instant::now();
-                        let record = record_of(id, group, &medications);
-                        let assessment = screener.evaluate_record(&record, job.as_of);
+                        let record = record_of(id, group, &medications)
+                            .with_server_base(screener.fhir_base());
+                        let assessment = match screener.evaluate_record(&record, job.as_of) {
+                            Ok(assessment) => assessment,
+                            Err(e) => {
+                                let id = record.patient_id.as_str();
+                                shared.finish(&super::failed(id, &e, started.elapsed()));
+                                continue;
+                            }
+                        };
                         if writing {
                             let pending = Pending {
                                 record,
