@@ -1,6 +1,6 @@
 //! Reading a Bundle that holds one patient's resources.
 
-use super::id::{FhirId, Literal};
+use super::id::{Literal, is_fhir_id};
 use super::record::{DiagnosticKind, describe_serde_error};
 use super::record::{Head, HeadProblem, Origin, ParsedResource, PatientId, PatientRecord};
 use crate::date::DateTime;
@@ -56,9 +56,10 @@ struct Link {
 struct EntryOf<R> {
     full_url: Option<String>,
     resource: Option<R>,
-    search: Option<EntrySearch>,
-    request: Option<EntryRequest>,
-    response: Option<EntryResponse>,
+    // Boxed: most entries have none of them, and a Bundle may hold 100,000 entries.
+    search: Option<Box<EntrySearch>>,
+    request: Option<Box<EntryRequest>>,
+    response: Option<Box<EntryResponse>>,
 }
 
 #[derive(Deserialize)]
@@ -177,13 +178,28 @@ fn read_parsed(
     bundle: BundleOf<ParsedResource>,
     repairs: &Repairs,
 ) -> Result<PatientRecord, BundleError> {
-    let (frame, entries) = split(bundle, |r| {
-        let (head, typed) = r.into_parts();
-        (Ok(head), typed)
-    })?;
-    read_entries(frame, entries, repairs, |record, head, origin, typed| {
-        record.add(head, origin, |_| typed.flatten().map(Ok));
-    })
+    let frame = Frame::of(&bundle)?;
+    let heads: Vec<Option<&Head>> = bundle
+        .entry
+        .iter()
+        .map(|e| e.resource.as_ref().map(ParsedResource::head))
+        .collect();
+    let Plan {
+        mut record,
+        dropped,
+    } = plan(&frame, &bundle.entry, &heads)?;
+    for (position, entry) in bundle.entry.into_iter().enumerate() {
+        if let (false, Some(resource)) = (dropped[position], entry.resource) {
+            let (head, typed) = resource.into_parts();
+            let origin = Origin {
+                full_url: entry.full_url.as_deref(),
+                position,
+                repaired: repairs.at(position),
+            };
+            record.add(Ok(head), origin, |_| typed.map(Ok));
+        }
+    }
+    Ok(record)
 }
 
 /// Each resource read twice (its head, then its type), so that one that does not read is named.
@@ -202,14 +218,33 @@ fn read_carefully(json: &str) -> Result<PatientRecord, BundleError> {
         Ok(bundle) => bundle,
         Err(_) => return Err(classify_failure(text)),
     };
-    let (frame, entries) = split(bundle, |r| (Head::read(r.get()), r))?;
-    read_entries(frame, entries, &repairs, |record, head, origin, raw| {
-        if let Some(raw) = raw {
+    let frame = Frame::of(&bundle)?;
+    let read: Vec<Option<Result<Head, HeadProblem>>> = bundle
+        .entry
+        .iter()
+        .map(|e| e.resource.map(|r| Head::read(r.get())))
+        .collect();
+    let heads: Vec<Option<&Head>> = read
+        .iter()
+        .map(|h| h.as_ref().and_then(|h| h.as_ref().ok()))
+        .collect();
+    let Plan {
+        mut record,
+        dropped,
+    } = plan(&frame, &bundle.entry, &heads)?;
+    for (position, (entry, head)) in bundle.entry.iter().zip(read).enumerate() {
+        if let (false, Some(raw), Some(head)) = (dropped[position], entry.resource, head) {
+            let origin = Origin {
+                full_url: entry.full_url.as_deref(),
+                position,
+                repaired: repairs.at(position),
+            };
             record.add(head, origin, |kind| {
                 super::resources::Typed::parse(kind, raw.get())
             });
         }
-    })
+    }
+    Ok(record)
 }
 
 /// What of a Bundle is read besides its entries.
@@ -219,105 +254,73 @@ struct Frame {
     has_next: bool,
 }
 
-/// One entry: its resource's head, what else of the resource is read (`T`), and the entry's own
-/// elements.
-struct Item<T> {
-    position: usize,
-    full_url: Option<String>,
-    head: Option<Result<Head, HeadProblem>>,
-    body: Option<T>,
-    search_mode: Option<String>,
-    request: Option<EntryRequest>,
-    response: Option<EntryResponse>,
-}
-
-fn split<R, T>(
-    bundle: BundleOf<R>,
-    read: impl Fn(R) -> (Result<Head, HeadProblem>, T),
-) -> Result<(Frame, Vec<Item<T>>), BundleError> {
-    check_is_bundle(bundle.resource_type.as_deref())?;
-    let frame = Frame {
-        kind: kind_of(bundle.kind.as_deref())?,
-        total: bundle.total,
-        has_next: bundle
-            .link
-            .iter()
-            .any(|l| l.relation.as_deref() == Some("next")),
-    };
-    let items = bundle
-        .entry
-        .into_iter()
-        .enumerate()
-        .map(|(position, e)| {
-            let (head, body) = match e.resource.map(&read) {
-                Some((head, body)) => (Some(head), Some(body)),
-                None => (None, None),
-            };
-            Item {
-                position,
-                full_url: e.full_url,
-                head,
-                body,
-                search_mode: e.search.and_then(|s| s.mode),
-                request: e.request,
-                response: e.response,
-            }
+impl Frame {
+    fn of<R>(bundle: &BundleOf<R>) -> Result<Frame, BundleError> {
+        check_is_bundle(bundle.resource_type.as_deref())?;
+        Ok(Frame {
+            kind: kind_of(bundle.kind.as_deref())?,
+            total: bundle.total,
+            has_next: bundle
+                .link
+                .iter()
+                .any(|l| l.relation.as_deref() == Some("next")),
         })
-        .collect();
-    Ok((frame, items))
+    }
 }
 
-fn read_entries<T>(
-    frame: Frame,
-    items: Vec<Item<T>>,
-    repairs: &Repairs,
-    add: impl Fn(&mut PatientRecord, Result<Head, HeadProblem>, Origin, Option<T>),
-) -> Result<PatientRecord, BundleError> {
-    check_complete(&frame, &items)?;
-    let versions = latest_versions(&frame, &items);
-    let kept: Vec<&Item<T>> = items
-        .iter()
-        .filter(|item| versions.keeps(item.position))
-        .collect();
-    let mut record = new_record(kept.iter().map(|item| {
-        (
-            item.head.as_ref().and_then(|h| h.as_ref().ok()),
-            item.full_url.as_deref(),
-        )
-    }))?;
+/// The record to fill and the entries not to read (older versions, deleted resources).
+struct Plan {
+    record: PatientRecord,
+    dropped: Vec<bool>,
+}
+
+/// Decides, from the entries and their resources' heads alone, whether the Bundle is a whole
+/// record, which entry holds each resource's latest version, and whose record it is.
+fn plan<R>(
+    frame: &Frame,
+    entries: &[EntryOf<R>],
+    heads: &[Option<&Head>],
+) -> Result<Plan, BundleError> {
+    check_complete(frame, entries)?;
+    let versions = latest_versions(frame, entries, heads);
+    let mut record = new_record(
+        entries
+            .iter()
+            .zip(heads)
+            .enumerate()
+            .filter(|(position, _)| !versions.dropped[*position])
+            .map(|(_, (entry, head))| (*head, entry.full_url.as_deref())),
+    )?;
     for (citation, kind, message) in versions.notes {
         record.note(citation, kind, message);
     }
-    let kept: Vec<usize> = kept.iter().map(|item| item.position).collect();
-    let mut kept = kept.into_iter().peekable();
-    for item in items {
-        if kept.next_if_eq(&item.position).is_none() {
-            continue;
-        }
-        if let Some(head) = item.head {
-            let origin = Origin {
-                full_url: item.full_url.as_deref(),
-                position: item.position,
-                repaired: repairs.at(item.position),
-            };
-            add(&mut record, head, origin, item.body);
-        }
-    }
-    Ok(record)
+    record.reserve_for(
+        heads
+            .iter()
+            .flatten()
+            .filter_map(|h| h.resource_type.as_deref()),
+    );
+    Ok(Plan {
+        record,
+        dropped: versions.dropped,
+    })
 }
 
 /// Refuses a page of a larger result: a `next` link, or fewer matches than the `total` says.
-fn check_complete<T>(frame: &Frame, items: &[Item<T>]) -> Result<(), BundleError> {
+fn check_complete<R>(frame: &Frame, entries: &[EntryOf<R>]) -> Result<(), BundleError> {
     if frame.has_next {
         return Err(BundleError::Partial("it has a next link".into()));
     }
     let counted = match frame.kind {
         Kind::Record => return Ok(()),
-        Kind::History => items.len(),
+        Kind::History => entries.len(),
         // Included resources and OperationOutcomes are not among the `total` matches.
-        Kind::Searchset => items
+        Kind::Searchset => entries
             .iter()
-            .filter(|i| !matches!(i.search_mode.as_deref(), Some("include" | "outcome")))
+            .filter(|e| {
+                let mode = e.search.as_ref().and_then(|s| s.mode.as_deref());
+                !matches!(mode, Some("include" | "outcome"))
+            })
             .count(),
     };
     match frame.total {
@@ -332,12 +335,6 @@ fn check_complete<T>(frame: &Frame, items: &[Item<T>]) -> Result<(), BundleError
 struct Versions {
     dropped: Vec<bool>,
     notes: Vec<(String, DiagnosticKind, String)>,
-}
-
-impl Versions {
-    fn keeps(&self, position: usize) -> bool {
-        !self.dropped.get(position).copied().unwrap_or(false)
-    }
 }
 
 /// How one version of a resource is ordered against another: by `meta.lastUpdated`, else by a
@@ -369,7 +366,7 @@ impl Version {
     }
 }
 
-fn latest_versions<T>(frame: &Frame, items: &[Item<T>]) -> Versions {
+fn latest_versions<R>(frame: &Frame, entries: &[EntryOf<R>], heads: &[Option<&Head>]) -> Versions {
     let rank = |position: usize| match frame.kind {
         Kind::History => -(position as i64),
         _ => position as i64,
@@ -378,11 +375,13 @@ fn latest_versions<T>(frame: &Frame, items: &[Item<T>]) -> Versions {
         text.and_then(|t| DateTime::parse(t).ok())
             .map(|d| d.instant)
     };
-    let mut versions: HashMap<(String, String), Vec<(usize, Version)>> = HashMap::new();
-    for item in items {
-        let method = item.request.as_ref().and_then(|r| r.method.as_deref());
-        let (key, version) = if method == Some("DELETE") {
-            let Some(Literal::Relative { kind, id } | Literal::Absolute { kind, id, .. }) = item
+    // Every version of every resource with an id, grouped by `(type, id)` by sorting: no
+    // allocation per resource.
+    let mut versions: Vec<((&str, &str), usize, Version)> = Vec::with_capacity(entries.len());
+    for (position, (entry, head)) in entries.iter().zip(heads).enumerate() {
+        let method = entry.request.as_ref().and_then(|r| r.method.as_deref());
+        if method == Some("DELETE") {
+            let Some(Literal::Relative { kind, id } | Literal::Absolute { kind, id, .. }) = entry
                 .request
                 .as_ref()
                 .and_then(|r| r.url.as_deref())
@@ -390,53 +389,48 @@ fn latest_versions<T>(frame: &Frame, items: &[Item<T>]) -> Versions {
             else {
                 continue;
             };
-            let response = item.response.as_ref();
+            let response = entry.response.as_ref();
             let version = Version {
                 last_updated: instant(response.and_then(|r| r.last_modified.as_deref())),
                 version_id: response
                     .and_then(|r| r.etag.as_deref())
                     .and_then(|etag| etag.trim_start_matches("W/").trim_matches('"').parse().ok()),
-                rank: rank(item.position),
+                rank: rank(position),
                 deleted: true,
             };
-            ((kind.to_owned(), id.to_owned()), version)
-        } else {
-            let Some(Ok(head)) = &item.head else { continue };
-            let (Some(kind), Some(id)) = (head.resource_type.as_deref(), head.id.as_deref()) else {
-                continue;
-            };
-            if FhirId::parse(id).is_err() {
-                continue;
-            }
+            versions.push(((kind, id), position, version));
+        } else if let Some(head) = head
+            && let (Some(kind), Some(id)) = (head.resource_type.as_deref(), head.id.as_deref())
+            && is_fhir_id(id)
+        {
             let meta = head.meta.as_ref();
             let version = Version {
                 last_updated: instant(meta.and_then(|m| m.last_updated.as_deref())),
                 version_id: meta
                     .and_then(|m| m.version_id.as_deref())
                     .and_then(|v| v.parse().ok()),
-                rank: rank(item.position),
+                rank: rank(position),
                 deleted: false,
             };
-            ((kind.to_owned(), id.to_owned()), version)
-        };
-        versions
-            .entry(key)
-            .or_default()
-            .push((item.position, version));
+            versions.push(((kind, id), position, version));
+        }
     }
-    let mut dropped = vec![false; items.len()];
+    // Each group in the Bundle's order.
+    versions.sort_unstable_by_key(|(key, position, _)| (*key, *position));
+    let mut dropped = vec![false; entries.len()];
     let mut notes = Vec::new();
-    for ((kind, id), list) in versions {
-        if list.len() < 2 && !list.iter().any(|(_, v)| v.deleted) {
+    for group in versions.chunk_by(|a, b| a.0 == b.0) {
+        if group.len() < 2 && !group[0].2.deleted {
             continue;
         }
-        let mut latest = list[0].1;
-        for (_, v) in &list[1..] {
+        let mut latest = group[0].2;
+        for (_, _, v) in &group[1..] {
             if v.newer_than(&latest) {
                 latest = *v;
             }
         }
-        for (position, v) in &list {
+        let (kind, id) = group[0].0;
+        for (_, position, v) in group {
             if v.deleted {
                 continue;
             }
@@ -457,7 +451,6 @@ fn latest_versions<T>(frame: &Frame, items: &[Item<T>]) -> Versions {
             notes.push((format!("{kind}/{id}"), kind_of_note, message.to_owned()));
         }
     }
-    notes.sort();
     Versions { dropped, notes }
 }
 
@@ -465,19 +458,9 @@ fn check_is_bundle(resource_type: Option<&str>) -> Result<(), BundleError> {
     match resource_type {
         Some("Bundle") => Ok(()),
         Some(other) => Err(BundleError::NotABundle(format!(
-            "its resourceType is {:?}",
-            short_name(other)
+            "its resourceType is {other:?}"
         ))),
         None => Err(BundleError::NotABundle("it has no resourceType".into())),
-    }
-}
-
-/// A resourceType as shown in an error: a plausible type name, else nothing of the caller's text.
-fn short_name(name: &str) -> &str {
-    if name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        name
-    } else {
-        "(not a type name)"
     }
 }
 
@@ -511,7 +494,7 @@ fn classify_failure(json: &str) -> BundleError {
     match head.resource_type.as_deref() {
         None => BundleError::NotABundle("it has no resourceType".into()),
         Some(other) if other != "Bundle" => {
-            BundleError::NotABundle(format!("its resourceType is {:?}", short_name(other)))
+            BundleError::NotABundle(format!("its resourceType is {other:?}"))
         }
         Some(_) => BundleError::NotABundle(
             match serde_json::from_str::<BundleOf<&RawValue>>(value.get()) {

@@ -68,7 +68,9 @@ impl PatientId {
         patient_full_url: Option<&str>,
         server_base: Option<&str>,
     ) -> bool {
-        if patient_full_url == Some(reference) {
+        if patient_full_url == Some(reference)
+            || reference.strip_prefix("Patient/") == Some(self.as_str())
+        {
             return true;
         }
         match Literal::parse(reference) {

@@ -2,7 +2,7 @@
 //! diagnostic for everything that was set aside.
 
 use super::datatypes::{Meta, Reference};
-pub use super::id::{FhirId, InvalidId, PatientId};
+pub use super::id::{InvalidId, PatientId};
 use super::resources::*;
 use serde::{Deserialize as _, Serialize};
 use serde_json::value::RawValue;
@@ -308,6 +308,31 @@ impl PatientRecord {
         self
     }
 
+    /// Makes room for the resources of these types, so that a large record is not moved as
+    /// it grows.
+    pub fn reserve_for<'a>(&mut self, types: impl Iterator<Item = &'a str>) {
+        let mut counts = [0usize; 6];
+        for kind in types {
+            if let Some(i) = Typed::NAMES.iter().position(|n| *n == kind) {
+                counts[i] += 1;
+            }
+        }
+        let [
+            conditions,
+            requests,
+            statements,
+            medications,
+            observations,
+            procedures,
+        ] = counts;
+        self.conditions.reserve(conditions);
+        self.medication_requests.reserve(requests);
+        self.medication_statements.reserve(statements);
+        self.medications.reserve(medications);
+        self.observations.reserve(observations);
+        self.procedures.reserve(procedures);
+    }
+
     /// How many resources the record holds.
     pub fn resource_count(&self) -> usize {
         self.conditions.len()
@@ -418,7 +443,7 @@ impl PatientRecord {
             return;
         };
         let citation = match (head.id.as_deref(), origin.full_url) {
-            (Some(id), _) if FhirId::parse(id).is_ok() => format!("{kind}/{id}"),
+            (Some(id), _) if super::id::is_fhir_id(id) => format!("{kind}/{id}"),
             (Some(_), _) => {
                 self.note(
                     format!("{kind} (entry {position})"),
@@ -637,4 +662,62 @@ pub fn describe_serde_error(e: &serde_json::Error) -> String {
         serde_json::error::Category::Data => "an element has the wrong type or shape",
     };
     format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> PatientRecord {
+        PatientRecord::new(PatientId::parse("p1").unwrap(), None)
+    }
+
+    fn add(record: &mut PatientRecord, json: &str) {
+        let raw: &RawValue = serde_json::from_str(json).unwrap();
+        record.add_json(raw, None, 7);
+    }
+
+    #[test]
+    fn a_head_element_of_the_wrong_shape_is_named_not_called_a_non_object() {
+        let mut r = record();
+        add(
+            &mut r,
+            r#"{"resourceType":"Condition","id":"c1","subject":"Patient/p1"}"#,
+        );
+        assert_eq!(r.diagnostics.len(), 1);
+        assert_eq!(r.diagnostics[0].resource, "entry 7");
+        assert!(
+            r.diagnostics[0].message.contains("its subject element"),
+            "{:?}",
+            r.diagnostics
+        );
+    }
+
+    #[test]
+    fn an_ndjson_line_with_a_lone_surrogate_is_read_and_the_element_named() {
+        let mut r = record();
+        add(
+            &mut r,
+            r#"{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1","display":"A \ud800"},"code":{"text":"x"}}"#,
+        );
+        assert_eq!(r.conditions.len(), 1);
+        assert_eq!(r.diagnostics.len(), 1);
+        let d = &r.diagnostics[0];
+        assert_eq!(
+            (d.resource.as_str(), d.kind),
+            ("Condition/c1", DiagnosticKind::InvalidText)
+        );
+        assert!(d.message.contains("in subject.display;"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_citable_full_url_names_a_resource_without_an_id_and_a_forged_one_does_not() {
+        let mut r = record();
+        let line = r#"{"resourceType":"Condition","code":{"text":"x"}}"#;
+        let raw: &RawValue = serde_json::from_str(line).unwrap();
+        r.add_json(raw, Some("urn:uuid:1"), 0);
+        r.add_json(raw, Some("x\nTRD criteria: MET"), 1);
+        let cited: Vec<&str> = r.conditions.iter().map(|c| c.citation.as_str()).collect();
+        assert_eq!(cited, vec!["urn:uuid:1", "Condition (entry 1)"]);
+    }
 }
