@@ -142,6 +142,17 @@ fn trial<'r>(
 /// The citations in order of first appearance, each once (in linear time: a trial may gather
 /// thousands of refills).
 fn dedup<'r>(items: impl ExactSizeIterator<Item = &'r str>) -> Vec<&'r str> {
+    // Most trials have a handful of records, which a scan of the list checks faster than a hash.
+    const SCANNED: usize = 16;
+    if items.len() <= SCANNED {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        }
+        return out;
+    }
     let mut seen = std::collections::HashSet::with_capacity(items.len());
     items.filter(|item| seen.insert(*item)).collect()
 }
@@ -376,6 +387,9 @@ mod tests {
             dedup(["b", "a", "b", "c", "a"].into_iter()),
             vec!["b", "a", "c"]
         );
+        let many: Vec<String> = (0..40).map(|i| format!("c{}", i % 25)).collect();
+        let expected: Vec<String> = (0..25).map(|i| format!("c{i}")).collect();
+        assert_eq!(dedup(many.iter().map(String::as_str)), expected);
     }
 
     #[test]
