@@ -219,3 +219,5 @@ fn every_fixture_has_a_story() {
         );
     }
 }
+
+mod properties;
