@@ -46,6 +46,7 @@ pub fn assessment(a: Assessment) -> proto::Assessment {
                 message: d.message,
             })
             .collect(),
+        depression_conditions: a.depression_conditions,
     }
 }
 

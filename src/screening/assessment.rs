@@ -106,4 +106,7 @@ pub struct Assessment {
     /// RFC 3339: the start (UTC) of the day the record was evaluated as of.
     pub as_of: String,
     pub diagnostics: Vec<Diagnostic>,
+    /// `Type/id` of the depression Conditions active (not refuted, not abated) as of `as_of`: what a
+    /// CarePlan made from this assessment addresses.
+    pub depression_conditions: Vec<String>,
 }

@@ -159,5 +159,9 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
         ruleset_version: k.ruleset_version.clone(),
         as_of: format!("{as_of}T00:00:00Z"),
         diagnostics: all_diagnostics,
+        depression_conditions: facts
+            .active_in("depression", k)
+            .map(|d| d.citation.to_owned())
+            .collect(),
     }
 }

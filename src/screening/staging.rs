@@ -52,13 +52,11 @@ pub fn maudsley(input: &MaudsleyInput, k: &Knowledge) -> Option<u32> {
         13..=24 => 2,
         _ => 3,
     };
-    let psychotic = k.condition_set("psychotic_depression").is_some_and(|set| {
-        input
-            .facts
-            .diagnoses
-            .iter()
-            .any(|d| d.active && d.sets.contains(set))
-    });
+    let psychotic = input
+        .facts
+        .active_in("psychotic_depression", k)
+        .next()
+        .is_some();
     let severity = match severity {
         s if s < 5 => 1,
         5..=9 => 2,
