@@ -80,6 +80,7 @@ fn trial(t: s::TreatmentTrial) -> proto::TreatmentTrial {
         augmentation: t.augmentation,
         counted: t.counted,
         evidence: t.evidence,
+        course: t.course,
     }
 }
 

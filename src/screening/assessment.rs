@@ -59,6 +59,10 @@ pub struct TreatmentTrial {
     pub augmentation: bool,
     pub counted: bool,
     pub evidence: Vec<String>,
+    /// The course (antidepressants started within two weeks of one another), numbered from 1 in
+    /// order of start; unset for augmentation agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub course: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
