@@ -21,7 +21,7 @@ fn override_dir(name: &str, file: &str, text: &str) -> std::path::PathBuf {
 fn the_embedded_knowledge_is_valid_and_versioned() {
     let k = Knowledge::embedded();
     assert!(
-        k.ruleset_version.starts_with("2026.11.0+"),
+        k.ruleset_version.starts_with("2026.12.0+"),
         "{}",
         k.ruleset_version
     );
@@ -68,6 +68,10 @@ fn wrong_overrides_are_refused_with_the_file_and_the_problem() {
                 "refill_gap_days = 30\nrefil_gap = 3",
             ),
             "unknown field",
+        ),
+        (
+            embedded.replace("switch_after_days = 14", "switch_after_days = 7"),
+            "switch_after_days must be at least course.co_start_days",
         ),
         ("not toml at all [".to_owned(), "policy.toml"),
     ];

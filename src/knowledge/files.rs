@@ -219,6 +219,13 @@ pub struct OutcomePolicy {
     pub response_improvement_percent: u32,
     pub response_below: i64,
     pub inferred_failure_window_days: u32,
+    pub switch_after_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoursePolicy {
+    pub co_start_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -250,6 +257,7 @@ pub struct PolicyFile {
     pub meta: Meta,
     pub trial: TrialPolicy,
     pub outcome: OutcomePolicy,
+    pub course: CoursePolicy,
     pub episode: EpisodePolicy,
     pub hints: HintPolicy,
 }

@@ -656,6 +656,13 @@ fn validate_policy(p: &PolicyFile) -> Result<(), KnowledgeError> {
             "trial.dose_hold_days and trial.implausible_dose_factor must be positive",
         ));
     }
+    if p.outcome.switch_after_days < p.course.co_start_days {
+        // Otherwise a drug of the same course would count as a switch from its partner.
+        return Err(invalid(
+            f,
+            "outcome.switch_after_days must be at least course.co_start_days",
+        ));
+    }
     if p.episode.lookback_months == 0 {
         return Err(invalid(f, "episode.lookback_months must be positive"));
     }

@@ -76,16 +76,9 @@ pub async fn write_back(
             identifier_value: &plan_value,
             ..cx
         };
-        let conditions = depression_conditions(record, k);
         let flag_reference = outcome.flag_reference.clone();
         let (plan_id, changed) = upsert(client, "CarePlan", &cx, |existing| {
-            resources::care_plan(
-                existing,
-                assessment,
-                &cx,
-                flag_reference.as_deref(),
-                &conditions,
-            )
+            resources::care_plan(existing, assessment, &cx, flag_reference.as_deref())
         })
         .await?;
         outcome.changed |= changed;
@@ -97,33 +90,6 @@ pub async fn write_back(
 /// The identifier value for a patient's Flag or CarePlan: one per patient and kind.
 fn identifier_value(kind: &str, patient: &PatientId) -> String {
     format!("{kind}-{patient}")
-}
-
-/// Active depression diagnoses the CarePlan addresses.
-fn depression_conditions(record: &PatientRecord, k: &Knowledge) -> Vec<String> {
-    record
-        .conditions
-        .iter()
-        .filter(|c| {
-            let r = &c.resource;
-            let refuted = r
-                .verification_status
-                .as_ref()
-                .and_then(|v| v.first_code())
-                .is_some_and(|s| matches!(s, "refuted" | "entered-in-error"));
-            let active = r
-                .clinical_status
-                .as_ref()
-                .and_then(|s| s.first_code())
-                .is_none_or(|s| matches!(s, "active" | "recurrence" | "relapse"));
-            !refuted
-                && active
-                && r.code
-                    .as_ref()
-                    .is_some_and(|code| k.in_condition_set("depression", code))
-        })
-        .map(|c| c.citation.clone())
-        .collect()
 }
 
 /// [`write`], counted in `trdscreen.writebacks` by resource and outcome.
