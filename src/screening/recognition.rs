@@ -7,7 +7,7 @@ use crate::fhir::datatypes::{CodeableConcept, Coding, Lenient, Reference};
 use crate::fhir::resources::{Medication, MedicationIngredient};
 use crate::fhir::{DiagnosticKind, PatientRecord};
 use crate::knowledge::text::{self, Token};
-use crate::knowledge::{Knowledge, NameMatch, NameTarget};
+use crate::knowledge::{DrugId, Knowledge, NameMatch, NameTarget, ProductInfo, RxnormConcept};
 use crate::ratio::Ratio;
 use std::borrow::Cow;
 
@@ -39,6 +39,7 @@ pub struct Recogniser<'r> {
 struct Scratch<'t> {
     texts: Vec<&'t str>,
     from_text: Vec<Recognised>,
+    from_product: Vec<Recognised>,
     lowered: String,
 }
 
@@ -183,8 +184,12 @@ fn resolve<'r>(
         .map(|m| &m.resource)
 }
 
-/// Screening-rules section 2: RxNorm ingredient codes; otherwise names and brands in the text;
-/// otherwise ATC. Strengths come from Medication.ingredient or from the text.
+/// Screening-rules section 2, with the rule that a recognised code decides: the RxNorm ingredient
+/// and product codes, and the ATC codes, of the concept and of its Medication's ingredients name the
+/// drugs. The text (`text` and every `display`) names them only when no coding is recognised; when
+/// one is, the text is only checked against it, and a text that names another drug or strength is a
+/// diagnostic. Strengths come from Medication.ingredient, else the product's RxNorm name, else (for an
+/// ingredient or ATC code, which show none) the text.
 fn recognise<'t>(
     concept: &'t CodeableConcept,
     ingredients: &'t [MedicationIngredient],
@@ -192,30 +197,24 @@ fn recognise<'t>(
     scratch: &mut Scratch<'t>,
     notes: &mut Vec<Note>,
 ) -> Vec<Recognised> {
-    let mut found: Vec<Recognised> = Vec::new();
-    let add = |found: &mut Vec<Recognised>, r: Recognised| {
-        if let Some(existing) = found.iter_mut().find(|x| x.drug == r.drug) {
-            existing.strength = existing.strength.or(r.strength);
-            existing.route_shown |= r.route_shown;
-            existing.min_adequate_override =
-                existing.min_adequate_override.or(r.min_adequate_override);
-        } else {
-            found.push(r);
-        }
-    };
     let concepts = std::iter::once(concept).chain(
         ingredients
             .iter()
             .filter_map(|i| i.item_codeable_concept.as_ref()),
     );
-    // Names in text give strengths even when codes identify the drug.
     let Scratch {
         texts,
         from_text,
+        from_product,
         lowered,
     } = scratch;
     texts.clear();
-    texts.extend(concepts.clone().flat_map(CodeableConcept::texts));
+    texts.extend(
+        concepts
+            .clone()
+            .flat_map(CodeableConcept::texts)
+            .filter(|t| !t.trim().is_empty()),
+    );
     // `text` and `coding.display` are often the same string.
     texts.sort_unstable();
     texts.dedup();
@@ -223,54 +222,128 @@ fn recognise<'t>(
     for t in texts.iter() {
         scan_text(t, k, lowered, from_text);
     }
-    let mut by_code = concepts
-        .clone()
-        .flat_map(|c| c.codes_in(&k.systems.rxnorm))
-        .filter_map(|code| k.drug_by_rxnorm(code))
-        .peekable();
-    if by_code.peek().is_some() {
-        for drug in by_code {
-            let text_hit = from_text.iter().find(|r: &&Recognised| r.drug == drug);
-            let route_in_text = k.drug(drug).required_route.as_ref().is_some_and(|route| {
-                concepts
-                    .clone()
-                    .flat_map(CodeableConcept::texts)
-                    .any(|t| text::text_contains_phrase(t, route))
-            });
-            add(
-                &mut found,
-                Recognised {
-                    drug,
-                    strength: text_hit.and_then(|r| r.strength),
-                    route_shown: route_in_text || text_hit.is_some_and(|r| r.route_shown),
-                    min_adequate_override: text_hit.and_then(|r| r.min_adequate_override),
-                },
-            );
-        }
-    } else if !from_text.is_empty() {
-        for r in from_text.iter() {
-            add(&mut found, *r);
-        }
-    } else {
-        for c in concepts.clone() {
-            for code in c.codes_in(&k.systems.atc) {
-                if let Some(drug) = k.drug_by_atc(code) {
-                    add(
-                        &mut found,
-                        Recognised {
-                            drug,
-                            strength: None,
-                            route_shown: false,
-                            min_adequate_override: None,
-                        },
-                    );
-                } else if k.is_unlisted_antidepressant_atc(code) {
-                    notes.push((DiagnosticKind::UnlistedAntidepressant, format!("ATC {code} is an antidepressant the knowledge base does not list; not counted")));
+
+    let mut found: Vec<Recognised> = Vec::new();
+    let mut decided_by: Option<CodeName<'t>> = None;
+    let mut unknown: Vec<&'t str> = Vec::new();
+    for coding in concepts.clone().flat_map(|c| &c.coding) {
+        let (Some(system), Some(code)) = (coding.system.as_deref(), coding.code.as_deref()) else {
+            continue;
+        };
+        if k.systems.rxnorm.iter().any(|s| s == system) {
+            match k.rxnorm_concept(code) {
+                Some(RxnormConcept::Ingredient(drug)) => {
+                    decided_by.get_or_insert(CodeName::RxNorm(code));
+                    add(&mut found, from_code_and_text(drug, k, texts, from_text));
                 }
+                Some(RxnormConcept::Product(product)) => {
+                    decided_by.get_or_insert(CodeName::RxNorm(code));
+                    if product.unlisted_antidepressant {
+                        notes.push((
+                            DiagnosticKind::UnlistedAntidepressant,
+                            format!("RxNorm {code} ({}) is an antidepressant the knowledge base does not list; not counted", product.name),
+                        ));
+                    }
+                    from_product.clear();
+                    scan_text(&product.name, k, lowered, from_product);
+                    for &drug in &product.drugs {
+                        let r = in_product(drug, product, k, from_product, texts, from_text);
+                        let text_strength = from_text
+                            .iter()
+                            .filter(|t| t.drug == drug)
+                            .find_map(|t| t.strength);
+                        if let (Some(coded), Some(written)) = (r.strength, text_strength) {
+                            if coded != written {
+                                notes.push((
+                                    DiagnosticKind::CodeTextConflict,
+                                    format!(
+                                        "its text gives {} another strength than its RxNorm code {code} ({}); the code decides",
+                                        k.drug(drug).name,
+                                        product.name
+                                    ),
+                                ));
+                            }
+                        }
+                        add(&mut found, r);
+                    }
+                }
+                None => unknown.push(code),
+            }
+        } else if k.systems.atc.iter().any(|s| s == system) {
+            if let Some(drug) = k.drug_by_atc(code) {
+                decided_by.get_or_insert(CodeName::Atc(code));
+                add(&mut found, from_code_and_text(drug, k, texts, from_text));
+            } else if k.is_unlisted_antidepressant_atc(code) {
+                decided_by.get_or_insert(CodeName::Atc(code));
+                notes.push((
+                    DiagnosticKind::UnlistedAntidepressant,
+                    format!("ATC {code} is an antidepressant the knowledge base does not list; not counted"),
+                ));
+            }
+            // Any other ATC code decides nothing: drugs.toml does not give every drug its ATC code.
+        }
+    }
+
+    match decided_by {
+        Some(code) => {
+            // The code decides; a text that names another drug is named, not followed.
+            let mut others: Vec<&str> = from_text
+                .iter()
+                .filter(|t| !found.iter().any(|f| f.drug == t.drug))
+                .map(|t| k.drug(t.drug).name.as_str())
+                .collect();
+            others.dedup();
+            if !others.is_empty() {
+                let coded = if found.is_empty() {
+                    "a product screening does not track".to_owned()
+                } else {
+                    found
+                        .iter()
+                        .map(|f| k.drug(f.drug).name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                notes.push((
+                    DiagnosticKind::CodeTextConflict,
+                    format!(
+                        "its text names {}, but its {code} is {coded}; the code decides",
+                        others.join(", ")
+                    ),
+                ));
+            }
+        }
+        None if !from_text.is_empty() => {
+            for r in from_text.iter() {
+                add(&mut found, *r);
+            }
+            if !unknown.is_empty() {
+                notes.push((
+                    DiagnosticKind::UnknownCode,
+                    format!(
+                        "{} not in the knowledge base; recognised from its text",
+                        unknown_codes(&unknown)
+                    ),
+                ));
+            }
+        }
+        None => {
+            if !unknown.is_empty() {
+                let text = if texts.is_empty() {
+                    "it has no text"
+                } else {
+                    "its text names no drug screening tracks"
+                };
+                notes.push((
+                    DiagnosticKind::UnknownCode,
+                    format!(
+                        "{} not in the knowledge base, and {text}; not counted",
+                        unknown_codes(&unknown)
+                    ),
+                ));
             }
         }
     }
-    // Strengths stated per ingredient in a Medication override what the text says.
+    // Strengths stated per ingredient in a Medication override what the product and the text say.
     for ingredient in ingredients {
         let (Some(item), Some(strength)) =
             (&ingredient.item_codeable_concept, &ingredient.strength)
@@ -285,10 +358,14 @@ fn recognise<'t>(
         for t in item.texts() {
             scan_text(t, k, lowered, names);
         }
-        let drugs = item
-            .codes_in(&k.systems.rxnorm)
-            .filter_map(|c| k.drug_by_rxnorm(c))
-            .chain(names.iter().map(|r| r.drug));
+        let mut drugs: Vec<DrugId> = names.iter().map(|r| r.drug).collect();
+        for code in item.codes_in(&k.systems.rxnorm) {
+            match k.rxnorm_concept(code) {
+                Some(RxnormConcept::Ingredient(drug)) => drugs.push(drug),
+                Some(RxnormConcept::Product(p)) => drugs.extend_from_slice(&p.drugs),
+                None => {}
+            }
+        }
         for drug in drugs {
             if let Some(r) = found.iter_mut().find(|r| r.drug == drug) {
                 r.strength = Some(strength);
@@ -302,6 +379,108 @@ fn recognise<'t>(
         ));
     }
     found
+}
+
+/// The code that decided, for a diagnostic: only codes the knowledge base holds are quoted.
+#[derive(Debug, Clone, Copy)]
+enum CodeName<'t> {
+    RxNorm(&'t str),
+    Atc(&'t str),
+}
+
+impl std::fmt::Display for CodeName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodeName::RxNorm(code) => write!(f, "RxNorm code {code}"),
+            CodeName::Atc(code) => write!(f, "ATC code {code}"),
+        }
+    }
+}
+
+/// RxNorm codes the knowledge base does not hold, as a diagnostic names them ("RxNorm code 123 is"):
+/// a code that is not a number is not quoted (it would be the sender's text), and a long list is cut.
+fn unknown_codes(codes: &[&str]) -> String {
+    const SHOWN: usize = 3;
+    let is_number =
+        |c: &&str| !c.is_empty() && c.len() <= 12 && c.bytes().all(|b| b.is_ascii_digit());
+    let mut numbers: Vec<&str> = codes.iter().copied().filter(is_number).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let malformed = codes.iter().any(|c| !is_number(c));
+    match (numbers.as_slice(), malformed) {
+        ([one], false) => format!("RxNorm code {one} is"),
+        ([], _) => "an RxNorm code that is not a number is".to_owned(),
+        _ => {
+            let mut parts: Vec<String> = numbers
+                .iter()
+                .take(SHOWN)
+                .map(|c| (*c).to_owned())
+                .collect();
+            if numbers.len() > SHOWN {
+                parts.push(format!("{} more", numbers.len() - SHOWN));
+            }
+            if malformed {
+                parts.push("a code that is not a number".to_owned());
+            }
+            format!("RxNorm codes {} are", parts.join(", "))
+        }
+    }
+}
+
+fn add(found: &mut Vec<Recognised>, r: Recognised) {
+    if let Some(existing) = found.iter_mut().find(|x| x.drug == r.drug) {
+        existing.strength = existing.strength.or(r.strength);
+        existing.route_shown |= r.route_shown;
+        existing.min_adequate_override = existing.min_adequate_override.or(r.min_adequate_override);
+    } else {
+        found.push(r);
+    }
+}
+
+/// A drug of a product known by its RxNorm code, with the strength and route its RxNorm name shows.
+/// A name that shows no strength (an ingredient-level concept, such as "lisinopril" in a value set of
+/// ingredients) is read as an ingredient code is.
+fn in_product(
+    drug: DrugId,
+    product: &ProductInfo,
+    k: &Knowledge,
+    from_product: &[Recognised],
+    texts: &[&str],
+    from_text: &[Recognised],
+) -> Recognised {
+    let named = from_product.iter().find(|r| r.drug == drug);
+    let combination = product.combination.map(|c| &k.combinations[c]);
+    let mut r = match named {
+        Some(named) if named.strength.is_some() => *named,
+        _ => from_code_and_text(drug, k, texts, from_text),
+    };
+    r.min_adequate_override = r
+        .min_adequate_override
+        .or_else(|| combination?.min_adequate_daily_mg.get(&drug).copied());
+    r
+}
+
+/// A drug named by an ingredient or ATC code, which shows no strength or route: the text's, when the
+/// text names the same drug.
+fn from_code_and_text(
+    drug: DrugId,
+    k: &Knowledge,
+    texts: &[&str],
+    from_text: &[Recognised],
+) -> Recognised {
+    // The same drug may be named in several texts ("lisinopril", "lisinopril 10 MG Oral Tablet").
+    let text_hits = || from_text.iter().filter(|r| r.drug == drug);
+    let route_in_text = k
+        .drug(drug)
+        .required_route
+        .as_ref()
+        .is_some_and(|route| texts.iter().any(|t| text::text_contains_phrase(t, route)));
+    Recognised {
+        drug,
+        strength: text_hits().find_map(|r| r.strength),
+        route_shown: route_in_text || text_hits().any(|r| r.route_shown),
+        min_adequate_override: text_hits().find_map(|r| r.min_adequate_override),
+    }
 }
 
 /// Every drug or combination named in one text, each with the strength written after it (up to the
@@ -336,7 +515,13 @@ fn push_named(
     k: &Knowledge,
     out: &mut Vec<Recognised>,
 ) {
-    let strength = dose::strength_from_tokens(&tokens[m.end..until]);
+    // The slash that separates two ingredients ("fluoxetine 25 MG / olanzapine 6 MG") is not part of
+    // the first one's strength.
+    let mut window = &tokens[m.end..until];
+    while let [rest @ .., Token::Slash] = window {
+        window = rest;
+    }
+    let strength = dose::strength_from_tokens(window);
     match m.target {
         NameTarget::Drug { drug, brand } => {
             let route_in_text = k
