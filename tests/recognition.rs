@@ -334,7 +334,7 @@ fn every_product_maps_to_each_drug_it_contains() {
         let Some(trdscreen::knowledge::RxnormConcept::Product(p)) = k.rxnorm_concept(code) else {
             panic!("{code} is a product");
         };
-        let mut listed: Vec<&str> = p.drugs.iter().map(|d| k.drug(*d).name.as_str()).collect();
+        let mut listed: Vec<&str> = p.drugs().map(|d| k.drug(d).name.as_str()).collect();
         listed.sort();
         assert!(
             !listed.is_empty(),

@@ -3,12 +3,14 @@
 
 pub mod files;
 mod products;
+mod reading;
 pub mod text;
 
 use crate::ratio::Ratio;
 use files::*;
 pub use files::{FlagCodes, HintDef, HintSeverity, Role, SuggestionDef};
 pub use products::{ProductInfo, RxnormConcept};
+pub use reading::Named;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 

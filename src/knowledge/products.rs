@@ -2,24 +2,26 @@
 //! product code ("sertraline 100 MG Oral Tablet", 312938) is recognised with no text at all.
 
 use super::files::{ProductsFile, ValueSetSource};
-use super::{DrugId, FastMap, Knowledge, KnowledgeError, NameTarget, invalid, text};
-use std::collections::HashSet;
+use super::{DrugId, FastMap, Knowledge, KnowledgeError, Named, invalid};
 
 const FILE: &str = "products.toml";
 
 /// A product the knowledge base knows by its RxNorm code.
 #[derive(Debug, Clone)]
 pub struct ProductInfo {
-    /// The RxNorm name, read for the strength and the route the product shows.
+    /// The RxNorm name ("sertraline 100 MG Oral Tablet").
     pub name: String,
-    /// The tracked drugs it contains (each ingredient of a combination); none for a product
-    /// screening does not track.
-    pub drugs: Vec<DrugId>,
+    /// Each tracked drug it contains (every ingredient of a combination), with the strength and route
+    /// its name shows, read once at load time; empty for a product screening does not track.
+    pub contents: Vec<Named>,
     /// Listed in a value set of antidepressants, yet naming no drug of `drugs.toml`.
     pub unlisted_antidepressant: bool,
-    /// The combination of `drugs.toml` whose ingredients the product holds, exactly (its minimum
-    /// doses per ingredient apply: Auvelity's bupropion).
-    pub combination: Option<usize>,
+}
+
+impl ProductInfo {
+    pub fn drugs(&self) -> impl Iterator<Item = DrugId> + '_ {
+        self.contents.iter().map(|n| n.drug)
+    }
 }
 
 /// What a known RxNorm code stands for.
@@ -52,32 +54,6 @@ impl Knowledge {
     /// How many product codes the knowledge base holds.
     pub fn product_count(&self) -> usize {
         self.products.products.len()
-    }
-
-    /// The drugs a text names by their names and brands (a combination's brand names each of its
-    /// ingredients), each once, in the order first named.
-    pub fn drugs_named(&self, name: &str) -> Vec<DrugId> {
-        let lowered = text::lower(name);
-        let tokens = text::tokenize(&lowered);
-        let mut drugs = Vec::new();
-        let mut at = 0;
-        while at < tokens.len() {
-            let Some(m) = self.name_at(&tokens, at) else {
-                at += 1;
-                continue;
-            };
-            let named: &[DrugId] = match &m.target {
-                NameTarget::Drug { drug, .. } => std::slice::from_ref(drug),
-                NameTarget::Combination(c) => &self.combinations[*c].ingredients,
-            };
-            for drug in named {
-                if !drugs.contains(drug) {
-                    drugs.push(*drug);
-                }
-            }
-            at = m.end;
-        }
-        drugs
     }
 
     /// Indexes `products.toml`, after `drugs.toml`: every entry is checked against the drugs its
@@ -126,11 +102,18 @@ impl Knowledge {
                     }
                     drugs.push(drug);
                 }
-                let named = self.drugs_named(&p.name);
-                let listed: HashSet<DrugId> = drugs.iter().copied().collect();
-                if named.len() != listed.len() || !named.iter().all(|d| listed.contains(d)) {
-                    let names = |ds: &mut dyn Iterator<Item = DrugId>| {
-                        ds.map(|d| self.drug(d).name.as_str()).collect::<Vec<_>>()
+                let mut read = Vec::new();
+                self.read_text(&p.name, &mut String::new(), &mut read);
+                let mut named: Vec<DrugId> = read.iter().map(|n| n.drug).collect();
+                named.sort_unstable();
+                named.dedup();
+                let mut sorted = drugs.clone();
+                sorted.sort_unstable();
+                if named != sorted {
+                    let names = |ds: &[DrugId]| {
+                        ds.iter()
+                            .map(|d| self.drug(*d).name.as_str())
+                            .collect::<Vec<_>>()
                     };
                     return Err(invalid(
                         FILE,
@@ -138,8 +121,8 @@ impl Knowledge {
                             "RxNorm {code} ({:?}) names {:?} in drugs.toml's names but lists {:?}; \
                              regenerate the file (scripts/products-from-value-sets) or correct the entry",
                             p.name,
-                            names(&mut named.iter().copied()),
-                            names(&mut drugs.iter().copied()),
+                            names(&self.drugs_named(&p.name)),
+                            names(&drugs),
                         ),
                     ));
                 }
@@ -161,15 +144,30 @@ impl Knowledge {
                 {
                     return Err(invalid(FILE, format!("RxNorm {code} is listed twice")));
                 }
-                let combination = self.combinations.iter().position(|c| {
-                    c.ingredients.len() == drugs.len()
-                        && c.ingredients.iter().all(|d| listed.contains(d))
+                // A product that holds exactly a combination's ingredients takes its minimum doses.
+                let combination = self.combinations.iter().find(|c| {
+                    drugs.len() > 1
+                        && c.ingredients.len() == drugs.len()
+                        && c.ingredients.iter().all(|d| drugs.contains(d))
                 });
+                let contents = drugs
+                    .iter()
+                    .map(|&drug| {
+                        let shown = || read.iter().filter(|n| n.drug == drug);
+                        Named {
+                            drug,
+                            strength: shown().find_map(|n| n.strength),
+                            route_shown: shown().any(|n| n.route_shown),
+                            min_adequate_override: combination
+                                .and_then(|c| c.min_adequate_daily_mg.get(&drug).copied())
+                                .or_else(|| shown().find_map(|n| n.min_adequate_override)),
+                        }
+                    })
+                    .collect();
                 index.products.push(ProductInfo {
                     name: p.name.clone(),
                     unlisted_antidepressant: set.antidepressants && drugs.is_empty(),
-                    combination: combination.filter(|_| drugs.len() > 1),
-                    drugs,
+                    contents,
                 });
             }
         }

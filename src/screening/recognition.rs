@@ -2,25 +2,16 @@
 //! and route the product shows.
 
 use super::Diagnostics;
-use super::dose::{self, Strength};
+use super::dose;
 use crate::fhir::datatypes::{CodeableConcept, Coding, Lenient, Reference};
 use crate::fhir::resources::{Medication, MedicationIngredient};
 use crate::fhir::{DiagnosticKind, PatientRecord};
-use crate::knowledge::text::{self, Token};
-use crate::knowledge::{DrugId, Knowledge, NameMatch, NameTarget, ProductInfo, RxnormConcept};
-use crate::ratio::Ratio;
+use crate::knowledge::text;
+use crate::knowledge::{DrugId, Knowledge, RxnormConcept};
 use std::borrow::Cow;
 
-/// One drug a medication names, with what the product says of it.
-#[derive(Debug, Clone, Copy)]
-pub struct Recognised {
-    pub drug: crate::knowledge::DrugId,
-    pub strength: Option<Strength>,
-    /// The product itself shows the drug's required route: a brand of that form (Emsam) or the
-    /// route in its name ("selegiline 0.25 MG/HR Transdermal System").
-    pub route_shown: bool,
-    pub min_adequate_override: Option<Ratio>,
-}
+/// One drug a medication names, with what the product shows of it (strength, route).
+pub type Recognised = crate::knowledge::Named;
 
 /// A notice about a concept, written under every record that names it.
 type Note = (DiagnosticKind, String);
@@ -39,7 +30,6 @@ pub struct Recogniser<'r> {
 struct Scratch<'t> {
     texts: Vec<&'t str>,
     from_text: Vec<Recognised>,
-    from_product: Vec<Recognised>,
     lowered: String,
 }
 
@@ -205,7 +195,6 @@ fn recognise<'t>(
     let Scratch {
         texts,
         from_text,
-        from_product,
         lowered,
     } = scratch;
     texts.clear();
@@ -220,7 +209,7 @@ fn recognise<'t>(
     texts.dedup();
     from_text.clear();
     for t in texts.iter() {
-        scan_text(t, k, lowered, from_text);
+        k.read_text(t, lowered, from_text);
     }
 
     let mut found: Vec<Recognised> = Vec::new();
@@ -244,10 +233,17 @@ fn recognise<'t>(
                             format!("RxNorm {code} ({}) is an antidepressant the knowledge base does not list; not counted", product.name),
                         ));
                     }
-                    from_product.clear();
-                    scan_text(&product.name, k, lowered, from_product);
-                    for &drug in &product.drugs {
-                        let r = in_product(drug, product, k, from_product, texts, from_text);
+                    for &shown in &product.contents {
+                        let drug = shown.drug;
+                        // A name with no strength (an ingredient in a value set of ingredients) is
+                        // read as an ingredient code is.
+                        let r = match shown.strength {
+                            Some(_) => shown,
+                            None => Recognised {
+                                min_adequate_override: shown.min_adequate_override,
+                                ..from_code_and_text(drug, k, texts, from_text)
+                            },
+                        };
                         let text_strength = from_text
                             .iter()
                             .filter(|t| t.drug == drug)
@@ -356,13 +352,13 @@ fn recognise<'t>(
         let names = &mut *from_text;
         names.clear();
         for t in item.texts() {
-            scan_text(t, k, lowered, names);
+            k.read_text(t, lowered, names);
         }
         let mut drugs: Vec<DrugId> = names.iter().map(|r| r.drug).collect();
         for code in item.codes_in(&k.systems.rxnorm) {
             match k.rxnorm_concept(code) {
                 Some(RxnormConcept::Ingredient(drug)) => drugs.push(drug),
-                Some(RxnormConcept::Product(p)) => drugs.extend_from_slice(&p.drugs),
+                Some(RxnormConcept::Product(p)) => drugs.extend(p.drugs()),
                 None => {}
             }
         }
@@ -437,29 +433,6 @@ fn add(found: &mut Vec<Recognised>, r: Recognised) {
     }
 }
 
-/// A drug of a product known by its RxNorm code, with the strength and route its RxNorm name shows.
-/// A name that shows no strength (an ingredient-level concept, such as "lisinopril" in a value set of
-/// ingredients) is read as an ingredient code is.
-fn in_product(
-    drug: DrugId,
-    product: &ProductInfo,
-    k: &Knowledge,
-    from_product: &[Recognised],
-    texts: &[&str],
-    from_text: &[Recognised],
-) -> Recognised {
-    let named = from_product.iter().find(|r| r.drug == drug);
-    let combination = product.combination.map(|c| &k.combinations[c]);
-    let mut r = match named {
-        Some(named) if named.strength.is_some() => *named,
-        _ => from_code_and_text(drug, k, texts, from_text),
-    };
-    r.min_adequate_override = r
-        .min_adequate_override
-        .or_else(|| combination?.min_adequate_daily_mg.get(&drug).copied());
-    r
-}
-
 /// A drug named by an ingredient or ATC code, which shows no strength or route: the text's, when the
 /// text names the same drug.
 fn from_code_and_text(
@@ -480,72 +453,5 @@ fn from_code_and_text(
         strength: text_hits().find_map(|r| r.strength),
         route_shown: route_in_text || text_hits().any(|r| r.route_shown),
         min_adequate_override: text_hits().find_map(|r| r.min_adequate_override),
-    }
-}
-
-/// Every drug or combination named in one text, each with the strength written after it (up to the
-/// next name).
-fn scan_text(t: &str, k: &Knowledge, lowered: &mut String, out: &mut Vec<Recognised>) {
-    text::lower_into(t, lowered);
-    let tokens = text::tokenize(lowered);
-    let mut previous: Option<NameMatch> = None;
-    let mut i = 0;
-    while i < tokens.len() {
-        match k.name_at(&tokens, i) {
-            Some(m) => {
-                if let Some(p) = previous.replace(m) {
-                    push_named(p, &tokens, i, k, out);
-                }
-                i = m.end;
-            }
-            None => i += 1,
-        }
-    }
-    if let Some(last) = previous {
-        push_named(last, &tokens, tokens.len(), k, out);
-    }
-}
-
-/// The drug or combination of a name found in `tokens`, with the strength written between the name
-/// and `until`.
-fn push_named(
-    m: NameMatch,
-    tokens: &[Token<'_>],
-    until: usize,
-    k: &Knowledge,
-    out: &mut Vec<Recognised>,
-) {
-    // The slash that separates two ingredients ("fluoxetine 25 MG / olanzapine 6 MG") is not part of
-    // the first one's strength.
-    let mut window = &tokens[m.end..until];
-    while let [rest @ .., Token::Slash] = window {
-        window = rest;
-    }
-    let strength = dose::strength_from_tokens(window);
-    match m.target {
-        NameTarget::Drug { drug, brand } => {
-            let route_in_text = k
-                .drug(drug)
-                .required_route
-                .as_ref()
-                .is_some_and(|route| text::contains_phrase(tokens, route));
-            out.push(Recognised {
-                drug,
-                strength,
-                route_shown: brand || route_in_text,
-                min_adequate_override: None,
-            })
-        }
-        NameTarget::Combination(c) => {
-            let combination = &k.combinations[c];
-            for drug in &combination.ingredients {
-                out.push(Recognised {
-                    drug: *drug,
-                    strength: None,
-                    route_shown: true,
-                    min_adequate_override: combination.min_adequate_daily_mg.get(drug).copied(),
-                });
-            }
-        }
     }
 }
