@@ -212,102 +212,13 @@ fn recognise<'t>(
         k.read_text(t, lowered, from_text);
     }
 
-    let mut found: Vec<Recognised> = Vec::new();
-    let mut decided_by: Option<CodeName<'t>> = None;
-    let mut unknown: Vec<&'t str> = Vec::new();
-    for coding in concepts.clone().flat_map(|c| &c.coding) {
-        let (Some(system), Some(code)) = (coding.system.as_deref(), coding.code.as_deref()) else {
-            continue;
-        };
-        if k.systems.rxnorm.iter().any(|s| s == system) {
-            match k.rxnorm_concept(code) {
-                Some(RxnormConcept::Ingredient(drug)) => {
-                    decided_by.get_or_insert(CodeName::RxNorm(code));
-                    add(&mut found, from_code_and_text(drug, k, texts, from_text));
-                }
-                Some(RxnormConcept::Product(product)) => {
-                    decided_by.get_or_insert(CodeName::RxNorm(code));
-                    if product.unlisted_antidepressant {
-                        notes.push((
-                            DiagnosticKind::UnlistedAntidepressant,
-                            format!("RxNorm {code} ({}) is an antidepressant the knowledge base does not list; not counted", product.name),
-                        ));
-                    }
-                    for &shown in &product.contents {
-                        let drug = shown.drug;
-                        // A name with no strength (an ingredient in a value set of ingredients) is
-                        // read as an ingredient code is.
-                        let r = match shown.strength {
-                            Some(_) => shown,
-                            None => Recognised {
-                                min_adequate_override: shown.min_adequate_override,
-                                ..from_code_and_text(drug, k, texts, from_text)
-                            },
-                        };
-                        let text_strength = from_text
-                            .iter()
-                            .filter(|t| t.drug == drug)
-                            .find_map(|t| t.strength);
-                        if let (Some(coded), Some(written)) = (r.strength, text_strength) {
-                            if coded != written {
-                                notes.push((
-                                    DiagnosticKind::CodeTextConflict,
-                                    format!(
-                                        "its text gives {} another strength than its RxNorm code {code} ({}); the code decides",
-                                        k.drug(drug).name,
-                                        product.name
-                                    ),
-                                ));
-                            }
-                        }
-                        add(&mut found, r);
-                    }
-                }
-                None => unknown.push(code),
-            }
-        } else if k.systems.atc.iter().any(|s| s == system) {
-            if let Some(drug) = k.drug_by_atc(code) {
-                decided_by.get_or_insert(CodeName::Atc(code));
-                add(&mut found, from_code_and_text(drug, k, texts, from_text));
-            } else if k.is_unlisted_antidepressant_atc(code) {
-                decided_by.get_or_insert(CodeName::Atc(code));
-                notes.push((
-                    DiagnosticKind::UnlistedAntidepressant,
-                    format!("ATC {code} is an antidepressant the knowledge base does not list; not counted"),
-                ));
-            }
-            // Any other ATC code decides nothing: drugs.toml does not give every drug its ATC code.
-        }
-    }
-
+    let Coded {
+        mut found,
+        decided_by,
+        unknown,
+    } = read_codes(concepts, k, texts, from_text, notes);
     match decided_by {
-        Some(code) => {
-            // The code decides; a text that names another drug is named, not followed.
-            let mut others: Vec<&str> = from_text
-                .iter()
-                .filter(|t| !found.iter().any(|f| f.drug == t.drug))
-                .map(|t| k.drug(t.drug).name.as_str())
-                .collect();
-            others.dedup();
-            if !others.is_empty() {
-                let coded = if found.is_empty() {
-                    "a product screening does not track".to_owned()
-                } else {
-                    found
-                        .iter()
-                        .map(|f| k.drug(f.drug).name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                notes.push((
-                    DiagnosticKind::CodeTextConflict,
-                    format!(
-                        "its text names {}, but its {code} is {coded}; the code decides",
-                        others.join(", ")
-                    ),
-                ));
-            }
-        }
+        Some(code) => note_other_drugs_in_text(code, &found, from_text, k, notes),
         None if !from_text.is_empty() => {
             for r in from_text.iter() {
                 add(&mut found, *r);
@@ -377,6 +288,138 @@ fn recognise<'t>(
     found
 }
 
+/// What the codings of a concept (and of its Medication's ingredients) say.
+struct Coded<'t> {
+    found: Vec<Recognised>,
+    /// The first recognised coding: when there is one, the codes decide.
+    decided_by: Option<CodeName<'t>>,
+    /// RxNorm codes the knowledge base does not hold.
+    unknown: Vec<&'t str>,
+}
+
+/// The drugs the recognised codings name. An ingredient or ATC code shows no strength or route, so
+/// the text's are taken for the same drug; a product's come from its RxNorm name, and a text that
+/// gives the drug another strength is noted.
+fn read_codes<'t>(
+    concepts: impl Iterator<Item = &'t CodeableConcept>,
+    k: &Knowledge,
+    texts: &[&str],
+    from_text: &[Recognised],
+    notes: &mut Vec<Note>,
+) -> Coded<'t> {
+    let mut found: Vec<Recognised> = Vec::new();
+    let mut decided_by: Option<CodeName<'t>> = None;
+    let mut unknown: Vec<&'t str> = Vec::new();
+    for coding in concepts.flat_map(|c| &c.coding) {
+        let (Some(system), Some(code)) = (coding.system.as_deref(), coding.code.as_deref()) else {
+            continue;
+        };
+        if k.systems.rxnorm.iter().any(|s| s == system) {
+            match k.rxnorm_concept(code) {
+                Some(RxnormConcept::Ingredient(drug)) => {
+                    decided_by.get_or_insert(CodeName::RxNorm(code));
+                    add(&mut found, from_code_and_text(drug, k, texts, from_text));
+                }
+                Some(RxnormConcept::Product(product)) => {
+                    decided_by.get_or_insert(CodeName::RxNorm(code));
+                    if product.unlisted_antidepressant {
+                        notes.push((
+                            DiagnosticKind::UnlistedAntidepressant,
+                            format!("RxNorm {code} ({}) is an antidepressant the knowledge base does not list; not counted", product.name),
+                        ));
+                    }
+                    for &shown in &product.contents {
+                        let drug = shown.drug;
+                        // A name with no strength (an ingredient in a value set of ingredients) is
+                        // read as an ingredient code is.
+                        let r = match shown.strength {
+                            Some(_) => shown,
+                            None => Recognised {
+                                min_adequate_override: shown.min_adequate_override,
+                                ..from_code_and_text(drug, k, texts, from_text)
+                            },
+                        };
+                        let text_strength = from_text
+                            .iter()
+                            .filter(|t| t.drug == drug)
+                            .find_map(|t| t.strength);
+                        if let (Some(coded), Some(written)) = (r.strength, text_strength) {
+                            if coded != written {
+                                notes.push((
+                                    DiagnosticKind::CodeTextConflict,
+                                    format!(
+                                        "its text gives {} another strength than its RxNorm code {code} ({}); the code decides",
+                                        k.drug(drug).name,
+                                        product.name
+                                    ),
+                                ));
+                            }
+                        }
+                        add(&mut found, r);
+                    }
+                }
+                None => unknown.push(code),
+            }
+        } else if k.systems.atc.iter().any(|s| s == system) {
+            if let Some(drug) = k.drug_by_atc(code) {
+                decided_by.get_or_insert(CodeName::Atc(code));
+                add(&mut found, from_code_and_text(drug, k, texts, from_text));
+            } else if k.is_unlisted_antidepressant_atc(code) {
+                decided_by.get_or_insert(CodeName::Atc(code));
+                notes.push((
+                    DiagnosticKind::UnlistedAntidepressant,
+                    format!(
+                        "{} is an antidepressant the knowledge base does not list; not counted",
+                        CodeName::Atc(code)
+                    ),
+                ));
+            }
+            // Any other ATC code decides nothing: drugs.toml does not give every drug its ATC code.
+        }
+    }
+
+    Coded {
+        found,
+        decided_by,
+        unknown,
+    }
+}
+
+/// The codes decide; a text that names another drug is named in a diagnostic, not followed.
+fn note_other_drugs_in_text(
+    code: CodeName<'_>,
+    found: &[Recognised],
+    from_text: &[Recognised],
+    k: &Knowledge,
+    notes: &mut Vec<Note>,
+) {
+    let mut others: Vec<&str> = Vec::new();
+    for t in from_text.iter() {
+        let name = k.drug(t.drug).name.as_str();
+        if !found.iter().any(|f| f.drug == t.drug) && !others.contains(&name) {
+            others.push(name);
+        }
+    }
+    if !others.is_empty() {
+        let coded = if found.is_empty() {
+            "none of the drugs screening tracks".to_owned()
+        } else {
+            found
+                .iter()
+                .map(|f| k.drug(f.drug).name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        notes.push((
+            DiagnosticKind::CodeTextConflict,
+            format!(
+                "its text names {}, but its {code} is {coded}; the code decides",
+                others.join(", ")
+            ),
+        ));
+    }
+}
+
 /// The code that decided, for a diagnostic: only codes the knowledge base holds are quoted.
 #[derive(Debug, Clone, Copy)]
 enum CodeName<'t> {
@@ -388,7 +431,13 @@ impl std::fmt::Display for CodeName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CodeName::RxNorm(code) => write!(f, "RxNorm code {code}"),
-            CodeName::Atc(code) => write!(f, "ATC code {code}"),
+            // An ATC code is matched by its prefix, so what follows the prefix is the sender's.
+            CodeName::Atc(code)
+                if code.len() <= 7 && code.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                write!(f, "ATC code {code}")
+            }
+            CodeName::Atc(_) => write!(f, "ATC code"),
         }
     }
 }
