@@ -15,7 +15,9 @@ pub enum BodyError {
     Transport(reqwest::Error),
 }
 
-/// The whole body of `response`, at most `limit` bytes.
+/// The whole body of `response`, at most `limit` bytes. Held once: in one buffer of the declared
+/// length, or (with no Content-Length) as the chunks received, joined at the end; a body refused
+/// for its size has cost at most `limit` bytes.
 pub async fn read_bounded(
     mut response: reqwest::Response,
     limit: usize,
@@ -23,18 +25,41 @@ pub async fn read_bounded(
     let too_large = BodyError::TooLarge {
         limit: limit as u64,
     };
-    let declared = response.content_length();
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large);
-    }
-    let mut body = BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
-        if body.len() + chunk.len() > limit {
-            return Err(too_large);
+    match response.content_length() {
+        Some(declared) if declared > limit as u64 => Err(too_large),
+        Some(declared) => {
+            let mut body = BytesMut::with_capacity(declared as usize);
+            while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
         }
-        body.extend_from_slice(&chunk);
+        None => {
+            let mut chunks = Vec::new();
+            let mut total = 0;
+            while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+                total += chunk.len();
+                if total > limit {
+                    return Err(too_large);
+                }
+                chunks.push(chunk);
+            }
+            Ok(match chunks.len() {
+                0 => Bytes::new(),
+                1 => chunks.swap_remove(0),
+                _ => {
+                    let mut body = BytesMut::with_capacity(total);
+                    for chunk in chunks {
+                        body.extend_from_slice(&chunk);
+                    }
+                    body.freeze()
+                }
+            })
+        }
     }
-    Ok(body.freeze())
 }
 
 /// The first `limit` bytes of `response`'s body, the rest left unread: for error answers, of
