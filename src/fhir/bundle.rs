@@ -457,9 +457,10 @@ fn latest_versions<R>(frame: &Frame, entries: &[EntryOf<R>], heads: &[Option<&He
 fn check_is_bundle(resource_type: Option<&str>) -> Result<(), BundleError> {
     match resource_type {
         Some("Bundle") => Ok(()),
-        Some(other) => Err(BundleError::NotABundle(format!(
-            "its resourceType is {other:?}"
-        ))),
+        // Not named: a caller's text is never copied into an error.
+        Some(_) => Err(BundleError::NotABundle(
+            "its resourceType is not Bundle".into(),
+        )),
         None => Err(BundleError::NotABundle("it has no resourceType".into())),
     }
 }
@@ -494,7 +495,7 @@ fn classify_failure(json: &str) -> BundleError {
     match head.resource_type.as_deref() {
         None => BundleError::NotABundle("it has no resourceType".into()),
         Some(other) if other != "Bundle" => {
-            BundleError::NotABundle(format!("its resourceType is {other:?}"))
+            BundleError::NotABundle("its resourceType is not Bundle".into())
         }
         Some(_) => BundleError::NotABundle(
             match serde_json::from_str::<BundleOf<&RawValue>>(value.get()) {

@@ -40,6 +40,8 @@ pub enum DiagnosticKind {
     Deleted,
     /// A supply duration that is no usable number of days.
     BadDuration,
+    UnknownCode,
+    CodeTextConflict,
 }
 
 impl DiagnosticKind {
@@ -66,6 +68,8 @@ impl DiagnosticKind {
             DiagnosticKind::Superseded => "superseded",
             DiagnosticKind::Deleted => "deleted",
             DiagnosticKind::BadDuration => "bad-duration",
+            DiagnosticKind::UnknownCode => "unknown-code",
+            DiagnosticKind::CodeTextConflict => "code-text-conflict",
         }
     }
 }
