@@ -31,6 +31,7 @@ fn bulk_settings() -> BulkSettings {
         download_retries: 2,
         download_timeout_secs: 10,
         stall_timeout_secs: 2,
+        ..BulkSettings::default()
     }
 }
 
@@ -171,7 +172,11 @@ async fn a_429_while_polling_is_waited_out_and_x_progress_is_reported() {
     }));
     assert_eq!(stub.count("DELETE", STATUS), 1, "the status URL is deleted");
     let kick_off = &stub.requests_to("GET", KICK_OFF)[0];
-    assert_eq!(kick_off.header("prefer"), Some("respond-async"));
+    assert_eq!(
+        kick_off.header("prefer"),
+        Some("respond-async, handling=strict"),
+        "a parameter the server cannot apply must be refused, not ignored"
+    );
     assert_eq!(kick_off.header("accept"), Some("application/fhir+json"));
     assert_eq!(kick_off.query("_type").as_deref(), Some("Patient"));
     assert_eq!(
