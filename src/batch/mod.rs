@@ -339,6 +339,19 @@ fn run_source(
         .checkpoint
         .clone()
         .unwrap_or_else(|| work.join("journal"));
+    // The checkpoint and the report may go to a directory of their own (beside a shared export, made
+    // only once the export is there to be read).
+    for file in [Some(&journal_path), job.report.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+            scratch::create_dir(parent).map_err(|source| JobError::Output {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+    }
     let (journal, done) = Journal::open(&journal_path, &key)?;
     if let Ok(mut slot) = shared.journal.lock() {
         *slot = Some(journal);
