@@ -200,11 +200,13 @@ impl Screener {
     }
 
     /// The patients whose medication requests or statements reference any of these Medications
-    /// (a changed Medication changes their records).
+    /// (a changed Medication changes their records). Each resource found is checked to reference
+    /// the Medication: a server that ignores the search parameter must not make everyone changed.
     pub async fn patients_using_medications(
         &self,
         medication_ids: &[String],
     ) -> Result<std::collections::BTreeSet<PatientId>> {
+        use crate::batch::line::{Line, classify};
         let client = self.client()?;
         let mut patients = std::collections::BTreeSet::new();
         for id in medication_ids {
@@ -216,17 +218,19 @@ impl Screener {
                 let entries = client
                     .search_pages(
                         resource_type,
-                        &[("medication", &reference), ("_elements", "subject")],
+                        &[("medication", &reference)],
                         (
                             crate::fhir::fetch::POPULATION_PAGE_CAP,
                             "population page cap",
                         ),
                     )
                     .await?;
-                for entry in entries {
-                    let Some(raw) = entry.resource else { continue };
-                    if let crate::batch::line::Line::Clinical { patient, .. } =
-                        crate::batch::line::classify(raw.get())
+                for raw in entries.iter().filter_map(|e| e.resource.as_ref()) {
+                    if let Line::Clinical {
+                        patient,
+                        medication: Some(medication),
+                    } = classify(raw.get())
+                        && medication == *id
                         && let Ok(p) = PatientId::parse(&patient)
                     {
                         patients.insert(p);

@@ -130,13 +130,21 @@ fn an_incremental_run_screens_each_changed_patient_on_the_whole_record() {
     let turn = two_trials(&turn_prefix, &[("phq-3", "2024-06-28", 17)]);
     // MET, and nothing about them changes.
     let quiet = rt.block_on(fhir.load("scenarios/met-two-failed-ssri-snri.json", "inc-quiet"));
+    // Their orders name Medications by reference; only a Medication will change.
+    let by_reference = rt.block_on(fhir.load("fhir/requests-medication-reference.json", "inc-med"));
     rt.block_on(async {
         for r in phq.iter().chain(&turn) {
             fhir.put(r).await;
         }
     });
     let (phq_id, turn_id) = (format!("{phq_prefix}-p"), format!("{turn_prefix}-p"));
-    for patient in [&met.patient_id, &phq_id, &turn_id, &quiet.patient_id] {
+    for patient in [
+        &met.patient_id,
+        &phq_id,
+        &turn_id,
+        &quiet.patient_id,
+        &by_reference.patient_id,
+    ] {
         screen_and_write(patient);
     }
     let flag_before = rt.block_on(fhir.flags(&met.patient_id)).remove(0);
@@ -149,10 +157,14 @@ fn an_incremental_run_screens_each_changed_patient_on_the_whole_record() {
     patient["telecom"] = json!([{"system": "phone", "value": "555-0100"}]);
     let new_phq = phq9(&phq_prefix, "phq-3", "2024-06-28", 17);
     let responded = phq9(&turn_prefix, "phq-4", "2024-07-05", 4);
+    // A Medication corrected (a display added): every record that references it changed.
+    let mut medication = by_reference.resource("med-sertraline");
+    medication["code"]["text"] = json!("sertraline 50 MG Oral Tablet");
     rt.block_on(async {
         fhir.put(&patient).await;
         fhir.put(&new_phq).await;
         fhir.put(&responded).await;
+        fhir.put(&medication).await;
     });
 
     let out_dir = scratch("incremental");
@@ -189,7 +201,7 @@ fn an_incremental_run_screens_each_changed_patient_on_the_whole_record() {
     let r = report(&report_path);
     let incremental = &r["incremental"];
     assert!(
-        incremental["changed_patients"].as_u64().unwrap() >= 3,
+        incremental["changed_patients"].as_u64().unwrap() >= 4,
         "{r:#}"
     );
     assert_eq!(
@@ -224,6 +236,14 @@ fn an_incremental_run_screens_each_changed_patient_on_the_whole_record() {
     assert!(
         !rows.contains_key(&quiet.patient_id),
         "a patient with no change is not screened"
+    );
+    let mut by_reference_now = by_reference.resources.clone();
+    by_reference_now.retain(|r| r["id"] != medication["id"]);
+    by_reference_now.push(medication);
+    assert_eq!(
+        rows[&by_reference.patient_id],
+        expected_row(&by_reference_now, "unchanged"),
+        "a changed Medication changes the records that reference it"
     );
 }
 
