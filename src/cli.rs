@@ -95,6 +95,10 @@ pub enum Command {
         /// The day every date is relative to (a fixed default, so results do not drift).
         #[arg(long, value_parser = parse_day, default_value = crate::synth::DEFAULT_AS_OF)]
         as_of: Date,
+        /// Labs and vitals per patient that screening does not read, as a hospital's export holds
+        /// (to measure what a _typeFilter saves); default none.
+        #[arg(long, default_value_t = 0)]
+        unrelated_observations: u32,
     },
     /// Asks a running server's grpc.health.v1 Check (plain TCP): exit 0 when SERVING, 1 otherwise.
     Health {
@@ -232,7 +236,16 @@ pub fn run(cli: Cli) -> ExitCode {
             seed,
             out,
             as_of,
-        } => synth(patients, seed, as_of, &out),
+            unrelated_observations,
+        } => synth(
+            crate::synth::SynthOptions {
+                patients,
+                seed,
+                as_of,
+                unrelated_observations,
+            },
+            &out,
+        ),
         Command::Evaluate {
             file,
             as_of,
@@ -581,12 +594,8 @@ fn bulk_request(
     })
 }
 
-fn synth(patients: u64, seed: u64, as_of: Date, out: &Path) -> ExitCode {
-    let options = crate::synth::SynthOptions {
-        patients,
-        seed,
-        as_of,
-    };
+fn synth(options: crate::synth::SynthOptions, out: &Path) -> ExitCode {
+    let patients = options.patients;
     let started = std::time::Instant::now();
     let summary = match crate::synth::write_population(&options, out) {
         Ok(summary) => summary,

@@ -340,3 +340,39 @@ fn one_export_feeds_two_shards_that_together_screen_everyone_once() {
         "an export replaces all of an earlier one"
     );
 }
+
+#[test]
+fn labs_and_vitals_screening_does_not_read_change_no_result() {
+    let synth = |dir: &Path, unrelated: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .args(["synth", "--patients", "200", "--out", dir.to_str().unwrap()])
+            .args(["--unrelated-observations", unrelated])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    };
+    let (plain, labs) = (scratch("synth-plain"), scratch("synth-labs"));
+    synth(&plain, "0");
+    synth(&labs, "25");
+    let size = |d: &Path| {
+        std::fs::metadata(d.join("Observation.ndjson"))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        size(&labs) > 3 * size(&plain),
+        "the labs and vitals are there"
+    );
+    let mut rows = Vec::new();
+    for dir in [&plain, &labs] {
+        let path = dir.join("report.json");
+        let args = ["--ndjson", dir.to_str().unwrap(), "--as-of", "2026-11-01"];
+        let out = batch(
+            &[&args[..], &["--report", path.to_str().unwrap()]].concat(),
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        rows.push(rows_by_patient(&csv_rows(&path)));
+    }
+    assert_eq!(rows[0], rows[1]);
+}
