@@ -397,10 +397,12 @@ fn run_source(
                     .filter(|p| !seen.contains(p))
                     .cloned()
                     .collect();
-                ran.incremental = Some(report::Incremental::new(
+                let mut incremental = report::Incremental::new(
                     marker,
                     listed.iter().filter(|p| job.shard.contains(p)).count() as u64,
-                ));
+                );
+                incremental.not_asked_for = counts.not_vouched;
+                ran.incremental = Some(incremental);
                 if !absent.is_empty() && !shared.stopping() {
                     cohort::screen_ids(screener, settings, job, request, absent, &done, shared, rt);
                 }

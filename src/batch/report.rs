@@ -116,6 +116,9 @@ pub struct Incremental {
     /// Deleted resources the export listed that name no patient: their patients are screened at
     /// the next full run.
     pub deleted_unattributed: u64,
+    /// Patients a patient-scoped export held although they were not asked for (a server that
+    /// ignored the `patient` parameter): not screened, their records are not vouched whole.
+    pub not_asked_for: u64,
 }
 
 impl Incremental {
@@ -131,6 +134,7 @@ impl Incremental {
                 .and_then(|m| m.full_read.clone())
                 .unwrap_or_else(|| "per-patient".into()),
             deleted_unattributed: marker.map_or(0, |m| m.deleted_unattributed),
+            not_asked_for: 0,
         }
     }
 }

@@ -15,18 +15,26 @@
 //! the crate (the nightly job, a transport) can call a partial record whole. A record outside the
 //! export's patients is refused by [`WholeExport::vouch`] itself.
 //!
+//! Anyone may gather a record, from anything, and name the type:
+//!
 //! ```
+//! use trdscreen::fhir::whole::WholeRecord;
 //! use trdscreen::fhir::{PatientId, PatientRecord};
-//! // Anyone may gather a record, from anything:
 //! let partial = PatientRecord::new(PatientId::parse("p1").unwrap(), None);
+//! let none: Option<WholeRecord> = None;
+//! # let _ = (partial, none);
 //! ```
+//!
+//! but not call a record whole: the same lines with the one call added do not compile (stable
+//! rustdoc does not check the error code, so the two blocks differ in that call alone).
 //!
 //! ```compile_fail,E0624
 //! use trdscreen::fhir::whole::WholeRecord;
 //! use trdscreen::fhir::{PatientId, PatientRecord};
-//! // A record put together from anything (say, the lines of a `_since` export) is not whole:
 //! let partial = PatientRecord::new(PatientId::parse("p1").unwrap(), None);
-//! let whole = WholeRecord::read_whole(partial); // private to crate::fhir: does not compile
+//! let none: Option<WholeRecord> = None;
+//! # let _ = none;
+//! let whole = WholeRecord::read_whole(partial); // private to crate::fhir
 //! ```
 
 use super::{PatientId, PatientRecord};

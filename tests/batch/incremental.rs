@@ -336,3 +336,61 @@ fn an_incremental_run_killed_half_way_and_run_again_loses_no_one_and_writes_noth
         }
     });
 }
+
+/// The gate's own test, by the other door: a directory whose manifest says it holds changes since
+/// an instant is never screened as if its lines were the patients' records. Its one patient, MET on
+/// the server, has only a Patient line and a made-up PHQ-9 in the files: the job reads the record
+/// whole from the server, and the chart is left as it was.
+#[test]
+fn a_changes_only_directory_never_reaches_write_back_as_a_whole_record() {
+    let _server = server_to_ourselves();
+    let base = service::fhir_url();
+    let fhir = Fhir::plain();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let met = rt.block_on(fhir.load("typical-patient.json", "gate"));
+    screen_and_write(&met.patient_id);
+    let flag_before = rt.block_on(fhir.flags(&met.patient_id)).remove(0);
+
+    let dir = scratch("changes-only");
+    let patient = met.resource("typical-patient");
+    let remission = json!({"resourceType": "Observation", "id": "not-on-the-server", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+        "subject": {"reference": format!("Patient/{}", met.patient_id)},
+        "effectiveDateTime": "2025-05-30", "valueInteger": 0});
+    std::fs::write(dir.join("Patient.ndjson"), patient.to_string() + "\n").unwrap();
+    std::fs::write(dir.join("Observation.ndjson"), remission.to_string() + "\n").unwrap();
+    let manifest = json!({"transactionTime": "2026-11-20T01:00:00Z",
+        "request": format!("{base}/$export?_since=2026-11-19T01:00:00Z"),
+        "requiresAccessToken": false, "output": []});
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    let report_path = dir.join("report.json");
+    let out = batch(
+        &[
+            "--ndjson",
+            dir.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--write-back",
+            "flag-and-care-plan",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[("TRDSCREEN_FHIR_BASE_URL", base.as_str())],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let flag = rt.block_on(fhir.flags(&met.patient_id)).remove(0);
+    assert_eq!(
+        flag["status"], "active",
+        "nothing is concluded from the changes"
+    );
+    assert_eq!(flag["meta"]["versionId"], flag_before["meta"]["versionId"]);
+    let rows = rows_by_patient(&csv_rows(&report_path));
+    assert_eq!(
+        rows[&met.patient_id],
+        expected_row(&met.resources, "unchanged"),
+        "screened on the record the server holds, not on the files' lines"
+    );
+    let r = report(&report_path);
+    assert_eq!(r["incremental"]["full_read"], "per-patient");
+    assert_eq!(r["export"]["scope"], "changes");
+}

@@ -794,4 +794,8 @@ fn an_incremental_export_reads_the_changed_patients_whole_by_a_patient_scoped_ex
     assert_eq!(r["incremental"]["full_read"], "patient-export");
     assert_eq!(r["incremental"]["changed_patients"], 1);
     assert_eq!(r["incremental"]["screened_in_full"], 1);
+    assert_eq!(
+        r["incremental"]["not_asked_for"], 1,
+        "the patient nobody asked for is counted, not screened"
+    );
 }
