@@ -304,8 +304,9 @@ fn output_paths(exported: &ExportOutcome) -> Vec<PathBuf> {
     exported.files.iter().map(|f| f.path.clone()).collect()
 }
 
-/// Resources in the export's `deleted` Bundles.
+/// Resources in the export's `deleted` Bundles (a line at a time: the files may be large).
 fn count_deleted(exported: &ExportOutcome) -> u64 {
+    use std::io::BufRead;
     #[derive(serde::Deserialize)]
     struct Bundle {
         #[serde(default)]
@@ -313,11 +314,14 @@ fn count_deleted(exported: &ExportOutcome) -> u64 {
     }
     let mut n = 0;
     for file in &exported.deleted {
-        let Ok(text) = std::fs::read_to_string(&file.path) else {
+        let Ok(opened) = std::fs::File::open(&file.path) else {
             continue;
         };
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            n += serde_json::from_str::<Bundle>(line).map_or(1, |b| b.entry.len() as u64);
+        for line in std::io::BufReader::new(opened).lines() {
+            let Ok(line) = line else { break };
+            if !line.trim().is_empty() {
+                n += serde_json::from_str::<Bundle>(&line).map_or(1, |b| b.entry.len() as u64);
+            }
         }
     }
     n

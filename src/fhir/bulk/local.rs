@@ -187,7 +187,7 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
         source,
     };
     let manifest_path = dir.join(MANIFEST);
-    let text = match std::fs::read(&manifest_path) {
+    let text = match read_bounded(&manifest_path) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_err(&manifest_path, e)),
@@ -274,6 +274,24 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
             })
         }
     }
+}
+
+/// Longest manifest read: tens of thousands of file entries fit many times over.
+const MANIFEST_CAP: u64 = 64 * 1024 * 1024;
+
+fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(path)?
+        .take(MANIFEST_CAP + 1)
+        .read_to_end(&mut text)?;
+    if text.len() as u64 > MANIFEST_CAP {
+        return Err(io::Error::other(format!(
+            "larger than {} MiB",
+            MANIFEST_CAP / 1024 / 1024
+        )));
+    }
+    Ok(text)
 }
 
 /// The files the account lists, each there and of the size written: a copy cut short is refused.
