@@ -17,9 +17,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("trdscreen_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    // A request that does not decode is INVALID_ARGUMENT, not INTERNAL (src/grpc/codec.rs).
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        .codec_path("crate::grpc::codec::Codec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -1,16 +1,22 @@
 //! The command line: thin. It parses arguments, reads the file, reads the clock when no `--as-of` is
 //! given, calls the pure core and prints.
+//!
+//! Every error is one line on standard error (`trdscreen: ...`), argument errors included, and
+//! every output write is checked ([`crate::output`]): a failed write exits 1 with a message, a
+//! closed pipe ends the output quietly with the exit code the command had anyway.
 
 use crate::date::Date;
 use crate::error::Error;
 use crate::fhir::read_patient_bundle;
 use crate::grpc;
 use crate::knowledge::Knowledge;
+use crate::output::{self, OutputError};
 use crate::service::{Screener, WriteBackRequest, today};
 use crate::settings::{LogFormat, Settings};
 use crate::telemetry;
 use crate::{render, screening};
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::path::PathBuf;
@@ -206,8 +212,45 @@ fn parse_day(text: &str) -> Result<Date, String> {
     Date::parse(text).map_err(|_| "expected a valid day as YYYY-MM-DD".into())
 }
 
-/// Exit codes: 0 success, 1 a problem with the environment (unreadable file or knowledge), 2 input
-/// that is not a usable Bundle.
+/// The command line, or the exit code when there is nothing to run: `--help` and `--version`
+/// printed (0), or an argument error told in one line (2).
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let text = if std::io::stdout().is_terminal() {
+                e.render().ansi().to_string()
+            } else {
+                e.render().to_string()
+            };
+            printed(&text, ExitCode::SUCCESS)
+        }
+        _ => fail(2, &one_line(&e)),
+    })
+}
+
+/// A clap error in one line: its first paragraph ("unexpected argument '--x' found", "the
+/// following required arguments were not provided: --patient <PATIENT>"), without the usage.
+fn one_line(e: &clap::Error) -> String {
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let command = Cli::command();
+        let names: Vec<&str> = command
+            .get_subcommands()
+            .map(clap::Command::get_name)
+            .collect();
+        return format!("name a command: {} (try --help)", names.join(", "));
+    }
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let first: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    format!("{} (try --help)", first.join(" "))
+}
+
+/// Exit codes: 0 success, 1 a problem with the environment (unreadable file or knowledge, output
+/// that cannot be written), 2 input that is not a usable Bundle, or bad arguments.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
@@ -260,9 +303,23 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(k) => k,
                 Err(e) => return fail(1, &e.to_string()),
             };
-            let text = match read_input(&file) {
-                Ok(text) => text,
+            let bytes = match read_input(&file) {
+                Ok(bytes) => bytes,
                 Err(e) => return fail(1, &format!("cannot read {}: {e}", file.display())),
+            };
+            // Input that is not text is input that is not a Bundle.
+            let text = match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(e) => {
+                    return fail(
+                        2,
+                        &format!(
+                            "{}: not a FHIR Bundle: not UTF-8 text (byte {})",
+                            file.display(),
+                            e.utf8_error().valid_up_to() + 1
+                        ),
+                    );
+                }
             };
             let record = match read_patient_bundle(&text) {
                 Ok(record) => record,
@@ -270,18 +327,15 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             let as_of = as_of.unwrap_or_else(today);
             let assessment = screening::evaluate(&record, as_of, &knowledge);
-            if json {
+            let out = if json {
                 match serde_json::to_string_pretty(&assessment) {
-                    Ok(out) => println!("{out}"),
-                    Err(e) => return fail(1, &format!("cannot write the assessment: {e}")),
+                    Ok(out) => out + "\n",
+                    Err(_) => return fail(1, "cannot encode the assessment as JSON"),
                 }
             } else {
-                print!(
-                    "{}",
-                    render::summary(&assessment, std::io::stdout().is_terminal())
-                );
-            }
-            ExitCode::SUCCESS
+                render::summary(&assessment, std::io::stdout().is_terminal())
+            };
+            printed(&out, ExitCode::SUCCESS)
         }
     }
 }
@@ -355,10 +409,7 @@ fn health(address: &grpc::health_probe::Address, service: &str, timeout: Duratio
         Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
     };
     match rt.block_on(grpc::health_probe::check(address, service, timeout)) {
-        Ok(ServingStatus::Serving) => {
-            println!("SERVING");
-            ExitCode::SUCCESS
-        }
+        Ok(ServingStatus::Serving) => printed("SERVING\n", ExitCode::SUCCESS),
         Ok(status) => fail(1, &format!("{address} answers {}", status.as_str_name())),
         Err(e) => fail(1, &e.to_string()),
     }
@@ -383,10 +434,13 @@ fn screen(
     let as_of = as_of.unwrap_or_else(today);
     let screened = match rt.block_on(screener.screen_patient(patient, as_of, write_back)) {
         Ok(s) => s,
-        Err(e @ Error::InvalidArgument(_)) => return fail(2, &e.to_string()),
-        Err(e) => return fail(1, &e.to_string()),
+        Err(e) => return fail(e.exit_code(), &e.to_string()),
     };
-    if json {
+    let code = match screened.write_back {
+        Some(Err(_)) => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    };
+    let out = if json {
         let write_back = screened.write_back.as_ref().map(|r| match r {
             Ok(o) => serde_json::json!({
                 "flag_reference": o.flag_reference,
@@ -397,17 +451,14 @@ fn screen(
         });
         let out = serde_json::json!({"assessment": screened.assessment, "write_back": write_back});
         match serde_json::to_string_pretty(&out) {
-            Ok(text) => println!("{text}"),
-            Err(e) => return fail(1, &format!("cannot write the assessment: {e}")),
+            Ok(text) => text + "\n",
+            Err(_) => return fail(1, "cannot encode the assessment as JSON"),
         }
     } else {
-        print!(
-            "{}",
-            render::summary(&screened.assessment, std::io::stdout().is_terminal())
-        );
+        let mut text = render::summary(&screened.assessment, std::io::stdout().is_terminal());
         match &screened.write_back {
-            Some(Ok(o)) => println!(
-                "Write-back: {} {} ({})",
+            Some(Ok(o)) => text.push_str(&format!(
+                "Write-back: {} {} ({})\n",
                 o.flag_reference.as_deref().unwrap_or("no Flag"),
                 o.care_plan_reference.as_deref().unwrap_or(""),
                 if o.changed {
@@ -415,15 +466,13 @@ fn screen(
                 } else {
                     "already up to date"
                 }
-            ),
-            Some(Err(e)) => println!("Write-back failed: {e}"),
+            )),
+            Some(Err(e)) => text.push_str(&format!("Write-back failed: {e}\n")),
             None => {}
         }
-    }
-    match screened.write_back {
-        Some(Err(_)) => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
-    }
+        text
+    };
+    printed(&out, code)
 }
 
 fn batch(args: BatchArgs) -> ExitCode {
@@ -491,12 +540,12 @@ fn batch(args: BatchArgs) -> ExitCode {
     });
     match ran {
         Ok((report, ending)) => {
-            print!("{}", render::batch_summary(&report));
-            match ending {
+            let code = match ending {
                 Ending::Success => ExitCode::SUCCESS,
                 Ending::Partial => ExitCode::from(3),
                 Ending::Failure => ExitCode::from(1),
-            }
+            };
+            printed(&render::batch_summary(&report), code)
         }
         Err(e) => fail(job_error_code(&e), &e.to_string()),
     }
@@ -614,20 +663,29 @@ fn synth(options: crate::synth::SynthOptions, out: &Path) -> ExitCode {
         "  deliberately bad: {} malformed lines, {} resources of a foreign type, {} of patients not exported\n",
         summary.malformed_lines, summary.foreign_type_lines, summary.orphan_resources
     ));
-    // The files are written; a closed standard output (`| head`) is no failure of the command.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes());
-    ExitCode::SUCCESS
+    printed(&report, ExitCode::SUCCESS)
 }
 
-fn read_input(file: &PathBuf) -> std::io::Result<String> {
+fn read_input(file: &PathBuf) -> std::io::Result<Vec<u8>> {
     if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+        Ok(bytes)
     } else {
-        std::fs::read_to_string(file)
+        std::fs::read(file)
+    }
+}
+
+/// Prints `text` on standard output: `code` when it was written or its reader went away (`|
+/// head`), 1 with a message when the write failed (a full disk).
+fn printed(text: &str, code: ExitCode) -> ExitCode {
+    match output::stdout(text) {
+        Ok(()) | Err(OutputError::Closed) => code,
+        Err(OutputError::Failed(kind)) => fail(1, &format!("cannot write the output: {kind}")),
     }
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("trdscreen: {message}");
+    output::stderr_line(&format!("trdscreen: {message}"));
     ExitCode::from(code)
 }

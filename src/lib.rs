@@ -12,6 +12,7 @@ pub mod error;
 pub mod fhir;
 pub mod grpc;
 pub mod knowledge;
+pub mod output;
 pub mod ratio;
 pub mod render;
 pub mod screening;

@@ -27,7 +27,7 @@ pub fn summary(a: &Assessment, color: bool) -> String {
     );
     let _ = write!(
         out,
-        "TRD criteria: {status}  failed adequate trials: {}  Thase-Rush stage: {}",
+        "TRD criteria: {status}  failed adequate courses: {}  Thase-Rush stage: {}",
         a.failed_adequate_trials, a.staging.thase_rush_stage
     );
     match a.staging.maudsley_score {
@@ -37,7 +37,10 @@ pub fn summary(a: &Assessment, color: bool) -> String {
         None => out.push('\n'),
     }
     if !a.trials.is_empty() {
-        let _ = writeln!(out, "\nTrials");
+        let _ = writeln!(
+            out,
+            "\nTrials (course: antidepressants started within two weeks of one another)"
+        );
         for t in &a.trials {
             let dose = t
                 .daily_dose_mg
@@ -66,9 +69,10 @@ pub fn summary(a: &Assessment, color: bool) -> String {
                     }
                 )
             };
+            let course = t.course.map_or("-".to_owned(), |c| c.to_string());
             let _ = writeln!(
                 out,
-                "  {:<16} {} to {:<10} {:>5.1} wk  {:<16} {:<36} {}{}",
+                "  {course:>3}  {:<16} {} to {:<10} {:>5.1} wk  {:<16} {:<36} {}{}",
                 t.ingredient,
                 t.start,
                 t.end.as_deref().unwrap_or("now"),

@@ -9,6 +9,7 @@ use crate::fhir::{PatientId, PatientRecord, read_patient_bundle};
 use crate::knowledge::Knowledge;
 use crate::screening::{self, Assessment};
 use crate::settings::{BulkSettings, DefaultWriteBack, Secrets, Settings, WriteBackSettings};
+use crate::summary;
 use crate::writeback::{self, Scope};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -48,7 +49,7 @@ impl Screener {
     pub fn new(settings: &Settings, secrets: &Secrets) -> Result<Screener> {
         let knowledge = match &settings.knowledge_dir {
             Some(dir) => Knowledge::load_with_overrides(dir)
-                .map_err(|e| Error::NotConfigured(e.to_string()))?,
+                .map_err(|e| Error::NotConfigured(summary!("{}", e)))?,
             None => Knowledge::embedded(),
         };
         let fhir = if settings.fhir.base_url.is_empty() {
@@ -72,7 +73,7 @@ impl Screener {
     /// Evaluates a Bundle the caller sent; no FHIR server is read or written.
     pub fn evaluate_bundle(&self, json: &str, as_of: Date) -> Result<Assessment> {
         let record =
-            read_patient_bundle(json).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            read_patient_bundle(json).map_err(|e| Error::InvalidArgument(summary!("{}", e)))?;
         let assessment = screening::evaluate(&record, as_of, &self.knowledge);
         crate::telemetry::record_assessment(&assessment);
         Ok(assessment)
@@ -86,7 +87,7 @@ impl Screener {
         write_back: WriteBackRequest,
     ) -> Result<Screened> {
         let id = PatientId::parse(patient_id)
-            .map_err(|e| Error::InvalidArgument(format!("patient_id: {e}")))?;
+            .map_err(|e| Error::InvalidArgument(summary!("patient_id: {}", e)))?;
         let fhir = self.client()?;
         let record = crate::fhir::fetch::patient_record(fhir, &id, &self.knowledge).await?;
         let assessment = self.evaluate_record(record.record(), as_of);
@@ -158,7 +159,7 @@ impl Screener {
     /// The members of a FHIR Group: the cohort of a ScreenPopulation call or a nightly job.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<PatientId>> {
         let id = PatientId::parse(group_id)
-            .map_err(|e| Error::InvalidArgument(format!("group_id: {e}")))?;
+            .map_err(|e| Error::InvalidArgument(summary!("group_id: {}", e)))?;
         crate::fhir::fetch::group_members(self.client()?, &id).await
     }
 

@@ -71,6 +71,9 @@ pub struct FhirSettings {
     pub page_size: u32,
     /// Pages followed per search before giving up (protects against `next` links that loop).
     pub page_cap: u32,
+    /// Largest answer of the FHIR server read into memory (a search page, a read, a Bulk Data
+    /// manifest); a larger one is refused with RESOURCE_EXHAUSTED, not retried.
+    pub max_response_bytes: u64,
     pub auth: AuthSettings,
     pub bulk: BulkSettings,
 }
@@ -86,6 +89,7 @@ impl Default for FhirSettings {
             retry_after_cap_secs: 30,
             page_size: 1000,
             page_cap: 20,
+            max_response_bytes: 32 * 1024 * 1024,
             auth: AuthSettings::default(),
             bulk: BulkSettings::default(),
         }
@@ -113,6 +117,8 @@ pub struct BulkSettings {
     /// Patients named in one patient-scoped export (`patient` parameter) of an incremental run;
     /// more changed patients make more exports.
     pub patients_per_export: usize,
+    /// Bytes one export may write into the work directory, all files together.
+    pub max_download_bytes: u64,
 }
 
 impl Default for BulkSettings {
@@ -126,6 +132,7 @@ impl Default for BulkSettings {
             stall_timeout_secs: 60,
             download_concurrency: 4,
             patients_per_export: 1000,
+            max_download_bytes: 64 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -311,6 +318,7 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("fhir.retry_after_cap_secs", Kind::Integer),
     ("fhir.page_size", Kind::Integer),
     ("fhir.page_cap", Kind::Integer),
+    ("fhir.max_response_bytes", Kind::Integer),
     ("fhir.bulk.poll_interval_secs", Kind::Integer),
     ("fhir.bulk.poll_interval_max_secs", Kind::Integer),
     ("fhir.bulk.max_wait_secs", Kind::Integer),
@@ -319,6 +327,7 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("fhir.bulk.stall_timeout_secs", Kind::Integer),
     ("fhir.bulk.download_concurrency", Kind::Integer),
     ("fhir.bulk.patients_per_export", Kind::Integer),
+    ("fhir.bulk.max_download_bytes", Kind::Integer),
     ("fhir.auth.mode", Kind::Text),
     ("fhir.auth.token_file", Kind::Text),
     ("fhir.auth.client_id", Kind::Text),
@@ -411,6 +420,11 @@ impl Settings {
         }
         if self.fhir.page_size == 0 || self.fhir.page_cap == 0 || self.fhir.timeout_secs == 0 {
             return fail("fhir.page_size, fhir.page_cap and fhir.timeout_secs must be at least 1");
+        }
+        if self.fhir.max_response_bytes < 1024 || self.fhir.bulk.max_download_bytes < 1024 {
+            return fail(
+                "fhir.max_response_bytes and fhir.bulk.max_download_bytes must be at least 1024",
+            );
         }
         let bulk = &self.fhir.bulk;
         if bulk.poll_interval_secs == 0

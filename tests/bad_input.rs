@@ -19,7 +19,7 @@ fn a_resource_that_is_not_a_bundle_is_rejected() {
     let err = read_patient_bundle(r#"{"resourceType": "Patient", "id": "p1"}"#).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "not a FHIR Bundle: its resourceType is \"Patient\""
+        "not a FHIR Bundle: its resourceType is not Bundle"
     );
     assert!(matches!(
         read_patient_bundle("[1, 2]"),

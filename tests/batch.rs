@@ -174,6 +174,16 @@ fn split_and_shuffled_ndjson_screens_every_patient_as_their_own_bundle_does() {
     let rows = csv_rows(&report_path);
     assert_eq!(rows.len(), patients.len(), "one row per patient");
     assert_eq!(rows_by_patient(&rows), expected_rows(&patients));
+    // A combination started together that failed is one failed course, stage I, not MET.
+    let combination = rows_by_patient(&rows)
+        .into_iter()
+        .find(|(id, _)| id.ends_with("combination-co-started-fails-once"))
+        .expect("the combination story is in the population");
+    assert!(
+        combination.1.contains(",NOT_MET,1,2,2,1,7,"),
+        "{}",
+        combination.1
+    );
 
     let r = report(&report_path);
     assert_eq!(r["patients"]["total"], patients.len());

@@ -133,3 +133,150 @@ fn a_bad_knowledge_override_stops_before_screening() {
             .contains("policy.toml")
     );
 }
+
+// --- output and argument errors (issue 16, defect 15) ----------------------------------------
+
+/// A Bundle whose assessment is long (every resource named in diagnostics): over a pipe's 64 KB.
+fn long_assessment_bundle() -> std::path::PathBuf {
+    let mut entries =
+        vec![serde_json::json!({"resource": {"resourceType": "Patient", "id": "p1"}})];
+    for i in 0..2000 {
+        entries.push(serde_json::json!({"resource": {
+            "resourceType": "Observation", "id": format!("o{i}"), "status": "entered-in-error",
+            "subject": {"reference": "Patient/p1"}}}));
+    }
+    let bundle =
+        serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": entries});
+    let path = std::env::temp_dir().join(format!("trdscreen-cli-long-{}.json", std::process::id()));
+    std::fs::write(&path, bundle.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn output_that_cannot_be_written_is_an_error_and_a_closed_pipe_a_quiet_end() {
+    let long = long_assessment_bundle();
+    let long = long.to_str().unwrap();
+    let full = || std::fs::File::create("/dev/full").expect("/dev/full");
+    let population =
+        std::env::temp_dir().join(format!("trdscreen-cli-synth-{}", std::process::id()));
+    for args in [
+        vec![
+            "evaluate",
+            "tests/fixtures/typical-patient.json",
+            "--as-of",
+            "2025-06-01",
+        ],
+        vec!["evaluate", long, "--json", "--as-of", "2025-06-01"],
+        vec![
+            "synth",
+            "--patients",
+            "3",
+            "--out",
+            population.to_str().unwrap(),
+        ],
+        vec![
+            "batch",
+            "--ndjson",
+            "examples/population",
+            "--as-of",
+            "2026-11-01",
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .args(&args)
+            .stdout(full())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.ends_with("trdscreen: cannot write the output: no storage space\n"),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    // A reader that takes one byte of more than a pipe holds, then goes away.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+        .args(["evaluate", long, "--json", "--as-of", "2025-06-01"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(first, *b"{");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a closed pipe ends the output quietly"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn input_that_is_not_utf8_is_bad_input() {
+    let path =
+        std::env::temp_dir().join(format!("trdscreen-cli-latin1-{}.json", std::process::id()));
+    let text = std::fs::read_to_string("tests/fixtures/typical-patient.json").unwrap();
+    let mut bytes = text.into_bytes();
+    let at = bytes.iter().position(|b| *b == b'"').unwrap() + 1;
+    bytes.insert(at, 0xfc);
+    std::fs::write(&path, bytes).unwrap();
+    let out = trdscreen(&["evaluate", path.to_str().unwrap()]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not UTF-8"), "{stderr}");
+}
+
+#[test]
+fn argument_errors_are_one_line_with_exit_code_2() {
+    for (args, says) in [
+        (
+            vec!["evaluate", "--bogus"],
+            "unexpected argument '--bogus' found",
+        ),
+        (
+            vec!["screen"],
+            "the following required arguments were not provided: --patient <PATIENT>",
+        ),
+        (
+            vec![],
+            "name a command: evaluate, serve, batch, screen, synth, health",
+        ),
+        (
+            vec!["evaluate", "x.json", "--as-of", "2025-02-30"],
+            "expected a valid day as YYYY-MM-DD",
+        ),
+        (
+            vec!["evaluate", "x.json", "--as-of", "\u{1b}[2J\nforged line"],
+            "invalid value",
+        ),
+    ] {
+        let out = trdscreen(&args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("trdscreen: "), "{stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "control characters are escaped: {stderr:?}"
+        );
+    }
+    let help = trdscreen(&["evaluate", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(
+        String::from_utf8(help.stdout)
+            .unwrap()
+            .contains("Usage: trdscreen evaluate")
+    );
+}

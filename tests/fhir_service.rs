@@ -224,6 +224,19 @@ async fn write_back_keeps_one_flag_and_one_care_plan_updates_them_in_place_and_r
         .load("fhir/requests-medication-reference.json", "lifecycle")
         .await;
     let patient = loaded.patient_id.clone();
+    // An old depression that abated in 2019, its clinical status left "active" as EHRs often do:
+    // the CarePlan does not address it, because screening does not count it as active.
+    fhir.put(&json!({
+        "resourceType": "Condition",
+        "id": loaded.id("cond-mdd-2018"),
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+        "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F32.1", "display": "Major depressive disorder, single episode, moderate"}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "onsetDateTime": "2018-02-01",
+        "abatementDateTime": "2019-01-15"
+    }))
+    .await;
     let mut svc = start(settings(&fhir.base)).await;
 
     // 1. First screening: one Flag and one draft CarePlan are created.

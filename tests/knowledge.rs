@@ -21,7 +21,7 @@ fn override_dir(name: &str, file: &str, text: &str) -> std::path::PathBuf {
 fn the_embedded_knowledge_is_valid_and_versioned() {
     let k = Knowledge::embedded();
     assert!(
-        k.ruleset_version.starts_with("2026.11.0+"),
+        k.ruleset_version.starts_with("2026.12.0+"),
         "{}",
         k.ruleset_version
     );
@@ -69,6 +69,10 @@ fn wrong_overrides_are_refused_with_the_file_and_the_problem() {
             ),
             "unknown field",
         ),
+        (
+            embedded.replace("switch_after_days = 14", "switch_after_days = 7"),
+            "switch_after_days must be at least course.co_start_days",
+        ),
         ("not toml at all [".to_owned(), "policy.toml"),
     ];
     for (n, (text, message)) in cases.iter().enumerate() {
@@ -89,4 +93,97 @@ fn wrong_overrides_are_refused_with_the_file_and_the_problem() {
             .contains("hint `pregnancy` must be defined exactly once"),
         "{err}"
     );
+}
+
+#[test]
+fn a_site_products_file_replaces_the_table_and_is_checked_against_the_drug_names() {
+    // A site adds the lithium products of its formulary (no published value set lists them).
+    let site = r#"
+[meta]
+version = "site-1"
+
+[[value_set]]
+title = "Formulary lithium"
+source = "hospital formulary, 2026-10"
+products = [
+  { rxnorm = "900001", name = "lithium carbonate 300 MG Oral Capsule", drugs = ["lithium"] },
+]
+"#;
+    let k =
+        Knowledge::load_with_overrides(&override_dir("products", "products.toml", site)).unwrap();
+    assert_ne!(k.ruleset_version, Knowledge::embedded().ruleset_version);
+    assert_eq!(
+        k.product_count(),
+        1,
+        "the site's file replaces the built-in one"
+    );
+    let resources = vec![order(
+        "mr1",
+        rxnorm("900001", ""),
+        json!(1),
+        "capsule",
+        "2024-01-01",
+        60,
+    )];
+    let record = read_patient_bundle(&bundle(resources)).unwrap();
+    let as_of = Date::parse("2024-06-01").unwrap();
+    let a = evaluate(&record, as_of, &k);
+    assert_eq!(a.trials.len(), 1);
+    assert!(a.trials[0].ingredient == "lithium" && a.trials[0].augmentation);
+    assert!(a.diagnostics.is_empty(), "{:#?}", a.diagnostics);
+    assert!(
+        evaluate(&record, as_of, &Knowledge::embedded())
+            .trials
+            .is_empty()
+    );
+
+    let entry = |product: &str| {
+        site.replace(
+        r#"{ rxnorm = "900001", name = "lithium carbonate 300 MG Oral Capsule", drugs = ["lithium"] },"#,
+        product,
+    )
+    };
+    let cases = [
+        (
+            entry(
+                r#"{ rxnorm = "900001", name = "sertraline 50 MG Oral Tablet", drugs = ["fluoxetine"] },"#,
+            ),
+            "RxNorm 900001 (\"sertraline 50 MG Oral Tablet\") names [\"sertraline\"]",
+        ),
+        (
+            entry(
+                r#"{ rxnorm = "900001", name = "haloperidol 5 MG Oral Tablet", drugs = ["haloperidol"] },"#,
+            ),
+            "lists `haloperidol`, which drugs.toml does not define",
+        ),
+        (
+            entry(
+                r#"{ rxnorm = "9000x1", name = "lithium carbonate 300 MG Oral Capsule", drugs = ["lithium"] },"#,
+            ),
+            "is not a number",
+        ),
+        (
+            entry(
+                r#"{ rxnorm = "1", name = "lithium 1 MG", drugs = ["lithium"] }, { rxnorm = "1", name = "lithium 2 MG", drugs = ["lithium"] },"#,
+            ),
+            "RxNorm 1 is listed twice",
+        ),
+        (
+            site.replace(r#"source = "hospital formulary, 2026-10""#, ""),
+            "must name its oid, version, repo, path and commit, or give a source",
+        ),
+    ];
+    for (n, (text, message)) in cases.iter().enumerate() {
+        let err = Knowledge::load_with_overrides(&override_dir(
+            &format!("products{n}"),
+            "products.toml",
+            text,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("products.toml") && err.contains(message),
+            "{err}"
+        );
+    }
 }

@@ -382,6 +382,45 @@ fn story_holds(plan: &PatientPlan, a: &Assessment) -> Result<(), String> {
                 "the earlier episode ended in a response",
             )
         }
+        Profile::CombinationFailed => {
+            status(NotMet)?;
+            check(trials.len() == 2, "two trials")?;
+            check(
+                trials.iter().all(|t| t.outcome == Failed && adequate(t)),
+                "both adequate and failed",
+            )?;
+            check(
+                trials
+                    .iter()
+                    .all(|t| t.course == Some(1) && !t.outcome_inferred),
+                "one course, neither failure inferred from the other's start",
+            )?;
+            check(failed == 1, "a combination that fails is one failed course")
+        }
+        Profile::CombinationRestarted => {
+            status(NotMet)?;
+            let courses: Vec<Option<u32>> = trials.iter().map(|t| t.course).collect();
+            check(
+                courses == [Some(1), Some(1), Some(2), Some(2)],
+                "two courses of two trials",
+            )?;
+            check(
+                trials.iter().all(|t| !t.outcome_inferred),
+                "a pair restarted together is not a switch",
+            )?;
+            let outcomes: BTreeSet<_> = trials.iter().map(|t| format!("{:?}", t.outcome)).collect();
+            if outcomes.contains("Failed") {
+                check(
+                    outcomes.len() == 1 && failed == 1,
+                    "both courses failed, the restart adds nothing to F",
+                )
+            } else {
+                check(
+                    outcomes.len() == 1 && outcomes.contains("Unknown") && failed == 0,
+                    "without scores every outcome is unknown",
+                )
+            }
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use super::JobError;
 use super::progress::Progress;
 use super::scan::{Scan, scan};
 use super::scratch;
-use crate::error::Error;
+use crate::error::{Error, LocalPath};
 use crate::fhir::PatientId;
 use crate::fhir::bulk::local::{
     self, CHANGED_PATIENTS, EXTENSION, LocalFile, LocalManifest, Marker, ScopeKind,
@@ -28,6 +28,7 @@ use crate::fhir::bulk::{
     ExportLevel, ExportOutcome, ExportProgress, ExportRequest, TypeFilterOutcome,
 };
 use crate::service::Screener;
+use crate::summary;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -192,9 +193,9 @@ fn take_over(out: &Path) -> Result<(), JobError> {
         return Ok(());
     }
     if std::fs::read_dir(out).map_err(err)?.next().is_some() {
-        return Err(JobError::Service(Error::InvalidArgument(format!(
+        return Err(JobError::Service(Error::InvalidArgument(summary!(
             "{} is neither empty nor an earlier export of trdscreen: refused, so that nothing else there is deleted",
-            out.display()
+            LocalPath(out)
         ))));
     }
     scratch::create_file(&owned).map_err(err)?;

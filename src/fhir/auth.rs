@@ -2,9 +2,11 @@
 //! (a client assertion signed with the service's private key, exchanged for an access token that is
 //! cached until shortly before it expires and renewed once on a 401).
 
+use super::body::{self, BodyError};
 use super::client::{FhirClient, observed, request_span, traced};
 use crate::error::{Error, Result};
 use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
+use crate::summary;
 use crate::telemetry::{self, RetryReason, StatusClass};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
@@ -17,6 +19,19 @@ use tracing::Instrument;
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
 /// The assertion's lifetime; SMART allows at most five minutes.
 const ASSERTION_LIFETIME_SECS: u64 = 300;
+/// Largest answer read from the authorization server (a SMART configuration, a token): a few KB
+/// in practice.
+const AUTHORIZATION_ANSWER_LIMIT: usize = 256 * 1024;
+/// The `error` codes of an OAuth 2.0 token error answer (RFC 6749, section 5.2); the only words of
+/// a refusal passed on (its `error_description` is the server's free text, never passed on).
+const TOKEN_ERRORS: [&str; 6] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+];
 
 pub enum Auth {
     None,
@@ -81,9 +96,12 @@ impl Auth {
                     SigningAlgorithm::ES384 => (EncodingKey::from_ec_pem(pem), Algorithm::ES384),
                 };
                 let key = key.map_err(|_| {
-                    Error::NotConfigured(format!(
-                        "the SMART private key is not a PEM key for {:?}",
-                        settings.algorithm
+                    Error::NotConfigured(summary!(
+                        "the SMART private key is not a PEM key for {}",
+                        match settings.algorithm {
+                            SigningAlgorithm::RS384 => "RS384",
+                            SigningAlgorithm::ES384 => "ES384",
+                        }
                     ))
                 })?;
                 Ok(Auth::Smart(Box::new(Smart {
@@ -160,14 +178,13 @@ impl Smart {
             .await
             .map_err(|e| unreachable_auth(&e, "SMART configuration"))?;
         if !response.status().is_success() {
-            return Err(Error::Unavailable(format!(
+            return Err(Error::Unavailable(summary!(
                 "SMART discovery answered {}; set fhir.auth.token_url",
                 response.status().as_u16()
             )));
         }
-        let config: SmartConfiguration = response
-            .json()
-            .await
+        let answer = read_answer(response, "SMART configuration").await?;
+        let config: SmartConfiguration = serde_json::from_slice(&answer)
             .map_err(|_| Error::BadGateway("the SMART configuration is not JSON".into()))?;
         config.token_endpoint.ok_or_else(|| {
             Error::BadGateway("the SMART configuration names no token_endpoint".into())
@@ -243,25 +260,32 @@ impl Smart {
             let response = result.map_err(|e| unreachable_auth(&e, "token endpoint"))?;
             let status = response.status();
             if !status.is_success() {
-                let body = response.bytes().await.unwrap_or_default();
-                let reason = serde_json::from_slice::<serde_json::Value>(&body)
+                let head = body::read_head(response, AUTHORIZATION_ANSWER_LIMIT).await;
+                let error = serde_json::from_slice::<serde_json::Value>(&head)
                     .ok()
                     .and_then(|v| {
-                        let error = v.get("error")?.as_str()?.to_owned();
-                        let description = v.get("error_description").and_then(|d| d.as_str());
-                        Some(match description {
-                            Some(d) => format!("{error}: {d}"),
-                            None => error,
-                        })
-                    })
-                    .unwrap_or_default();
-                tracing::warn!(status = status.as_u16(), "SMART token request refused");
-                return Err(Error::Unauthenticated(format!(
-                    "the token endpoint refused the client ({}) {reason}",
-                    status.as_u16()
-                )));
+                        let error = v.get("error")?.as_str()?;
+                        TOKEN_ERRORS.iter().find(|known| **known == error).copied()
+                    });
+                tracing::warn!(
+                    status = status.as_u16(),
+                    error = error.unwrap_or("unknown"),
+                    "SMART token request refused"
+                );
+                return Err(Error::Unauthenticated(match error {
+                    Some(error) => summary!(
+                        "the token endpoint refused the client ({}, {})",
+                        status.as_u16(),
+                        error
+                    ),
+                    None => summary!(
+                        "the token endpoint refused the client ({})",
+                        status.as_u16()
+                    ),
+                }));
             }
-            let token: TokenResponse = response.json().await.map_err(|_| {
+            let answer = read_answer(response, "token endpoint").await?;
+            let token: TokenResponse = serde_json::from_slice(&answer).map_err(|_| {
                 Error::BadGateway("the token endpoint's answer is not a token".into())
             })?;
             let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
@@ -291,11 +315,25 @@ async fn observed_send(
     result
 }
 
-fn unreachable_auth(e: &reqwest::Error, what: &str) -> Error {
+/// An answer of the authorization server, within [`AUTHORIZATION_ANSWER_LIMIT`].
+async fn read_answer(response: reqwest::Response, what: &'static str) -> Result<bytes::Bytes> {
+    body::read_bounded(response, AUTHORIZATION_ANSWER_LIMIT)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => Error::BadGateway(summary!(
+                "the {} answer is larger than {} bytes",
+                what,
+                limit
+            )),
+            BodyError::Transport(e) => unreachable_auth(&e, what),
+        })
+}
+
+fn unreachable_auth(e: &reqwest::Error, what: &'static str) -> Error {
     if e.is_timeout() {
-        Error::Timeout(format!("the {what} did not answer in time"))
+        Error::Timeout(summary!("the {} did not answer in time", what))
     } else {
-        Error::Unavailable(format!("cannot reach the {what}"))
+        Error::Unavailable(summary!("cannot reach the {}", what))
     }
 }
 

@@ -23,6 +23,7 @@ use super::record::InvalidId;
 use crate::date::DateTime;
 use crate::error::{Error, Result};
 use crate::settings::BulkSettings;
+use crate::summary;
 use reqwest::{Method, StatusCode};
 use std::path::{Path, PathBuf};
 use tokio::time::Instant;
@@ -162,12 +163,12 @@ impl ExportRequest {
         let types = types
             .iter()
             .map(|t| {
-                ResourceType::parse(t).map_err(|e| Error::InvalidArgument(format!("_type: {e}")))
+                ResourceType::parse(t).map_err(|e| Error::InvalidArgument(summary!("_type: {}", e)))
             })
             .collect::<Result<Vec<_>>>()?;
         let since = since
             .map(|s| {
-                FhirInstant::parse(s).map_err(|e| Error::InvalidArgument(format!("_since: {e}")))
+                FhirInstant::parse(s).map_err(|e| Error::InvalidArgument(summary!("_since: {}", e)))
             })
             .transpose()?;
         Ok(ExportRequest {
@@ -475,7 +476,7 @@ async fn kick_off(
             | Error::Unauthenticated(_)
             | Error::PermissionDenied(_)
             | Error::Unavailable(_)) => e,
-            _ => Error::BadGateway(format!(
+            _ => Error::BadGateway(summary!(
                 "the FHIR server answered the $export kick-off with {}, not 202 Accepted",
                 status.as_u16()
             )),

@@ -115,9 +115,10 @@ fn read_carefully(json: &str) -> Result<PatientRecord, BundleError> {
 fn check_is_bundle(resource_type: Option<&str>) -> Result<(), BundleError> {
     match resource_type {
         Some("Bundle") => Ok(()),
-        Some(other) => Err(BundleError::NotABundle(format!(
-            "its resourceType is {other:?}"
-        ))),
+        // Not named: a caller's text is never copied into an error.
+        Some(_) => Err(BundleError::NotABundle(
+            "its resourceType is not Bundle".into(),
+        )),
         None => Err(BundleError::NotABundle("it has no resourceType".into())),
     }
 }
@@ -152,7 +153,7 @@ fn classify_failure(json: &str) -> BundleError {
     match head.resource_type.as_deref() {
         None => BundleError::NotABundle("it has no resourceType".into()),
         Some(other) if other != "Bundle" => {
-            BundleError::NotABundle(format!("its resourceType is {other:?}"))
+            BundleError::NotABundle("its resourceType is not Bundle".into())
         }
         Some(_) => BundleError::NotABundle(match serde_json::from_str::<RawBundle>(value.get()) {
             Err(e) => format!("its entries cannot be read ({})", describe_serde_error(&e)),

@@ -1,12 +1,19 @@
 //! The HTTP side of FHIR: every request to the FHIR server goes through [`FhirClient::send`], which
-//! adds authentication, applies the timeout, retries what is safe to retry, and turns a non-2xx
-//! answer into an [`Error`] that keeps the server's OperationOutcome text.
+//! adds authentication, applies the timeout, retries what is safe to retry, reads the answer within
+//! `fhir.max_response_bytes`, and turns a non-2xx answer into an [`Error`] in our own words.
+//!
+//! A server's error body is never copied into an error: its text (an OperationOutcome's
+//! diagnostics, an HTML page) may name a patient, and errors reach callers, logs and terminals.
+//! What the caller gets is the status and the OperationOutcome's issue codes, each checked against
+//! FHIR's closed IssueType value set; the issue severities and codes also go to a debug log line.
 //!
 //! Logs name the resource type, the method and the status, never a URL (URLs carry patient ids).
 
 use super::auth::Auth;
-use crate::error::{Error, Result};
+use super::body::{self, BodyError};
+use crate::error::{Error, Ours, Result};
 use crate::settings::{FhirSettings, Secrets};
+use crate::summary;
 use crate::telemetry::{self, RetryReason};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -16,6 +23,8 @@ use std::time::Duration;
 use tracing::Instrument;
 
 const FHIR_JSON: &str = "application/fhir+json";
+/// What is read of an error answer: enough for an OperationOutcome's issue codes.
+const ERROR_BODY_HEAD: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -33,6 +42,8 @@ pub struct FhirClient {
     retry: RetryPolicy,
     page_size: u32,
     page_cap: u32,
+    /// Largest answer read into memory (`fhir.max_response_bytes`).
+    max_response_bytes: usize,
 }
 
 /// A 2xx answer.
@@ -96,7 +107,7 @@ impl FhirClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("trdscreen/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::NotConfigured(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|_| Error::NotConfigured("cannot build the HTTP client".into()))?;
         Ok(FhirClient {
             auth: Auth::from_settings(&settings.auth, secrets, &base)?,
             http,
@@ -109,6 +120,7 @@ impl FhirClient {
             },
             page_size: settings.page_size,
             page_cap: settings.page_cap,
+            max_response_bytes: usize::try_from(settings.max_response_bytes).unwrap_or(usize::MAX),
         })
     }
 
@@ -124,13 +136,19 @@ impl FhirClient {
         &self.retry
     }
 
+    /// The largest answer read into memory (`fhir.max_response_bytes`): for the Bulk Data status
+    /// and manifest, read outside [`send`](Self::send).
+    pub(crate) fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
     /// `{base}/{path}`; `path` is built by this crate from validated ids and fixed parameter names.
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path)
     }
 
     /// Reads `Type/id`; `None` when the server says it does not exist (404 or 410).
-    pub async fn read(&self, resource_type: &str, id: &str) -> Result<Option<Reply>> {
+    pub async fn read(&self, resource_type: &'static str, id: &str) -> Result<Option<Reply>> {
         let url = self.url(&format!("{resource_type}/{id}"));
         match self
             .send(Method::GET, &url, None, &[], Idempotent::Yes, resource_type)
@@ -145,7 +163,7 @@ impl FhirClient {
     /// Every entry of a search, following `next` links as opaque URLs up to the page cap.
     pub async fn search(
         &self,
-        resource_type: &str,
+        resource_type: &'static str,
         params: &[(&str, &str)],
     ) -> Result<Vec<SearchEntry>> {
         self.search_pages(resource_type, params, (self.page_cap, "fhir.page_cap"))
@@ -156,9 +174,9 @@ impl FhirClient {
     /// than one patient's).
     pub async fn search_pages(
         &self,
-        resource_type: &str,
+        resource_type: &'static str,
         params: &[(&str, &str)],
-        (page_cap, cap_name): (u32, &str),
+        (page_cap, cap_name): (u32, &'static str),
     ) -> Result<Vec<SearchEntry>> {
         let mut url = url::Url::parse(&self.url(resource_type))
             .map_err(|_| Error::NotConfigured("fhir.base_url is not a URL".into()))?;
@@ -175,14 +193,18 @@ impl FhirClient {
         let mut pages = 0;
         while let Some(page_url) = next.take() {
             if !seen.insert(page_url.clone()) {
-                return Err(Error::BadGateway(format!(
-                    "the {resource_type} search's next link points back to a page already read"
+                return Err(Error::BadGateway(summary!(
+                    "the {} search's next link points back to a page already read",
+                    resource_type
                 )));
             }
             pages += 1;
             if pages > page_cap {
-                return Err(Error::BadGateway(format!(
-                    "the {resource_type} search has more than {page_cap} pages ({cap_name})"
+                return Err(Error::BadGateway(summary!(
+                    "the {} search has more than {} pages ({})",
+                    resource_type,
+                    page_cap,
+                    cap_name
                 )));
             }
             // NOT_FOUND means an unknown patient to callers; a search answering 404 means the
@@ -199,16 +221,17 @@ impl FhirClient {
                 .await
                 .map_err(|e| match e {
                     Error::NotFound(m) => {
-                        Error::BadGateway(format!("the {resource_type} search failed: {m}"))
+                        Error::BadGateway(summary!("the {} search failed: {}", resource_type, m))
                     }
                     other => other,
                 })?;
             let page: SearchPage = serde_json::from_slice(&reply.body).map_err(|_| {
-                Error::BadGateway(format!("the {resource_type} search did not return JSON"))
+                Error::BadGateway(summary!("the {} search did not return JSON", resource_type))
             })?;
             if page.resource_type.as_deref() != Some("Bundle") {
-                return Err(Error::BadGateway(format!(
-                    "the {resource_type} search did not return a Bundle"
+                return Err(Error::BadGateway(summary!(
+                    "the {} search did not return a Bundle",
+                    resource_type
                 )));
             }
             entries.extend(page.entry);
@@ -225,12 +248,13 @@ impl FhirClient {
     }
 
     /// Credentials go only to the configured server: a `next` link elsewhere is refused.
-    fn check_same_origin(&self, link: &str, resource_type: &str) -> Result<()> {
+    fn check_same_origin(&self, link: &str, resource_type: &'static str) -> Result<()> {
         if self.same_origin(link) {
             Ok(())
         } else {
-            Err(Error::BadGateway(format!(
-                "the {resource_type} search's next link leaves the FHIR server"
+            Err(Error::BadGateway(summary!(
+                "the {} search's next link leaves the FHIR server",
+                resource_type
             )))
         }
     }
@@ -243,7 +267,8 @@ impl FhirClient {
     /// One request and its answer as it came (status, headers, body unread), with no retries: for
     /// Bulk Data, which reads status headers and streams files. With `authorised`, credentials as in
     /// [`FhirClient::send`] (a 401 renews a SMART token once), and only to the configured origin.
-    /// `timeout` replaces the whole-request timeout (a large file takes longer than a page).
+    /// `timeout` replaces the whole-request timeout (a large file takes longer than a page). Read
+    /// the body with [`body::read_bounded`] or a [`body::ByteBudget`].
     pub(crate) async fn send_raw(
         &self,
         method: Method,
@@ -251,7 +276,7 @@ impl FhirClient {
         headers: &[(&str, &str)],
         authorised: bool,
         timeout: Option<Duration>,
-        label: &str,
+        label: &'static str,
     ) -> Result<reqwest::Response> {
         self.send_raw_request(method, url, headers, None, authorised, timeout, label)
             .await
@@ -264,7 +289,7 @@ impl FhirClient {
         url: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-        label: &str,
+        label: &'static str,
     ) -> Result<reqwest::Response> {
         self.send_raw_request(method, url, headers, body, true, None, label)
             .await
@@ -279,11 +304,12 @@ impl FhirClient {
         body: Option<&[u8]>,
         authorised: bool,
         timeout: Option<Duration>,
-        label: &str,
+        label: &'static str,
     ) -> Result<reqwest::Response> {
         if authorised && !self.same_origin(url) {
-            return Err(Error::BadGateway(format!(
-                "the {label} URL leaves the FHIR server: credentials are not sent there"
+            return Err(Error::BadGateway(summary!(
+                "the {} URL leaves the FHIR server: credentials are not sent there",
+                label
             )));
         }
         let mut renewed_token = false;
@@ -335,7 +361,7 @@ impl FhirClient {
         body: Option<&[u8]>,
         headers: &[(&str, &str)],
         idempotent: Idempotent,
-        resource_type: &str,
+        resource_type: &'static str,
     ) -> Result<Reply> {
         let mut attempt = 0;
         let mut renewed_token = false;
@@ -357,12 +383,22 @@ impl FhirClient {
                     .body(body.to_vec());
             }
             let span = request_span(&method, resource_type);
-            let outcome = exchange(traced(request, &span), &method, resource_type)
-                .instrument(span)
-                .await;
+            let outcome = exchange(
+                traced(request, &span),
+                &method,
+                resource_type,
+                self.max_response_bytes,
+            )
+            .instrument(span)
+            .await;
             let retries_left = idempotent == Idempotent::Yes && attempt < self.retry.max_retries;
             match outcome {
-                Err(e) => {
+                // The same request brings the same answer: not retried.
+                Err(Failure::TooLarge { limit }) => {
+                    tracing::warn!(resource_type, method = %method, limit, "FHIR answer over fhir.max_response_bytes");
+                    return Err(too_large(resource_type, limit));
+                }
+                Err(Failure::Transport(e)) => {
                     let failure = transport_error(&e, resource_type);
                     tracing::warn!(resource_type, method = %method, attempt, error = %failure, "FHIR request failed");
                     if !retries_left {
@@ -403,7 +439,7 @@ impl FhirClient {
                         });
                         let wait = match retry_after(&head) {
                             Some(asked) if asked > self.retry.retry_after_cap => {
-                                return Err(Error::Unavailable(format!(
+                                return Err(Error::Unavailable(summary!(
                                     "the FHIR server asked to wait {} s before retrying, more than the {} s allowed",
                                     asked.as_secs(),
                                     self.retry.retry_after_cap.as_secs()
@@ -446,32 +482,88 @@ pub(crate) fn traced(mut request: RequestBuilder, span: &tracing::Span) -> Reque
     request
 }
 
-/// Sends the request and reads the whole answer, timing it for `http.client.request.duration`
-/// and noting the status on the current span.
+/// Why an exchange brought no answer to look at.
+enum Failure {
+    Transport(reqwest::Error),
+    /// A 2xx answer larger than the limit (bytes).
+    TooLarge {
+        limit: u64,
+    },
+}
+
+/// Sends the request and reads the answer (a 2xx answer up to `limit` bytes, an error answer's
+/// head), timing it for `http.client.request.duration` and noting the status on the current span.
 async fn exchange(
     request: RequestBuilder,
     method: &Method,
     resource_type: &str,
-) -> std::result::Result<(StatusCode, HeaderMap, bytes::Bytes), reqwest::Error> {
+    limit: usize,
+) -> std::result::Result<(StatusCode, HeaderMap, bytes::Bytes), Failure> {
     let started = std::time::Instant::now();
     let outcome = match request.send().await {
         Ok(response) => {
             let status = response.status();
             let head = response.headers().clone();
-            match response.bytes().await {
-                Ok(body) => Ok((status, head, body)),
-                Err(e) => Err(e),
+            if status.is_success() {
+                match body::read_bounded(response, limit).await {
+                    Ok(body) => Ok((status, head, body)),
+                    Err(BodyError::TooLarge { limit }) => {
+                        Err((Failure::TooLarge { limit }, status))
+                    }
+                    Err(BodyError::Transport(e)) => Err((Failure::Transport(e), status)),
+                }
+            } else {
+                Ok((
+                    status,
+                    head,
+                    body::read_head(response, ERROR_BODY_HEAD).await,
+                ))
             }
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            return Err(failed_exchange(
+                Failure::Transport(e),
+                method,
+                resource_type,
+                started,
+            ));
+        }
     };
-    let class = match &outcome {
-        Ok((status, _, _)) => telemetry::StatusClass::of(status.as_u16()),
-        Err(_) => telemetry::StatusClass::Error,
-    };
-    let status = outcome.as_ref().ok().map(|o| o.0);
-    observed(method.as_str(), resource_type, class, status, started);
-    outcome
+    match outcome {
+        Ok(answer) => {
+            let class = telemetry::StatusClass::of(answer.0.as_u16());
+            observed(
+                method.as_str(),
+                resource_type,
+                class,
+                Some(answer.0),
+                started,
+            );
+            Ok(answer)
+        }
+        Err((Failure::TooLarge { limit }, status)) => {
+            let class = telemetry::StatusClass::of(status.as_u16());
+            observed(method.as_str(), resource_type, class, Some(status), started);
+            Err(Failure::TooLarge { limit })
+        }
+        Err((failure, _)) => Err(failed_exchange(failure, method, resource_type, started)),
+    }
+}
+
+fn failed_exchange(
+    failure: Failure,
+    method: &Method,
+    resource_type: &str,
+    started: std::time::Instant,
+) -> Failure {
+    observed(
+        method.as_str(),
+        resource_type,
+        telemetry::StatusClass::Error,
+        None,
+        started,
+    );
+    failure
 }
 
 /// Records one exchange on the current span and in `http.client.request.duration`.
@@ -532,108 +624,238 @@ fn retry_reason(e: &reqwest::Error) -> RetryReason {
     }
 }
 
-pub(crate) fn transport_error(e: &reqwest::Error, resource_type: &str) -> Error {
+/// A failed exchange in our words: reqwest's own text is not used (it can carry the URL, with a
+/// patient id, and the words of whatever the connection met).
+pub(crate) fn transport_error(e: &reqwest::Error, what: impl Ours) -> Error {
     if e.is_timeout() {
-        Error::Timeout(format!(
-            "the FHIR server did not answer the {resource_type} request in time"
+        Error::Timeout(summary!(
+            "the FHIR server did not answer the {} request in time",
+            what
         ))
     } else if e.is_connect() {
         Error::Unavailable("cannot connect to the FHIR server".into())
     } else if e.is_body() || e.is_decode() {
-        Error::Unavailable(format!(
-            "the FHIR server's {resource_type} answer was cut short"
-        ))
+        Error::Unavailable(summary!("the FHIR server's {} answer was cut short", what))
     } else {
-        Error::Unavailable(format!(
-            "the {resource_type} request failed: {}",
-            redacted(e)
+        Error::Unavailable(summary!(
+            "the {} request failed on the connection to the FHIR server",
+            what
         ))
     }
 }
 
-/// A reqwest error's text without its URL (which may hold a patient id).
-fn redacted(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "<url>");
-    }
-    text
+/// The name of a resource type this service reads or writes, for a message or a log field; any
+/// other name (one a server sent, say in a Bulk Data manifest) is `other`.
+pub fn known_type(name: &str) -> &'static str {
+    const KNOWN: [&str; 12] = [
+        "Patient",
+        "Group",
+        "Condition",
+        "MedicationRequest",
+        "MedicationStatement",
+        "Medication",
+        "Observation",
+        "Procedure",
+        "Flag",
+        "CarePlan",
+        "OperationOutcome",
+        "Bundle",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == name)
+        .copied()
+        .unwrap_or("other")
 }
 
-/// A non-2xx status as an error, with the server's OperationOutcome text when it sent one.
-pub(crate) fn status_error(status: StatusCode, body: &[u8], resource_type: &str) -> Error {
-    let detail = operation_outcome_text(body)
-        .map(|t| format!(": {t}"))
-        .unwrap_or_default();
+/// An answer over `fhir.max_response_bytes`.
+pub(crate) fn too_large(what: &'static str, limit: u64) -> Error {
+    Error::ResourceExhausted(summary!(
+        "the FHIR server's {} answer is larger than {} bytes (fhir.max_response_bytes)",
+        what,
+        limit
+    ))
+}
+
+/// A non-2xx status as an error: the status, and the issue codes of the server's OperationOutcome
+/// when it sent one (never its text). The outcome's severities and codes are logged at debug.
+pub(crate) fn status_error(status: StatusCode, body: &[u8], what: impl Ours) -> Error {
+    let issues = Issues::read(body);
+    if !issues.is_empty() {
+        tracing::debug!(resource_type = %what, status = status.as_u16(), issues = %issues.logged(), "FHIR OperationOutcome");
+    }
     let code = status.as_u16();
+    let codes = issues.codes();
     match status {
-        StatusCode::UNAUTHORIZED => Error::Unauthenticated(format!(
-            "the FHIR server refused the credentials (401){detail}"
+        StatusCode::UNAUTHORIZED => Error::Unauthenticated(summary!(
+            "the FHIR server refused the credentials ({}{})",
+            code,
+            codes
         )),
-        StatusCode::FORBIDDEN => Error::PermissionDenied(format!(
-            "the FHIR server refused the {resource_type} request (403){detail}"
+        StatusCode::FORBIDDEN => Error::PermissionDenied(summary!(
+            "the FHIR server refused the {} request ({}{})",
+            what,
+            code,
+            codes
         )),
         StatusCode::NOT_FOUND | StatusCode::GONE => {
-            Error::NotFound(format!("{resource_type} not found ({code}){detail}"))
+            Error::NotFound(summary!("{} not found ({}{})", what, code, codes))
         }
-        StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => Error::Conflict(format!(
-            "the {resource_type} write conflicted ({code}){detail}"
+        StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => Error::Conflict(summary!(
+            "the {} write conflicted ({}{})",
+            what,
+            code,
+            codes
         )),
-        StatusCode::TOO_MANY_REQUESTS => {
-            Error::Unavailable(format!("the FHIR server is rate limiting (429){detail}"))
-        }
-        s if s.is_server_error() => Error::Unavailable(format!(
-            "the FHIR server failed the {resource_type} request ({code}){detail}"
+        StatusCode::TOO_MANY_REQUESTS => Error::Unavailable(summary!(
+            "the FHIR server is rate limiting ({}{})",
+            code,
+            codes
         )),
-        _ => Error::BadGateway(format!(
-            "the FHIR server answered the {resource_type} request with {code}{detail}"
+        s if s.is_server_error() => Error::Unavailable(summary!(
+            "the FHIR server failed the {} request ({}{})",
+            what,
+            code,
+            codes
+        )),
+        _ => Error::BadGateway(summary!(
+            "the FHIR server answered the {} request with {}{}",
+            what,
+            code,
+            codes
         )),
     }
 }
 
-/// The diagnostics (or details text) of an OperationOutcome's issues, shortened.
-pub fn operation_outcome_text(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Outcome {
-        resource_type: Option<String>,
-        #[serde(default)]
-        issue: Vec<Issue>,
-    }
-    #[derive(Deserialize)]
-    struct Issue {
-        code: Option<String>,
-        diagnostics: Option<String>,
-        details: Option<crate::fhir::datatypes::CodeableConcept>,
-    }
-    let outcome: Outcome = serde_json::from_slice(body).ok()?;
-    if outcome.resource_type.as_deref() != Some("OperationOutcome") {
-        return None;
-    }
-    let text: Vec<String> = outcome
-        .issue
-        .iter()
-        .filter_map(|i| {
-            let words = i
-                .diagnostics
-                .clone()
-                .or_else(|| i.details.as_ref().and_then(|d| d.text.clone()));
-            match (&i.code, words) {
-                (Some(code), Some(w)) => Some(format!("{code}: {w}")),
-                (None, Some(w)) => Some(w),
-                (Some(code), None) => Some(code.clone()),
-                (None, None) => None,
-            }
-        })
-        .collect();
-    let mut joined = text.join("; ");
-    if joined.len() > 300 {
-        let mut cut = 300;
-        while !joined.is_char_boundary(cut) {
-            cut -= 1;
+/// The issues of an OperationOutcome, each its severity and code as FHIR's closed value sets
+/// spell them (anything else is `other`); the diagnostics and details text are not read.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Issues(Vec<(&'static str, &'static str)>);
+
+/// IssueSeverity (http://hl7.org/fhir/issue-severity).
+const ISSUE_SEVERITIES: [&str; 4] = ["fatal", "error", "warning", "information"];
+/// IssueType (http://hl7.org/fhir/issue-type), R4.
+const ISSUE_TYPES: [&str; 31] = [
+    "invalid",
+    "structure",
+    "required",
+    "value",
+    "invariant",
+    "security",
+    "login",
+    "unknown",
+    "expired",
+    "forbidden",
+    "suppressed",
+    "processing",
+    "not-supported",
+    "duplicate",
+    "multiple-matches",
+    "not-found",
+    "deleted",
+    "too-long",
+    "code-invalid",
+    "extension",
+    "too-costly",
+    "business-rule",
+    "conflict",
+    "transient",
+    "lock-error",
+    "no-store",
+    "exception",
+    "timeout",
+    "incomplete",
+    "throttled",
+    "informational",
+];
+/// Issues named in a message or a log line; a longer list ends in "...".
+const ISSUES_SHOWN: usize = 5;
+
+impl Issues {
+    pub fn read(body: &[u8]) -> Issues {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Outcome {
+            resource_type: Option<String>,
+            #[serde(default)]
+            issue: Vec<Issue>,
         }
-        joined.truncate(cut);
-        joined.push('…');
+        #[derive(Deserialize)]
+        struct Issue {
+            severity: Option<String>,
+            code: Option<String>,
+        }
+        let Ok(outcome) = serde_json::from_slice::<Outcome>(body) else {
+            return Issues::default();
+        };
+        if outcome.resource_type.as_deref() != Some("OperationOutcome") {
+            return Issues::default();
+        }
+        let known = |set: &[&'static str], word: Option<&str>| {
+            set.iter()
+                .find(|s| Some(**s) == word)
+                .copied()
+                .unwrap_or("other")
+        };
+        Issues(
+            outcome
+                .issue
+                .iter()
+                .map(|i| {
+                    (
+                        known(&ISSUE_SEVERITIES, i.severity.as_deref()),
+                        known(&ISSUE_TYPES, i.code.as_deref()),
+                    )
+                })
+                .collect(),
+        )
     }
-    (!joined.is_empty()).then_some(joined)
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The issue codes, for a message.
+    pub fn codes(&self) -> IssueCodes {
+        let mut codes: Vec<&'static str> = self.0.iter().map(|(_, code)| *code).collect();
+        codes.dedup();
+        IssueCodes(codes)
+    }
+
+    /// `error/not-found warning/informational`: for the debug log line.
+    fn logged(&self) -> String {
+        let mut shown: Vec<String> = self
+            .0
+            .iter()
+            .take(ISSUES_SHOWN)
+            .map(|(severity, code)| format!("{severity}/{code}"))
+            .collect();
+        if self.0.len() > ISSUES_SHOWN {
+            shown.push("...".into());
+        }
+        shown.join(" ")
+    }
 }
+
+/// An OperationOutcome's issue codes in a message: `", issue not-found"`, `", issues invalid,
+/// required"`, or nothing. Words of FHIR's IssueType value set only.
+pub struct IssueCodes(Vec<&'static str>);
+
+impl std::fmt::Display for IssueCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_slice() {
+            [] => Ok(()),
+            [one] => write!(f, ", issue {one}"),
+            many => {
+                let shown = &many[..many.len().min(ISSUES_SHOWN)];
+                write!(f, ", issues {}", shown.join(", "))?;
+                if many.len() > ISSUES_SHOWN {
+                    f.write_str(", ...")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl crate::error::Ours for IssueCodes {}

@@ -2,6 +2,7 @@
 //! and the HTTP client for FHIR servers, so that every byte exchanged with FHIR is in one place.
 
 pub mod auth;
+pub mod body;
 pub mod bulk;
 pub mod bundle;
 pub mod client;

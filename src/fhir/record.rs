@@ -72,6 +72,8 @@ pub enum DiagnosticKind {
     RouteExcluded,
     HypnoticDose,
     UnlistedAntidepressant,
+    UnknownCode,
+    CodeTextConflict,
 }
 
 impl DiagnosticKind {
@@ -92,6 +94,8 @@ impl DiagnosticKind {
             DiagnosticKind::RouteExcluded => "route-excluded",
             DiagnosticKind::HypnoticDose => "hypnotic-dose",
             DiagnosticKind::UnlistedAntidepressant => "unlisted-antidepressant",
+            DiagnosticKind::UnknownCode => "unknown-code",
+            DiagnosticKind::CodeTextConflict => "code-text-conflict",
         }
     }
 }

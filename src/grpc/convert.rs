@@ -46,6 +46,7 @@ pub fn assessment(a: Assessment) -> proto::Assessment {
                 message: d.message,
             })
             .collect(),
+        depression_conditions: a.depression_conditions,
     }
 }
 
@@ -79,6 +80,7 @@ fn trial(t: s::TreatmentTrial) -> proto::TreatmentTrial {
         augmentation: t.augmentation,
         counted: t.counted,
         evidence: t.evidence,
+        course: t.course,
     }
 }
 

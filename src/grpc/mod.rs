@@ -1,6 +1,7 @@
 //! The gRPC transport: thin. It checks limits, turns requests into calls of [`Screener`] and
 //! results into the contract's messages; errors become statuses in one place ([`status`]).
 
+pub mod codec;
 pub mod convert;
 pub mod health_probe;
 mod population;
@@ -77,6 +78,9 @@ fn parse_grpc_timeout(text: &str) -> Option<Duration> {
 fn as_of(timestamp: Option<&prost_types::Timestamp>) -> Result<Date, Status> {
     match timestamp {
         None => Ok(today()),
+        Some(t) if !(0..1_000_000_000).contains(&t.nanos) => Err(Status::invalid_argument(
+            "as_of is not a valid Timestamp: nanos must be 0 to 999,999,999",
+        )),
         Some(t) if (-2_208_988_800..=32_503_680_000).contains(&t.seconds) => Ok(
             Date::from_days_since_epoch(t.seconds.div_euclid(86_400) as i32),
         ),

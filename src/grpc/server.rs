@@ -54,7 +54,11 @@ impl Bound {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
         // The telemetry layer goes outermost, so that it sees the status clients see.
+        // A bound on every call's time, reading its request included (a request body trickled in
+        // never reaches a handler's own deadline); a little later than the handlers' deadline so
+        // that theirs, DEADLINE_EXCEEDED, is the one callers see.
         let mut builder = Server::builder()
+            .timeout(Duration::from_secs(g.call_timeout_secs.saturating_add(5)))
             .layer(super::telemetry::RpcTelemetryLayer)
             .layer(tower::util::MapResponseLayer::new(over_limit_is_exhausted));
         if let (Some(cert), Some(key)) = (&g.tls_cert_file, &g.tls_key_file) {

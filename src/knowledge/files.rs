@@ -219,6 +219,13 @@ pub struct OutcomePolicy {
     pub response_improvement_percent: u32,
     pub response_below: i64,
     pub inferred_failure_window_days: u32,
+    pub switch_after_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoursePolicy {
+    pub co_start_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -250,6 +257,7 @@ pub struct PolicyFile {
     pub meta: Meta,
     pub trial: TrialPolicy,
     pub outcome: OutcomePolicy,
+    pub course: CoursePolicy,
     pub episode: EpisodePolicy,
     pub hints: HintPolicy,
 }
@@ -291,4 +299,52 @@ pub struct HintsFile {
     pub meta: Meta,
     pub hint: Vec<HintDef>,
     pub suggestion: Vec<SuggestionDef>,
+}
+
+/// `products.toml`: RxNorm product codes of published value sets, with the drugs each contains.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductsFile {
+    pub meta: Meta,
+    #[serde(default)]
+    pub value_set: Vec<ValueSetSource>,
+}
+
+/// One value set the products come from, with where it was read: a published value set names its
+/// OID, version, repository, path and commit; a site's own list says its source in `source`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueSetSource {
+    pub title: String,
+    #[serde(default)]
+    pub oid: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub rxnorm_version: Option<String>,
+    #[serde(default)]
+    pub repo: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Its members are antidepressant products: one that names no drug of `drugs.toml` is an
+    /// antidepressant the knowledge base does not list.
+    #[serde(default)]
+    pub antidepressants: bool,
+    pub products: Vec<Product>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    pub rxnorm: String,
+    /// The RxNorm name ("sertraline 100 MG Oral Tablet"): the engine reads the product's strength and
+    /// route from it, and checks at load time that it names exactly `drugs`.
+    pub name: String,
+    /// Names of `drugs.toml` entries the product contains; none for a product screening does not track.
+    #[serde(default)]
+    pub drugs: Vec<String>,
 }

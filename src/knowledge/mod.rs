@@ -2,11 +2,15 @@
 //! TOML files in `knowledge/`, compiled into the binary and replaceable file by file from a directory.
 
 pub mod files;
+mod products;
+mod reading;
 pub mod text;
 
 use crate::ratio::Ratio;
 use files::*;
 pub use files::{FlagCodes, HintDef, HintSeverity, Role, SuggestionDef};
+pub use products::{ProductInfo, RxnormConcept};
+pub use reading::Named;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -37,11 +41,15 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 use std::path::Path;
 use text::Token;
 
-const EMBEDDED: [(&str, &str); 4] = [
+const EMBEDDED: [(&str, &str); 5] = [
     ("drugs.toml", include_str!("../../knowledge/drugs.toml")),
     ("codes.toml", include_str!("../../knowledge/codes.toml")),
     ("policy.toml", include_str!("../../knowledge/policy.toml")),
     ("hints.toml", include_str!("../../knowledge/hints.toml")),
+    (
+        "products.toml",
+        include_str!("../../knowledge/products.toml"),
+    ),
 ];
 
 /// Hint codes the engine evaluates; `hints.toml` must define each (and no other).
@@ -186,6 +194,7 @@ pub struct Knowledge {
     condition_ids: FastMap<String, usize>,
     procedures: FastMap<String, ProcedureIndex>,
     by_rxnorm: FastMap<String, DrugId>,
+    products: products::ProductIndex,
     by_atc: FastMap<String, DrugId>,
     by_atc_prefix: Vec<(String, DrugId)>,
     by_first_word: FastMap<String, Vec<NameEntry>>,
@@ -201,10 +210,15 @@ pub struct NameMatch {
 }
 
 impl Knowledge {
-    /// The knowledge compiled into the binary.
+    /// The knowledge compiled into the binary, read and checked once per process.
     pub fn embedded() -> Knowledge {
-        Knowledge::from_texts(&EMBEDDED.map(|(name, text)| (name, text.to_owned())))
-            .expect("the embedded knowledge files are validated by the test suite")
+        static EMBEDDED_KNOWLEDGE: std::sync::OnceLock<Knowledge> = std::sync::OnceLock::new();
+        EMBEDDED_KNOWLEDGE
+            .get_or_init(|| {
+                Knowledge::from_texts(&EMBEDDED.map(|(name, text)| (name, text.to_owned())))
+                    .expect("the embedded knowledge files are validated by the test suite")
+            })
+            .clone()
     }
 
     /// The embedded files, each replaced by a file of the same name in `dir` when there is one.
@@ -228,11 +242,11 @@ impl Knowledge {
             };
             texts.push((name, text));
         }
-        let texts: [(&str, String); 4] = texts.try_into().expect("four files");
+        let texts: [(&str, String); 5] = texts.try_into().expect("five files");
         Knowledge::from_texts(&texts)
     }
 
-    fn from_texts(texts: &[(&str, String); 4]) -> Result<Knowledge, KnowledgeError> {
+    fn from_texts(texts: &[(&str, String); 5]) -> Result<Knowledge, KnowledgeError> {
         fn parse<T: serde::de::DeserializeOwned>(
             name: &str,
             text: &str,
@@ -243,6 +257,7 @@ impl Knowledge {
         let codes: CodesFile = parse("codes.toml", &texts[1].1)?;
         let policy: PolicyFile = parse("policy.toml", &texts[2].1)?;
         let hints: HintsFile = parse("hints.toml", &texts[3].1)?;
+        let product_file: ProductsFile = parse("products.toml", &texts[4].1)?;
         validate_policy(&policy)?;
         validate_hints(&hints)?;
         for set in CONDITION_SETS {
@@ -320,6 +335,7 @@ impl Knowledge {
                 })
                 .collect(),
             by_rxnorm: FastMap::default(),
+            products: products::ProductIndex::default(),
             by_atc: FastMap::default(),
             by_atc_prefix: Vec::new(),
             by_first_word: FastMap::default(),
@@ -327,6 +343,7 @@ impl Knowledge {
             scale_max: codes.scale_max.clone(),
         };
         knowledge.add_drugs(drugs)?;
+        knowledge.add_products(product_file)?;
         Ok(knowledge)
     }
 
@@ -654,6 +671,13 @@ fn validate_policy(p: &PolicyFile) -> Result<(), KnowledgeError> {
         return Err(invalid(
             f,
             "trial.dose_hold_days and trial.implausible_dose_factor must be positive",
+        ));
+    }
+    if p.outcome.switch_after_days < p.course.co_start_days {
+        // Otherwise a drug of the same course would count as a switch from its partner.
+        return Err(invalid(
+            f,
+            "outcome.switch_after_days must be at least course.co_start_days",
         ));
     }
     if p.episode.lookback_months == 0 {

@@ -59,6 +59,10 @@ pub struct TreatmentTrial {
     pub augmentation: bool,
     pub counted: bool,
     pub evidence: Vec<String>,
+    /// The course (antidepressants started within two weeks of one another), numbered from 1 in
+    /// order of start; unset for augmentation agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub course: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,4 +110,7 @@ pub struct Assessment {
     /// RFC 3339: the start (UTC) of the day the record was evaluated as of.
     pub as_of: String,
     pub diagnostics: Vec<Diagnostic>,
+    /// `Type/id` of the depression Conditions active (not refuted, not abated) as of `as_of`: what a
+    /// CarePlan made from this assessment addresses.
+    pub depression_conditions: Vec<String>,
 }

@@ -72,6 +72,21 @@ pub struct Facts<'r> {
     pub procedures: Vec<TreatmentProcedure<'r>>,
 }
 
+impl Facts<'_> {
+    /// The active diagnoses in a condition set of `codes.toml` (refuted, entered-in-error, later
+    /// than `as_of`, abated and inactive ones are not among them).
+    pub fn active_in<'f>(
+        &'f self,
+        set: &str,
+        k: &Knowledge,
+    ) -> impl Iterator<Item = &'f Diagnosis<'f>> + 'f {
+        let set = k.condition_set(set);
+        self.diagnoses
+            .iter()
+            .filter(move |d| d.active && set.is_some_and(|s| d.sets.contains(s)))
+    }
+}
+
 /// Reads a FHIR date, noting a bad one. `None` when absent or unreadable.
 pub fn parse_date(
     text: Option<&str>,

@@ -2,6 +2,7 @@
 //! explained [`Assessment`] out. No I/O, no clock, no globals: the same input gives the same output.
 
 pub mod assessment;
+pub mod course;
 pub mod dose;
 pub mod episode;
 pub mod exposure;
@@ -13,6 +14,7 @@ pub mod recognition;
 pub mod staging;
 pub mod status;
 pub mod suggestion;
+pub mod switch;
 pub mod trial;
 
 pub use assessment::*;
@@ -39,7 +41,11 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
     let mut diagnostics = Diagnostics::default();
     let facts = facts::gather(record, as_of, k, &mut diagnostics);
     let exposures = exposure::gather(record, as_of, k, &mut diagnostics);
-    let trials = trial::build(&exposures, as_of, k, &mut diagnostics);
+    let trials = {
+        let mut trials = trial::build(&exposures, as_of, k, &mut diagnostics);
+        course::number(&mut trials, k);
+        trials
+    };
     let episode = episode::current(&facts.depression_scores, as_of, k);
 
     let judged: Vec<outcome::Judged> = (0..trials.len())
@@ -91,7 +97,7 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
         as_of,
         k,
     });
-    let failed = tally.failed.len() as u32;
+    let failed = tally.failed_courses();
     let suggestions = match status {
         TrdStatus::Met | TrdStatus::Possible => suggestion::suggest(failed, &hints, k),
         _ => Vec::new(),
@@ -101,12 +107,7 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
         reason::status_reason(status, &tally, &trials, k),
         reason::episode_reason(&episode, k),
     ];
-    reasons.extend(
-        trials
-            .iter()
-            .enumerate()
-            .map(|(i, t)| reason::trial_reason(t, &judged[i], &trials, counted[i], as_of, k)),
-    );
+    reason::trial_reasons(&trials, &judged, &counted, as_of, k, &mut reasons);
 
     let trial_views = trials
         .iter()
@@ -138,6 +139,7 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
                 augmentation: t.augmentation,
                 counted: *counted,
                 evidence,
+                course: t.course,
             }
         })
         .collect();
@@ -159,5 +161,9 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
         ruleset_version: k.ruleset_version.clone(),
         as_of: format!("{as_of}T00:00:00Z"),
         diagnostics: all_diagnostics,
+        depression_conditions: facts
+            .active_in("depression", k)
+            .map(|d| d.citation.to_owned())
+            .collect(),
     }
 }

@@ -1,8 +1,9 @@
 //! Outcome of a trial (screening-rules.md section 5): scored from PHQ-9/PHQ-A totals around it, or
-//! inferred from a switch or an augmentation when there is no end score.
+//! inferred from a switch or add-on when there is no end score.
 
 use super::assessment::TrialOutcome;
 use super::facts::Score;
+use super::switch;
 use super::trial::Trial;
 use crate::date::Date;
 use crate::knowledge::Knowledge;
@@ -13,8 +14,11 @@ pub struct Judged<'s> {
     pub inferred: bool,
     pub baseline: Option<&'s Score<'s>>,
     pub end_score: Option<&'s Score<'s>>,
-    /// The trial whose start implied failure, when inferred.
+    /// The switch or add-on whose start implied failure, when inferred.
     pub switched_to: Option<usize>,
+    /// Without an end score: a drug restarted alongside within the window in which a switch would
+    /// have implied failure, which is not a switch (said so in the reason).
+    pub not_a_switch: Option<usize>,
 }
 
 pub fn judge<'s>(
@@ -37,29 +41,30 @@ pub fn judge<'s>(
         t.start.plus_days(-(p.baseline_before_days as i32)),
         t.start.plus_days(p.baseline_after_days as i32),
     );
-    let next_other = trials
-        .iter()
-        .filter(|o| o.drug != t.drug && o.start > t.start)
-        .map(|o| o.start)
-        .min();
     let window_end = end.plus_days(p.end_after_end_days as i32);
-    let window_end = next_other.map_or(window_end, |n| n.min(window_end));
+    let switch_deadline = end.plus_days(p.inferred_failure_window_days as i32);
+    let next = switch::next(index, trials, window_end.max(switch_deadline), k);
+    // The end-score window closes at the first switch or add-on, not at any other drug's start.
+    let window_end = next
+        .switch
+        .map_or(window_end, |n| trials[n].start.min(window_end));
     let end_score = latest_in(t.start.plus_days(p.end_from_start_days as i32), window_end);
-    let judged = |outcome, inferred, switched_to| Judged {
+    let judged = |outcome, inferred, switched_to, not_a_switch| Judged {
         outcome,
         inferred,
         baseline,
         end_score,
         switched_to,
+        not_a_switch,
     };
 
     let min_days = k.policy.trial.min_duration_weeks as i32 * 7;
     if t.is_ongoing() && t.start.days_until(as_of) < min_days {
-        return judged(TrialOutcome::Ongoing, false, None);
+        return judged(TrialOutcome::Ongoing, false, None, None);
     }
     if let Some(e) = end_score {
         if e.value < p.response_below {
-            return judged(TrialOutcome::Responded, false, None);
+            return judged(TrialOutcome::Responded, false, None, None);
         }
         if let Some(b) = baseline {
             // At least N % lower than baseline: (b - e) * 100 >= N * b, in integers.
@@ -70,17 +75,13 @@ pub fn judge<'s>(
             } else {
                 TrialOutcome::Failed
             };
-            return judged(outcome, false, None);
+            return judged(outcome, false, None, None);
         }
     }
-    let switch_deadline = end.plus_days(p.inferred_failure_window_days as i32);
-    let switch = trials
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.drug != t.drug && o.start > t.start && o.start <= switch_deadline)
-        .min_by_key(|(_, o)| o.start);
-    match switch {
-        Some((n, _)) => judged(TrialOutcome::Failed, true, Some(n)),
-        None => judged(TrialOutcome::Unknown, false, None),
+    let within = |n: &usize| trials[*n].start <= switch_deadline;
+    let not_a_switch = next.alongside.filter(within);
+    match next.switch.filter(within) {
+        Some(n) => judged(TrialOutcome::Failed, true, Some(n), not_a_switch),
+        None => judged(TrialOutcome::Unknown, false, None, not_a_switch),
     }
 }

@@ -3,34 +3,45 @@
 use super::assessment::{Reason, TrdStatus, TrialOutcome};
 use super::episode::Episode;
 use super::outcome::Judged;
-use super::status::Tally;
+use super::status::{CourseTally, Tally};
 use super::trial::{DoseAdequacy, Trial};
 use crate::date::Date;
 use crate::knowledge::Knowledge;
 use std::fmt::Write;
 
 pub fn status_reason(status: TrdStatus, tally: &Tally, trials: &[Trial], k: &Knowledge) -> Reason {
-    let names = |set: &std::collections::BTreeSet<crate::knowledge::DrugId>| {
-        set.iter()
-            .map(|d| k.drug(*d).name.as_str())
+    // Each course by its ingredients, a combination as "sertraline + mirtazapine".
+    let names = |courses: &[CourseTally]| {
+        courses
+            .iter()
+            .map(|c| {
+                c.ingredients
+                    .iter()
+                    .map(|d| k.drug(*d).name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let evidence_of = |set: &std::collections::BTreeSet<crate::knowledge::DrugId>| {
-        trials
-            .iter()
-            .filter(|t| set.contains(&t.drug))
-            .flat_map(|t| t.evidence.iter().map(|e| (*e).to_owned()))
-            .collect::<Vec<_>>()
+    let evidence_of = |courses: &[CourseTally], evidence: &mut Vec<String>| {
+        let in_courses = |t: &&Trial| {
+            courses
+                .iter()
+                .any(|c| t.course == Some(c.course) && c.ingredients.contains(&t.drug))
+        };
+        for t in trials.iter().filter(in_courses) {
+            evidence.extend(t.evidence.iter().map(|e| (*e).to_owned()));
+        }
     };
     let (f, u) = (tally.failed.len(), tally.unconfirmed.len());
     let text = match status {
         TrdStatus::Met => format!(
-            "Criteria met: {f} different antidepressants failed after an adequate dose and duration in the current episode ({}).",
+            "Criteria met: {f} courses of different antidepressants failed after an adequate dose and duration in the current episode ({}).",
             names(&tally.failed)
         ),
         TrdStatus::Possible => format!(
-            "Possibly treatment-resistant: {f} confirmed failed adequate trial(s){}, and {u} more that would count if confirmed ({}: dose or outcome not recorded).",
+            "Possibly treatment-resistant: {f} confirmed failed adequate course(s){}, and {u} more that would count if confirmed ({}: dose or outcome not recorded).",
             if f > 0 {
                 format!(" ({})", names(&tally.failed))
             } else {
@@ -39,14 +50,57 @@ pub fn status_reason(status: TrdStatus, tally: &Tally, trials: &[Trial], k: &Kno
             names(&tally.unconfirmed)
         ),
         TrdStatus::NotMet => format!(
-            "Criteria not met: antidepressant treatment in the current episode, but {f} confirmed failed adequate trial(s) and {u} unconfirmed, fewer than two."
+            "Criteria not met: antidepressant treatment in the current episode, but {f} confirmed failed adequate course(s) and {u} unconfirmed, fewer than two."
         ),
         TrdStatus::NotApplicable => {
             "No antidepressant treatment in the current episode.".to_owned()
         }
     };
-    let mut evidence = evidence_of(&tally.failed);
-    evidence.extend(evidence_of(&tally.unconfirmed));
+    let mut text = text;
+    for course in &tally.repeated {
+        let _ = write!(
+            text,
+            " Course {course} failed too, but every drug that failed in it was already in an earlier failed course: a restart is the same treatment and does not add to the count."
+        );
+    }
+    let mut evidence = Vec::new();
+    evidence_of(&tally.failed, &mut evidence);
+    evidence_of(&tally.unconfirmed, &mut evidence);
+    Reason { text, evidence }
+}
+
+/// Why trials of several antidepressants are one course: `course` holds the trials of one course,
+/// in order of start (two or more).
+fn course_reason(course: &[&Trial], k: &Knowledge) -> Reason {
+    let mut text = String::with_capacity(120);
+    for (n, t) in course.iter().enumerate() {
+        let separator = match n {
+            0 => "",
+            n if n + 1 == course.len() => " and ",
+            _ => ", ",
+        };
+        text.push_str(separator);
+        text.push_str(&k.drug(t.drug).name);
+    }
+    let first = course[0];
+    let _ = write!(
+        text,
+        " were started together: one course (course {}, started {}",
+        first.course.unwrap_or_default(),
+        first.start
+    );
+    let mut last = first.start;
+    for t in &course[1..] {
+        if t.start != last {
+            let _ = write!(text, ", {}", t.start);
+            last = t.start;
+        }
+    }
+    text.push_str(").");
+    let evidence = course
+        .iter()
+        .flat_map(|t| t.evidence.iter().map(|e| (*e).to_owned()))
+        .collect();
     Reason { text, evidence }
 }
 
@@ -66,6 +120,36 @@ pub fn episode_reason(episode: &Episode, k: &Knowledge) -> Reason {
             ),
             evidence: Vec::new(),
         },
+    }
+}
+
+/// A reason per trial, in order of start, each course of several trials explained before its first.
+pub fn trial_reasons(
+    trials: &[Trial],
+    judged: &[Judged],
+    counted: &[bool],
+    as_of: Date,
+    k: &Knowledge,
+    out: &mut Vec<Reason>,
+) {
+    let mut course = Vec::new();
+    let mut last_course = None;
+    for (i, t) in trials.iter().enumerate() {
+        if t.course.is_some() && t.course != last_course {
+            last_course = t.course;
+            course.clear();
+            // A course's antidepressants are neighbours among the antidepressants.
+            course.extend(
+                trials[i..]
+                    .iter()
+                    .filter(|o| !o.augmentation)
+                    .take_while(|o| o.course == t.course),
+            );
+            if course.len() > 1 {
+                out.push(course_reason(&course, k));
+            }
+        }
+        out.push(trial_reason(t, &judged[i], trials, counted[i], as_of, k));
     }
 }
 
@@ -90,6 +174,9 @@ pub fn trial_reason(
         Some(mg) => write!(text, "{mg} mg/day)"),
         None => write!(text, "dose unknown)"),
     };
+    if let Some(course) = t.course {
+        let _ = write!(text, ", course {course}");
+    }
     if t.augmentation {
         text.push_str(": augmentation, not an antidepressant trial");
     } else {
@@ -124,6 +211,19 @@ pub fn trial_reason(
             None => Ok(()),
         };
     };
+    // A drug restarted alongside this one, which would otherwise look like a switch.
+    let not_a_switch = |text: &mut String, evidence: &mut Vec<String>| {
+        if let Some(other) = judged.not_a_switch.map(|n| &trials[n]) {
+            evidence.extend(other.evidence.iter().map(|e| (*e).to_owned()));
+            let _ = write!(
+                text,
+                "; {} restarted on {} had been taken alongside {}: not a switch",
+                k.drug(other.drug).name,
+                other.start,
+                info.name
+            );
+        }
+    };
     match judged.outcome {
         TrialOutcome::Failed if judged.inferred => {
             let next = judged.switched_to.map(|n| &trials[n]);
@@ -133,15 +233,18 @@ pub fn trial_reason(
             let _ = match next {
                 Some(n) => write!(
                     text,
-                    "failed (inferred: no end score, and {} was started on {})",
+                    "failed (inferred: no end score, and {} was {} on {}",
                     k.drug(n.drug).name,
+                    if n.augmentation { "added" } else { "started" },
                     n.start
                 ),
                 None => write!(
                     text,
-                    "failed (inferred: no end score, and another drug was started)"
+                    "failed (inferred: no end score, and another drug was started"
                 ),
             };
+            not_a_switch(&mut text, &mut evidence);
+            text.push(')');
         }
         TrialOutcome::Failed => {
             text.push_str("failed");
@@ -152,7 +255,11 @@ pub fn trial_reason(
             write_scores(&mut text);
         }
         TrialOutcome::Ongoing => text.push_str("ongoing, too early to judge"),
-        TrialOutcome::Unknown => text.push_str("outcome unknown (no end score and no switch)"),
+        TrialOutcome::Unknown => {
+            text.push_str("outcome unknown (no end score, and no switch or add-on");
+            not_a_switch(&mut text, &mut evidence);
+            text.push(')');
+        }
     }
     if !counted {
         text.push_str("; before the current episode, not counted");

@@ -2,25 +2,16 @@
 //! and route the product shows.
 
 use super::Diagnostics;
-use super::dose::{self, Strength};
+use super::dose;
 use crate::fhir::datatypes::{CodeableConcept, Coding, Lenient, Reference};
 use crate::fhir::resources::{Medication, MedicationIngredient};
 use crate::fhir::{DiagnosticKind, PatientRecord};
-use crate::knowledge::text::{self, Token};
-use crate::knowledge::{Knowledge, NameMatch, NameTarget};
-use crate::ratio::Ratio;
+use crate::knowledge::text;
+use crate::knowledge::{DrugId, Knowledge, RxnormConcept};
 use std::borrow::Cow;
 
-/// One drug a medication names, with what the product says of it.
-#[derive(Debug, Clone, Copy)]
-pub struct Recognised {
-    pub drug: crate::knowledge::DrugId,
-    pub strength: Option<Strength>,
-    /// The product itself shows the drug's required route: a brand of that form (Emsam) or the
-    /// route in its name ("selegiline 0.25 MG/HR Transdermal System").
-    pub route_shown: bool,
-    pub min_adequate_override: Option<Ratio>,
-}
+/// One drug a medication names, with what the product shows of it (strength, route).
+pub type Recognised = crate::knowledge::Named;
 
 /// A notice about a concept, written under every record that names it.
 type Note = (DiagnosticKind, String);
@@ -183,8 +174,12 @@ fn resolve<'r>(
         .map(|m| &m.resource)
 }
 
-/// Screening-rules section 2: RxNorm ingredient codes; otherwise names and brands in the text;
-/// otherwise ATC. Strengths come from Medication.ingredient or from the text.
+/// Screening-rules section 2, with the rule that a recognised code decides: the RxNorm ingredient
+/// and product codes, and the ATC codes, of the concept and of its Medication's ingredients name the
+/// drugs. The text (`text` and every `display`) names them only when no coding is recognised; when
+/// one is, the text is only checked against it, and a text that names another drug or strength is a
+/// diagnostic. Strengths come from Medication.ingredient, else the product's RxNorm name, else (for an
+/// ingredient or ATC code, which show none) the text.
 fn recognise<'t>(
     concept: &'t CodeableConcept,
     ingredients: &'t [MedicationIngredient],
@@ -192,85 +187,70 @@ fn recognise<'t>(
     scratch: &mut Scratch<'t>,
     notes: &mut Vec<Note>,
 ) -> Vec<Recognised> {
-    let mut found: Vec<Recognised> = Vec::new();
-    let add = |found: &mut Vec<Recognised>, r: Recognised| {
-        if let Some(existing) = found.iter_mut().find(|x| x.drug == r.drug) {
-            existing.strength = existing.strength.or(r.strength);
-            existing.route_shown |= r.route_shown;
-            existing.min_adequate_override =
-                existing.min_adequate_override.or(r.min_adequate_override);
-        } else {
-            found.push(r);
-        }
-    };
     let concepts = std::iter::once(concept).chain(
         ingredients
             .iter()
             .filter_map(|i| i.item_codeable_concept.as_ref()),
     );
-    // Names in text give strengths even when codes identify the drug.
     let Scratch {
         texts,
         from_text,
         lowered,
     } = scratch;
     texts.clear();
-    texts.extend(concepts.clone().flat_map(CodeableConcept::texts));
+    texts.extend(
+        concepts
+            .clone()
+            .flat_map(CodeableConcept::texts)
+            .filter(|t| !t.trim().is_empty()),
+    );
     // `text` and `coding.display` are often the same string.
     texts.sort_unstable();
     texts.dedup();
     from_text.clear();
     for t in texts.iter() {
-        scan_text(t, k, lowered, from_text);
+        k.read_text(t, lowered, from_text);
     }
-    let mut by_code = concepts
-        .clone()
-        .flat_map(|c| c.codes_in(&k.systems.rxnorm))
-        .filter_map(|code| k.drug_by_rxnorm(code))
-        .peekable();
-    if by_code.peek().is_some() {
-        for drug in by_code {
-            let text_hit = from_text.iter().find(|r: &&Recognised| r.drug == drug);
-            let route_in_text = k.drug(drug).required_route.as_ref().is_some_and(|route| {
-                concepts
-                    .clone()
-                    .flat_map(CodeableConcept::texts)
-                    .any(|t| text::text_contains_phrase(t, route))
-            });
-            add(
-                &mut found,
-                Recognised {
-                    drug,
-                    strength: text_hit.and_then(|r| r.strength),
-                    route_shown: route_in_text || text_hit.is_some_and(|r| r.route_shown),
-                    min_adequate_override: text_hit.and_then(|r| r.min_adequate_override),
-                },
-            );
+
+    let Coded {
+        mut found,
+        decided_by,
+        unknown,
+    } = read_codes(concepts, k, texts, from_text, notes);
+    match decided_by {
+        Some(code) => note_other_drugs_in_text(code, &found, from_text, k, notes),
+        None if !from_text.is_empty() => {
+            for r in from_text.iter() {
+                add(&mut found, *r);
+            }
+            if !unknown.is_empty() {
+                notes.push((
+                    DiagnosticKind::UnknownCode,
+                    format!(
+                        "{} not in the knowledge base; recognised from its text",
+                        unknown_codes(&unknown)
+                    ),
+                ));
+            }
         }
-    } else if !from_text.is_empty() {
-        for r in from_text.iter() {
-            add(&mut found, *r);
-        }
-    } else {
-        for c in concepts.clone() {
-            for code in c.codes_in(&k.systems.atc) {
-                if let Some(drug) = k.drug_by_atc(code) {
-                    add(
-                        &mut found,
-                        Recognised {
-                            drug,
-                            strength: None,
-                            route_shown: false,
-                            min_adequate_override: None,
-                        },
-                    );
-                } else if k.is_unlisted_antidepressant_atc(code) {
-                    notes.push((DiagnosticKind::UnlistedAntidepressant, format!("ATC {code} is an antidepressant the knowledge base does not list; not counted")));
-                }
+        None => {
+            if !unknown.is_empty() {
+                let text = if texts.is_empty() {
+                    "it has no text"
+                } else {
+                    "its text names no drug screening tracks"
+                };
+                notes.push((
+                    DiagnosticKind::UnknownCode,
+                    format!(
+                        "{} not in the knowledge base, and {text}; not counted",
+                        unknown_codes(&unknown)
+                    ),
+                ));
             }
         }
     }
-    // Strengths stated per ingredient in a Medication override what the text says.
+    // Strengths stated per ingredient in a Medication override what the product and the text say.
     for ingredient in ingredients {
         let (Some(item), Some(strength)) =
             (&ingredient.item_codeable_concept, &ingredient.strength)
@@ -283,12 +263,16 @@ fn recognise<'t>(
         let names = &mut *from_text;
         names.clear();
         for t in item.texts() {
-            scan_text(t, k, lowered, names);
+            k.read_text(t, lowered, names);
         }
-        let drugs = item
-            .codes_in(&k.systems.rxnorm)
-            .filter_map(|c| k.drug_by_rxnorm(c))
-            .chain(names.iter().map(|r| r.drug));
+        let mut drugs: Vec<DrugId> = names.iter().map(|r| r.drug).collect();
+        for code in item.codes_in(&k.systems.rxnorm) {
+            match k.rxnorm_concept(code) {
+                Some(RxnormConcept::Ingredient(drug)) => drugs.push(drug),
+                Some(RxnormConcept::Product(p)) => drugs.extend(p.drugs()),
+                None => {}
+            }
+        }
         for drug in drugs {
             if let Some(r) = found.iter_mut().find(|r| r.drug == drug) {
                 r.strength = Some(strength);
@@ -304,63 +288,219 @@ fn recognise<'t>(
     found
 }
 
-/// Every drug or combination named in one text, each with the strength written after it (up to the
-/// next name).
-fn scan_text(t: &str, k: &Knowledge, lowered: &mut String, out: &mut Vec<Recognised>) {
-    text::lower_into(t, lowered);
-    let tokens = text::tokenize(lowered);
-    let mut previous: Option<NameMatch> = None;
-    let mut i = 0;
-    while i < tokens.len() {
-        match k.name_at(&tokens, i) {
-            Some(m) => {
-                if let Some(p) = previous.replace(m) {
-                    push_named(p, &tokens, i, k, out);
+/// What the codings of a concept (and of its Medication's ingredients) say.
+struct Coded<'t> {
+    found: Vec<Recognised>,
+    /// The first recognised coding: when there is one, the codes decide.
+    decided_by: Option<CodeName<'t>>,
+    /// RxNorm codes the knowledge base does not hold.
+    unknown: Vec<&'t str>,
+}
+
+/// The drugs the recognised codings name. An ingredient or ATC code shows no strength or route, so
+/// the text's are taken for the same drug; a product's come from its RxNorm name, and a text that
+/// gives the drug another strength is noted.
+fn read_codes<'t>(
+    concepts: impl Iterator<Item = &'t CodeableConcept>,
+    k: &Knowledge,
+    texts: &[&str],
+    from_text: &[Recognised],
+    notes: &mut Vec<Note>,
+) -> Coded<'t> {
+    let mut found: Vec<Recognised> = Vec::new();
+    let mut decided_by: Option<CodeName<'t>> = None;
+    let mut unknown: Vec<&'t str> = Vec::new();
+    for coding in concepts.flat_map(|c| &c.coding) {
+        let (Some(system), Some(code)) = (coding.system.as_deref(), coding.code.as_deref()) else {
+            continue;
+        };
+        if k.systems.rxnorm.iter().any(|s| s == system) {
+            match k.rxnorm_concept(code) {
+                Some(RxnormConcept::Ingredient(drug)) => {
+                    decided_by.get_or_insert(CodeName::RxNorm(code));
+                    add(&mut found, from_code_and_text(drug, k, texts, from_text));
                 }
-                i = m.end;
+                Some(RxnormConcept::Product(product)) => {
+                    decided_by.get_or_insert(CodeName::RxNorm(code));
+                    if product.unlisted_antidepressant {
+                        notes.push((
+                            DiagnosticKind::UnlistedAntidepressant,
+                            format!("RxNorm {code} ({}) is an antidepressant the knowledge base does not list; not counted", product.name),
+                        ));
+                    }
+                    for &shown in &product.contents {
+                        let drug = shown.drug;
+                        // A name with no strength (an ingredient in a value set of ingredients) is
+                        // read as an ingredient code is.
+                        let r = match shown.strength {
+                            Some(_) => shown,
+                            None => Recognised {
+                                min_adequate_override: shown.min_adequate_override,
+                                ..from_code_and_text(drug, k, texts, from_text)
+                            },
+                        };
+                        let text_strength = from_text
+                            .iter()
+                            .filter(|t| t.drug == drug)
+                            .find_map(|t| t.strength);
+                        if let (Some(coded), Some(written)) = (r.strength, text_strength) {
+                            if coded != written {
+                                notes.push((
+                                    DiagnosticKind::CodeTextConflict,
+                                    format!(
+                                        "its text gives {} another strength than its RxNorm code {code} ({}); the code decides",
+                                        k.drug(drug).name,
+                                        product.name
+                                    ),
+                                ));
+                            }
+                        }
+                        add(&mut found, r);
+                    }
+                }
+                None => unknown.push(code),
             }
-            None => i += 1,
+        } else if k.systems.atc.iter().any(|s| s == system) {
+            if let Some(drug) = k.drug_by_atc(code) {
+                decided_by.get_or_insert(CodeName::Atc(code));
+                add(&mut found, from_code_and_text(drug, k, texts, from_text));
+            } else if k.is_unlisted_antidepressant_atc(code) {
+                decided_by.get_or_insert(CodeName::Atc(code));
+                notes.push((
+                    DiagnosticKind::UnlistedAntidepressant,
+                    format!(
+                        "{} is an antidepressant the knowledge base does not list; not counted",
+                        CodeName::Atc(code)
+                    ),
+                ));
+            }
+            // Any other ATC code decides nothing: drugs.toml does not give every drug its ATC code.
         }
     }
-    if let Some(last) = previous {
-        push_named(last, &tokens, tokens.len(), k, out);
+
+    Coded {
+        found,
+        decided_by,
+        unknown,
     }
 }
 
-/// The drug or combination of a name found in `tokens`, with the strength written between the name
-/// and `until`.
-fn push_named(
-    m: NameMatch,
-    tokens: &[Token<'_>],
-    until: usize,
+/// The codes decide; a text that names another drug is named in a diagnostic, not followed.
+fn note_other_drugs_in_text(
+    code: CodeName<'_>,
+    found: &[Recognised],
+    from_text: &[Recognised],
     k: &Knowledge,
-    out: &mut Vec<Recognised>,
+    notes: &mut Vec<Note>,
 ) {
-    let strength = dose::strength_from_tokens(&tokens[m.end..until]);
-    match m.target {
-        NameTarget::Drug { drug, brand } => {
-            let route_in_text = k
-                .drug(drug)
-                .required_route
-                .as_ref()
-                .is_some_and(|route| text::contains_phrase(tokens, route));
-            out.push(Recognised {
-                drug,
-                strength,
-                route_shown: brand || route_in_text,
-                min_adequate_override: None,
-            })
+    let mut others: Vec<&str> = Vec::new();
+    for t in from_text.iter() {
+        let name = k.drug(t.drug).name.as_str();
+        if !found.iter().any(|f| f.drug == t.drug) && !others.contains(&name) {
+            others.push(name);
         }
-        NameTarget::Combination(c) => {
-            let combination = &k.combinations[c];
-            for drug in &combination.ingredients {
-                out.push(Recognised {
-                    drug: *drug,
-                    strength: None,
-                    route_shown: true,
-                    min_adequate_override: combination.min_adequate_daily_mg.get(drug).copied(),
-                });
+    }
+    if !others.is_empty() {
+        let coded = if found.is_empty() {
+            "none of the drugs screening tracks".to_owned()
+        } else {
+            found
+                .iter()
+                .map(|f| k.drug(f.drug).name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        notes.push((
+            DiagnosticKind::CodeTextConflict,
+            format!(
+                "its text names {}, but its {code} is {coded}; the code decides",
+                others.join(", ")
+            ),
+        ));
+    }
+}
+
+/// The code that decided, for a diagnostic: only codes the knowledge base holds are quoted.
+#[derive(Debug, Clone, Copy)]
+enum CodeName<'t> {
+    RxNorm(&'t str),
+    Atc(&'t str),
+}
+
+impl std::fmt::Display for CodeName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodeName::RxNorm(code) => write!(f, "RxNorm code {code}"),
+            // An ATC code is matched by its prefix, so what follows the prefix is the sender's.
+            CodeName::Atc(code)
+                if code.len() <= 7 && code.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                write!(f, "ATC code {code}")
             }
+            CodeName::Atc(_) => write!(f, "ATC code"),
         }
+    }
+}
+
+/// RxNorm codes the knowledge base does not hold, as a diagnostic names them ("RxNorm code 123 is"):
+/// a code that is not a number is not quoted (it would be the sender's text), and a long list is cut.
+fn unknown_codes(codes: &[&str]) -> String {
+    const SHOWN: usize = 3;
+    let is_number =
+        |c: &&str| !c.is_empty() && c.len() <= 12 && c.bytes().all(|b| b.is_ascii_digit());
+    let mut numbers: Vec<&str> = codes.iter().copied().filter(is_number).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let malformed = codes.iter().any(|c| !is_number(c));
+    match (numbers.as_slice(), malformed) {
+        ([one], false) => format!("RxNorm code {one} is"),
+        ([], _) => "an RxNorm code that is not a number is".to_owned(),
+        _ => {
+            let mut parts: Vec<String> = numbers
+                .iter()
+                .take(SHOWN)
+                .map(|c| (*c).to_owned())
+                .collect();
+            if numbers.len() > SHOWN {
+                parts.push(format!("{} more", numbers.len() - SHOWN));
+            }
+            if malformed {
+                parts.push("a code that is not a number".to_owned());
+            }
+            format!("RxNorm codes {} are", parts.join(", "))
+        }
+    }
+}
+
+fn add(found: &mut Vec<Recognised>, r: Recognised) {
+    if let Some(existing) = found.iter_mut().find(|x| x.drug == r.drug) {
+        existing.strength = existing.strength.or(r.strength);
+        existing.route_shown |= r.route_shown;
+        existing.min_adequate_override = existing.min_adequate_override.or(r.min_adequate_override);
+    } else {
+        found.push(r);
+    }
+}
+
+/// A drug named by an ingredient or ATC code, which shows no strength or route: the text's, when the
+/// text names the same drug.
+fn from_code_and_text(
+    drug: DrugId,
+    k: &Knowledge,
+    texts: &[&str],
+    from_text: &[Recognised],
+) -> Recognised {
+    // The same drug may be named in several texts ("lisinopril", "lisinopril 10 MG Oral Tablet").
+    let text_hits = || from_text.iter().filter(|r| r.drug == drug);
+    let route_in_text = k
+        .drug(drug)
+        .required_route
+        .as_ref()
+        .is_some_and(|route| texts.iter().any(|t| text::text_contains_phrase(t, route)));
+    Recognised {
+        drug,
+        strength: text_hits().find_map(|r| r.strength),
+        route_shown: route_in_text || text_hits().any(|r| r.route_shown),
+        min_adequate_override: text_hits().find_map(|r| r.min_adequate_override),
     }
 }

@@ -9,11 +9,12 @@ use crate::date::Date;
 use crate::knowledge::Knowledge;
 use std::collections::BTreeSet;
 
+/// Stage II needs two failed courses (F >= 2) whose ingredients span two or more classes; a
+/// combination of two classes that failed once is one course, stage I.
 pub fn thase_rush(tally: &Tally, facts: &Facts, episode: &Episode, k: &Knowledge) -> u32 {
     let classes: BTreeSet<&str> = tally
-        .failed
-        .iter()
-        .filter_map(|d| k.drug(*d).class.as_deref())
+        .failed_ingredients()
+        .filter_map(|d| k.drug(d).class.as_deref())
         .collect();
     let completed_ect = facts
         .procedures
@@ -21,7 +22,7 @@ pub fn thase_rush(tally: &Tally, facts: &Facts, episode: &Episode, k: &Knowledge
         .any(|p| p.kind == ProcedureKind::Ect && p.completed && p.date >= episode.start);
     match (tally.failed.len(), classes.len()) {
         (0, _) => 0,
-        (_, 1) => 1,
+        (1, _) | (_, 0 | 1) => 1,
         _ if !classes.contains("TCA") => 2,
         _ if !classes.contains("MAOI") => 3,
         _ if !completed_ect => 4,
@@ -38,9 +39,10 @@ pub struct MaudsleyInput<'a, 's> {
     pub as_of: Date,
 }
 
-/// The MSM total (3-15), or `None` when no antidepressant failed or severity is unknown.
+/// The MSM total (3-15), or `None` when no antidepressant failed or severity is unknown. The
+/// failed-antidepressant count is F, counted by courses.
 pub fn maudsley(input: &MaudsleyInput, k: &Knowledge) -> Option<u32> {
-    let failed = input.tally.failed.len() as u32;
+    let failed = input.tally.failed_courses();
     let severity = input.severity_score?.value;
     if failed == 0 {
         return None;
@@ -52,13 +54,11 @@ pub fn maudsley(input: &MaudsleyInput, k: &Knowledge) -> Option<u32> {
         13..=24 => 2,
         _ => 3,
     };
-    let psychotic = k.condition_set("psychotic_depression").is_some_and(|set| {
-        input
-            .facts
-            .diagnoses
-            .iter()
-            .any(|d| d.active && d.sets.contains(set))
-    });
+    let psychotic = input
+        .facts
+        .active_in("psychotic_depression", k)
+        .next()
+        .is_some();
     let severity = match severity {
         s if s < 5 => 1,
         5..=9 => 2,

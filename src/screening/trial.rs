@@ -27,6 +27,11 @@ pub struct Trial<'r> {
     pub adequate_duration: bool,
     pub augmentation: bool,
     pub evidence: Vec<&'r str>,
+    /// The course (section 7) of an antidepressant trial, numbered from 1 in order of start (set
+    /// by `course::number`); `None` for augmentation agents.
+    pub course: Option<u32>,
+    /// When this ingredient's previous trial ended (`as_of` if it ran on); `None` for its first.
+    pub previous_end: Option<Date>,
 }
 
 impl Trial<'_> {
@@ -79,6 +84,12 @@ pub fn build<'r>(
             }
         }
         i = j;
+    }
+    // The loop made each ingredient's trials one after another, in order of start.
+    for n in 1..trials.len() {
+        if trials[n].drug == trials[n - 1].drug {
+            trials[n].previous_end = Some(trials[n - 1].end_or(as_of));
+        }
     }
     trials.sort_by_key(|t| (t.start, t.drug));
     trials
@@ -136,6 +147,8 @@ fn trial<'r>(
         adequate_duration: !augmentation && days >= k.policy.trial.min_duration_weeks as i32 * 7,
         augmentation,
         evidence,
+        course: None,
+        previous_end: None,
     })
 }
 

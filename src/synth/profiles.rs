@@ -44,10 +44,16 @@ pub enum Profile {
     MaoiWashoutBreach,
     /// Two trials in an earlier episode, remission, relapse, one failed trial now.
     RemissionRelapse,
+    /// An SSRI or SNRI with mirtazapine or bupropion started together (up to 10 days apart): the
+    /// combination fails once, one course.
+    CombinationFailed,
+    /// Such a pair started together, stopped, and restarted together after a break of 45 to 120
+    /// days; half with failing scores on both courses, half with no score after the baseline.
+    CombinationRestarted,
 }
 
-pub const PROFILES: [(Profile, u32); 18] = [
-    (Profile::NoDepression, 3000),
+pub const PROFILES: [(Profile, u32); 20] = [
+    (Profile::NoDepression, 2650),
     (Profile::SleepTrazodone, 300),
     (Profile::UntreatedDepression, 500),
     (Profile::Responder, 1700),
@@ -65,6 +71,8 @@ pub const PROFILES: [(Profile, u32); 18] = [
     (Profile::MaoiAfterFailures, 100),
     (Profile::MaoiWashoutBreach, 50),
     (Profile::RemissionRelapse, 200),
+    (Profile::CombinationFailed, 200),
+    (Profile::CombinationRestarted, 150),
 ];
 
 impl Profile {
@@ -88,6 +96,8 @@ impl Profile {
             Profile::MaoiAfterFailures => "maoi-after-failures",
             Profile::MaoiWashoutBreach => "maoi-washout-breach",
             Profile::RemissionRelapse => "remission-relapse",
+            Profile::CombinationFailed => "combination-failed",
+            Profile::CombinationRestarted => "combination-restarted",
         }
     }
 

@@ -72,10 +72,14 @@ impl Drop for TelemetryGuard {
             server.stop();
         }
         if let Err(e) = self.tracer.shutdown_with_timeout(Duration::from_secs(5)) {
-            eprintln!("trdscreen: flushing traces at shutdown failed: {e}");
+            crate::output::stderr_line(&format!(
+                "trdscreen: flushing traces at shutdown failed: {e}"
+            ));
         }
         if let Err(e) = self.meters.shutdown_with_timeout(Duration::from_secs(5)) {
-            eprintln!("trdscreen: flushing metrics at shutdown failed: {e}");
+            crate::output::stderr_line(&format!(
+                "trdscreen: flushing metrics at shutdown failed: {e}"
+            ));
         }
     }
 }

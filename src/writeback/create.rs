@@ -16,6 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::fhir::client::{FhirClient, Idempotent};
+use crate::summary;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -35,7 +36,7 @@ pub enum Created {
 /// more, it finds what the first attempt made.
 pub async fn create_unless_present(
     client: &FhirClient,
-    resource_type: &str,
+    resource_type: &'static str,
     identifier: &str,
     resource: &Value,
 ) -> Result<Created> {
@@ -51,7 +52,7 @@ pub async fn create_unless_present(
         }]
     });
     let bytes = serde_json::to_vec(&transaction)
-        .map_err(|_| Error::BadGateway(format!("cannot encode the {resource_type}")))?;
+        .map_err(|_| Error::BadGateway(summary!("cannot encode the {}", resource_type)))?;
     let sent = client
         .send(
             Method::POST,
@@ -80,10 +81,11 @@ pub async fn create_unless_present(
 
 /// The entry of a `transaction-response` Bundle: its status says whether the resource was created
 /// (`201`) or found (`200`), its resource or `location` names the resource.
-fn read_response(body: &[u8], resource_type: &str) -> Result<Created> {
+fn read_response(body: &[u8], resource_type: &'static str) -> Result<Created> {
     let unreadable = || {
-        Error::BadGateway(format!(
-            "the {resource_type} transaction's answer is not a transaction-response Bundle"
+        Error::BadGateway(summary!(
+            "the {} transaction's answer is not a transaction-response Bundle",
+            resource_type
         ))
     };
     let bundle: Value = serde_json::from_slice(body).map_err(|_| unreadable())?;
@@ -99,7 +101,7 @@ fn read_response(body: &[u8], resource_type: &str) -> Result<Created> {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|code| code.parse::<u16>().ok())
         .ok_or_else(unreadable)?;
-    let from_resource = entry["resource"]["id"].as_str().map(str::to_owned);
+    let from_resource = super::fhir_id(entry["resource"]["id"].as_str());
     let from_location = entry["response"]["location"]
         .as_str()
         .and_then(|l| super::id_from_location(l, resource_type));
@@ -108,19 +110,24 @@ fn read_response(body: &[u8], resource_type: &str) -> Result<Created> {
             .clone()
             .or(from_location.clone())
             .ok_or_else(|| {
-                Error::BadGateway(format!(
-                    "the {resource_type} create did not say which resource it wrote"
+                Error::BadGateway(summary!(
+                    "the {} create did not say which resource it wrote",
+                    resource_type
                 ))
             })
     };
     match status {
         201 => Ok(Created::New(id()?)),
         200 => Ok(Created::AlreadyThere(id()?)),
-        409 | 412 => Err(Error::Conflict(format!(
-            "the {resource_type} create conflicted ({status})"
+        409 | 412 => Err(Error::Conflict(summary!(
+            "the {} create conflicted ({})",
+            resource_type,
+            status
         ))),
-        other => Err(Error::BadGateway(format!(
-            "the {resource_type} create inside the transaction answered {other}"
+        other => Err(Error::BadGateway(summary!(
+            "the {} create inside the transaction answered {}",
+            resource_type,
+            other
         ))),
     }
 }

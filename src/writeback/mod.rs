@@ -13,12 +13,13 @@ pub mod create;
 pub mod resources;
 
 use crate::error::{Error, Result};
+use crate::fhir::PatientId;
 use crate::fhir::client::{FhirClient, Idempotent};
 use crate::fhir::whole::WholeRecord;
-use crate::fhir::{PatientId, PatientRecord};
 use crate::knowledge::Knowledge;
 use crate::screening::Assessment;
 use crate::settings::WriteBackSettings;
+use crate::summary;
 use crate::telemetry;
 use reqwest::Method;
 use serde_json::Value;
@@ -80,16 +81,9 @@ pub async fn write_back(
             identifier_value: &plan_value,
             ..cx
         };
-        let conditions = depression_conditions(record, k);
         let flag_reference = outcome.flag_reference.clone();
         let (plan_id, changed) = upsert(client, "CarePlan", &cx, |existing| {
-            resources::care_plan(
-                existing,
-                assessment,
-                &cx,
-                flag_reference.as_deref(),
-                &conditions,
-            )
+            resources::care_plan(existing, assessment, &cx, flag_reference.as_deref())
         })
         .await?;
         outcome.changed |= changed;
@@ -103,37 +97,10 @@ fn identifier_value(kind: &str, patient: &PatientId) -> String {
     format!("{kind}-{patient}")
 }
 
-/// Active depression diagnoses the CarePlan addresses.
-fn depression_conditions(record: &PatientRecord, k: &Knowledge) -> Vec<String> {
-    record
-        .conditions
-        .iter()
-        .filter(|c| {
-            let r = &c.resource;
-            let refuted = r
-                .verification_status
-                .as_ref()
-                .and_then(|v| v.first_code())
-                .is_some_and(|s| matches!(s, "refuted" | "entered-in-error"));
-            let active = r
-                .clinical_status
-                .as_ref()
-                .and_then(|s| s.first_code())
-                .is_none_or(|s| matches!(s, "active" | "recurrence" | "relapse"));
-            !refuted
-                && active
-                && r.code
-                    .as_ref()
-                    .is_some_and(|code| k.in_condition_set("depression", code))
-        })
-        .map(|c| c.citation.clone())
-        .collect()
-}
-
 /// [`write`], counted in `trdscreen.writebacks` by resource and outcome.
 async fn upsert(
     client: &FhirClient,
-    resource_type: &str,
+    resource_type: &'static str,
     cx: &resources::Context<'_>,
     desired: impl Fn(Option<&Value>) -> Option<Value>,
 ) -> Result<(Option<String>, bool)> {
@@ -158,7 +125,7 @@ async fn upsert(
 /// answer was lost. `found_one` tells whether the first search found the resource in the chart.
 async fn write(
     client: &FhirClient,
-    resource_type: &str,
+    resource_type: &'static str,
     cx: &resources::Context<'_>,
     desired: impl Fn(Option<&Value>) -> Option<Value>,
     found_one: &mut Option<bool>,
@@ -201,8 +168,9 @@ async fn write(
                     .await?
                 {
                     create::Created::New(id) => return Ok((Some(id), true)),
-                    create::Created::AlreadyThere(_) => Error::Conflict(format!(
-                        "another writer created the {resource_type} at the same time"
+                    create::Created::AlreadyThere(_) => Error::Conflict(summary!(
+                        "another writer created the {} at the same time",
+                        resource_type
                     )),
                 }
             }
@@ -218,7 +186,13 @@ async fn write(
 fn id_from_location(location: &str, resource_type: &str) -> Option<String> {
     let path = location.split("/_history/").next().unwrap_or(location);
     let (_, rest) = path.rsplit_once(&format!("{resource_type}/"))?;
-    let id = rest.trim_end_matches('/');
+    fhir_id(Some(rest.trim_end_matches('/')))
+}
+
+/// A resource's `id` as the server sent it, when it is a FHIR id: it goes into the next request's
+/// URL and into the caller's `Type/id` reference, so anything else is as good as no id.
+fn fhir_id(id: Option<&str>) -> Option<String> {
+    let id = id?;
     crate::fhir::PatientId::parse(id)
         .ok()
         .map(|_| id.to_owned())
@@ -226,7 +200,7 @@ fn id_from_location(location: &str, resource_type: &str) -> Option<String> {
 
 async fn find(
     client: &FhirClient,
-    resource_type: &str,
+    resource_type: &'static str,
     cx: &resources::Context<'_>,
 ) -> Result<Option<Current>> {
     let identifier = format!("{}|{}", cx.identifier_system, cx.identifier_value);
@@ -243,14 +217,14 @@ async fn find(
         return Ok(None);
     };
     if found.next().is_some() {
-        return Err(Error::Conflict(format!(
-            "more than one {resource_type} carries this patient's screening identifier; resolve the duplicate in the chart"
+        return Err(Error::Conflict(summary!(
+            "more than one {} carries this patient's screening identifier; resolve the duplicate in the chart",
+            resource_type
         )));
     }
-    let id = resource["id"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| Error::BadGateway(format!("a {resource_type} came back without an id")))?;
+    let id = fhir_id(resource["id"].as_str()).ok_or_else(|| {
+        Error::BadGateway(summary!("a {} came back without a valid id", resource_type))
+    })?;
     let version = resource["meta"]["versionId"].as_str().map(str::to_owned);
     Ok(Some(Current {
         id,
@@ -265,10 +239,10 @@ async fn put(
     url: &str,
     body: &Value,
     headers: &[(&str, &str)],
-    resource_type: &str,
+    resource_type: &'static str,
 ) -> Result<String> {
     let bytes = serde_json::to_vec(body)
-        .map_err(|_| Error::BadGateway(format!("cannot encode the {resource_type}")))?;
+        .map_err(|_| Error::BadGateway(summary!("cannot encode the {}", resource_type)))?;
     let reply = client
         .send(
             Method::PUT,
@@ -281,14 +255,15 @@ async fn put(
         .await?;
     let from_body = serde_json::from_slice::<Value>(&reply.body)
         .ok()
-        .and_then(|v| v["id"].as_str().map(str::to_owned));
+        .and_then(|v| fhir_id(v["id"].as_str()));
     let from_location = reply
         .location
         .as_deref()
         .and_then(|l| id_from_location(l, resource_type));
     from_body.or(from_location).ok_or_else(|| {
-        Error::BadGateway(format!(
-            "the {resource_type} write did not say which resource it wrote"
+        Error::BadGateway(summary!(
+            "the {} write did not say which resource it wrote",
+            resource_type
         ))
     })
 }

@@ -68,7 +68,6 @@ pub fn care_plan(
     a: &Assessment,
     cx: &Context,
     flag_reference: Option<&str>,
-    depression_conditions: &[String],
 ) -> Option<Value> {
     if !is_positive(a.status) {
         let mut plan = existing?.clone();
@@ -127,11 +126,15 @@ pub fn care_plan(
         "supportingInfo": supporting,
         "activity": activities
     });
-    if !depression_conditions.is_empty() {
-        plan["addresses"] = depression_conditions
-            .iter()
-            .map(|c| json!({"reference": c}))
-            .collect();
+    // The screening decided which Conditions are active depression; write-back only cites them.
+    let addresses: Vec<Value> = a
+        .depression_conditions
+        .iter()
+        .filter(|c| is_reference(c))
+        .map(|c| json!({"reference": c}))
+        .collect();
+    if !addresses.is_empty() {
+        plan["addresses"] = Value::Array(addresses);
     }
     Some(plan)
 }
@@ -176,6 +179,7 @@ mod tests {
             ruleset_version: "test".into(),
             as_of: "2025-06-01T00:00:00Z".into(),
             diagnostics: Vec::new(),
+            depression_conditions: Vec::new(),
         }
     }
 

@@ -169,6 +169,17 @@ pub enum Action {
     /// Puts this resource into the mini FHIR server, then carries the request out: another writer
     /// that got there first.
     InsertThenApply(Value),
+    /// Answers `status` with no Content-Length and then `chunk` again and again, as fast as the
+    /// client reads, until it goes away: a body without end.
+    Endless {
+        status: u16,
+        chunk: Vec<u8>,
+    },
+    /// Sends the head of `answer`, then its body one byte every `every`.
+    Trickle {
+        answer: Answer,
+        every: std::time::Duration,
+    },
     /// Waits this long, then answers: a request that stays in flight for a while.
     Slow {
         answer: Answer,
@@ -383,6 +394,27 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>, base: Strin
         Some(Action::Truncate { answer, sent }) => {
             let _ = stream.write_all(&head(&answer)).await;
             let _ = stream.write_all(&answer.body[..sent]).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Some(Action::Endless { status, chunk }) => {
+            let head = format!(
+                "HTTP/1.1 {status} {}\r\nContent-Type: application/fhir+json\r\nConnection: close\r\n\r\n",
+                reason(status)
+            );
+            if stream.write_all(head.as_bytes()).await.is_ok() {
+                while stream.write_all(&chunk).await.is_ok() {}
+            }
+            return;
+        }
+        Some(Action::Trickle { answer, every }) => {
+            let _ = stream.write_all(&head(&answer)).await;
+            for byte in &answer.body {
+                tokio::time::sleep(every).await;
+                if stream.write_all(std::slice::from_ref(byte)).await.is_err() {
+                    return;
+                }
+            }
             let _ = stream.shutdown().await;
             return;
         }

@@ -104,8 +104,13 @@ async fn a_401_in_bearer_mode_is_unauthenticated_and_not_retried() {
     assert!(started.elapsed() < NO_HANG);
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(
-        status.message().contains("token expired"),
+        status.message().contains("401, issue login"),
         "{}",
+        status.message()
+    );
+    assert!(
+        !status.message().contains("token expired"),
+        "never the server's text: {}",
         status.message()
     );
     assert!(

@@ -1,8 +1,9 @@
 //! The service against a FHIR server that fails: 5xx and 429 are retried (honouring a bounded
 //! `Retry-After`), hangs end in a deadline without leaking the call's permit, bodies that are not
-//! JSON or are cut short are clean errors, `next` links that loop, never end or leave the server are
-//! refused, a retried write never makes a duplicate Flag or CarePlan, bad ids never reach the
-//! server, and the server's own words (OperationOutcome) reach the caller.
+//! JSON or are cut short are clean errors, answers too large or too slow are refused, `next` links
+//! that loop, never end or leave the server are refused, a retried write never makes a duplicate
+//! Flag or CarePlan, bad ids and undecodable requests never reach the server, and the server's own
+//! words (an OperationOutcome's text) reach no caller: its status and issue codes do.
 //!
 //! Each test starts its own stub FHIR server (tests/common/stub.rs: a real FHIR server will not
 //! produce these faults on demand) and its own in-process gRPC service, and checks outcomes and
@@ -69,15 +70,20 @@ fn settings(stub: &Stub) -> Settings {
 
 /// Starts the service in process and connects a gRPC client to it.
 async fn serve(settings: &Settings, secrets: &Secrets) -> Client {
+    TrdScreeningClient::connect(format!("http://{}", serve_at(settings, secrets).await))
+        .await
+        .expect("connects")
+}
+
+/// Starts the service in process; its address.
+async fn serve_at(settings: &Settings, secrets: &Secrets) -> std::net::SocketAddr {
     let screener = Arc::new(Screener::new(settings, secrets).expect("screener builds"));
     let bound = trdscreen::grpc::server::bind(settings, screener)
         .await
         .expect("binds");
     let address = bound.address;
     tokio::spawn(bound.serve(std::future::pending()));
-    TrdScreeningClient::connect(format!("http://{address}"))
-        .await
-        .expect("connects")
+    address
 }
 
 async fn service(stub: &Stub) -> Client {
@@ -133,6 +139,8 @@ fn patient_path() -> String {
 mod bodies;
 mod bulk;
 mod credentials;
+mod leaks;
+mod limits;
 mod paging;
 mod population;
 mod requests;

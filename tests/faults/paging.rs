@@ -139,7 +139,12 @@ async fn a_404_on_a_search_is_not_reported_as_an_unknown_patient() {
     assert!(
         status
             .message()
-            .contains("Unknown resource type 'MedicationStatement'"),
+            .contains("MedicationStatement search failed: MedicationStatement not found (404, issue not-supported)"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        !status.message().contains("Unknown"),
         "{}",
         status.message()
     );

@@ -206,8 +206,13 @@ async fn a_flag_create_that_always_fails_still_returns_the_assessment() {
     let result = write_back(&response);
     assert_eq!(result.error_code, "UNAVAILABLE", "{result:?}");
     assert!(
-        result.error_message.contains("disk full"),
+        result.error_message.contains("500, issue exception"),
         "{}",
+        result.error_message
+    );
+    assert!(
+        !result.error_message.contains("disk full"),
+        "never the server's text: {}",
         result.error_message
     );
     assert!(!result.changed);

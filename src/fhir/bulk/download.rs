@@ -7,9 +7,11 @@
 
 use super::manifest::{FileEntry, Manifest};
 use super::{ExportOutcome, ExportProgress, ExportedFile, ResourceType, TypeFilterOutcome, poll};
-use crate::error::{Error, Result};
-use crate::fhir::client::{FhirClient, backoff, status_error, transport_error};
+use crate::error::{Error, LocalPath, Result};
+use crate::fhir::body::{self, ByteBudget};
+use crate::fhir::client::{FhirClient, backoff, known_type, status_error, transport_error};
 use crate::settings::BulkSettings;
+use crate::summary;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
@@ -31,9 +33,9 @@ pub(super) async fn prepare(dest: &Path) -> Result<()> {
         .map_err(|e| local(dest, &e))?;
     match entries.next_entry().await {
         Ok(None) => Ok(()),
-        Ok(Some(_)) => Err(Error::InvalidArgument(format!(
+        Ok(Some(_)) => Err(Error::InvalidArgument(summary!(
             "the export directory {} is not empty",
-            dest.display()
+            LocalPath(dest)
         ))),
         Err(e) => Err(local(dest, &e)),
     }
@@ -70,6 +72,7 @@ pub(super) async fn all(
         client,
         settings,
         with_token: manifest.requires_access_token,
+        budget: ByteBudget::new(settings.max_download_bytes),
     };
     let of = manifest.file_count();
     tracing::info!(files = of, "bulk export complete; downloading");
@@ -156,6 +159,9 @@ struct Run<'a> {
     client: &'a FhirClient,
     settings: &'a BulkSettings,
     with_token: bool,
+    /// What all files together may write (`fhir.bulk.max_download_bytes`), whichever downloads
+    /// at once.
+    budget: ByteBudget,
 }
 
 /// One try at a file: it either failed for good, or may be tried again (after the server's
@@ -175,8 +181,9 @@ impl Run<'_> {
     ) -> Result<u64> {
         let resource_type = entry.resource_type.as_str();
         if self.with_token && !self.client.same_origin(&entry.url) {
-            return Err(Error::BadGateway(format!(
-                "a {resource_type} file of the export is on another server and needs the access token: refused, credentials go only to the FHIR server"
+            return Err(Error::BadGateway(summary!(
+                "a {} file of the export is on another server and needs the access token: refused, credentials go only to the FHIR server",
+                known_type(resource_type)
             )));
         }
         let mut attempt = 1;
@@ -185,7 +192,7 @@ impl Run<'_> {
                 Ok(bytes) => return Ok(bytes),
                 Err(Failed::ForGood(e)) => e,
                 Err(Failed::Retry(e, asked)) if attempt <= self.settings.download_retries => {
-                    tracing::warn!(resource_type, attempt, error = %e, "bulk file download failed; starting again");
+                    tracing::warn!(resource_type = known_type(resource_type), attempt, error = %e, "bulk file download failed; starting again");
                     let wait =
                         asked.unwrap_or_else(|| backoff(self.client.retry_policy(), attempt - 1));
                     tokio::time::sleep(
@@ -201,9 +208,9 @@ impl Run<'_> {
                 }
                 Err(Failed::Retry(e, _)) => match e {
                     Error::Unavailable(m) => {
-                        Error::Unavailable(format!("{m} ({attempt} attempts)"))
+                        Error::Unavailable(summary!("{} ({} attempts)", m, attempt))
                     }
-                    Error::Timeout(m) => Error::Timeout(format!("{m} ({attempt} attempts)")),
+                    Error::Timeout(m) => Error::Timeout(summary!("{} ({} attempts)", m, attempt)),
                     other => other,
                 },
             };
@@ -219,17 +226,14 @@ impl Run<'_> {
         path: &Path,
         events: &UnboundedSender<ExportProgress>,
     ) -> Result<u64, Failed> {
-        let label = format!("{} export file", entry.resource_type.as_str());
-        let mut response = self
-            .open(&entry.url, &label)
-            .await
-            .map_err(retry_if_transient)?;
+        let label = summary!("{} export file", known_type(entry.resource_type.as_str()));
+        let mut response = self.open(&entry.url).await.map_err(retry_if_transient)?;
         let status = response.status();
         if !status.is_success() {
             let asked = poll::retry_after(response.headers(), SystemTime::now());
-            let body = response.bytes().await.unwrap_or_default();
-            let error = match status_error(status, &body, &label) {
-                Error::NotFound(m) => Error::BadGateway(format!("the export lost a file: {m}")),
+            let body = body::read_head(response, 64 * 1024).await;
+            let error = match status_error(status, &body, label) {
+                Error::NotFound(m) => Error::BadGateway(summary!("the export lost a file: {}", m)),
                 other => other,
             };
             let transient = status.is_server_error()
@@ -253,26 +257,37 @@ impl Run<'_> {
             .await
             .map_err(|e| Failed::ForGood(local(&part, &e)))?;
         let stall = Duration::from_secs(self.settings.stall_timeout_secs);
-        let mut bytes = 0u64;
+        // Given back to the budget unless the file is kept.
+        let mut spent = Spent {
+            budget: &self.budget,
+            bytes: 0,
+        };
         loop {
             let chunk = match tokio::time::timeout(stall, response.chunk()).await {
                 Err(_) => {
                     return Err(Failed::Retry(
-                        Error::Timeout(format!(
-                            "the {label} download stalled for {} s (fhir.bulk.stall_timeout_secs)",
+                        Error::Timeout(summary!(
+                            "the {} download stalled for {} s (fhir.bulk.stall_timeout_secs)",
+                            label,
                             stall.as_secs()
                         )),
                         None,
                     ));
                 }
-                Ok(Err(e)) => return Err(Failed::Retry(transport_error(&e, &label), None)),
+                Ok(Err(e)) => return Err(Failed::Retry(transport_error(&e, label), None)),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => chunk,
             };
+            self.budget.take(chunk.len() as u64).map_err(|spent| {
+                Failed::ForGood(Error::ResourceExhausted(summary!(
+                    "the export is larger than {} bytes (fhir.bulk.max_download_bytes)",
+                    spent.limit
+                )))
+            })?;
+            spent.bytes += chunk.len() as u64;
             file.write_all(&chunk)
                 .await
                 .map_err(|e| Failed::ForGood(local(&part, &e)))?;
-            bytes += chunk.len() as u64;
             let _ = events.send(ExportProgress::Received {
                 bytes: chunk.len() as u64,
             });
@@ -284,12 +299,12 @@ impl Run<'_> {
         tokio::fs::rename(&part, path)
             .await
             .map_err(|e| Failed::ForGood(local(path, &e)))?;
-        Ok(bytes)
+        Ok(std::mem::take(&mut spent.bytes))
     }
 
     /// The GET of a file, with the token when the manifest asks for it (the URL is then on the FHIR
     /// server's origin, checked before). Redirects are not followed, as everywhere in the client.
-    async fn open(&self, url: &str, label: &str) -> Result<reqwest::Response> {
+    async fn open(&self, url: &str) -> Result<reqwest::Response> {
         let timeout = Duration::from_secs(self.settings.download_timeout_secs);
         self.client
             .send_raw(
@@ -298,9 +313,22 @@ impl Run<'_> {
                 &[ACCEPT],
                 self.with_token,
                 Some(timeout),
-                label,
+                "export file",
             )
             .await
+    }
+}
+
+/// The bytes one attempt at a file wrote: given back to the budget when the attempt fails (its
+/// `.part` file is replaced by the next attempt or removed).
+struct Spent<'a> {
+    budget: &'a ByteBudget,
+    bytes: u64,
+}
+
+impl Drop for Spent<'_> {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
     }
 }
 
@@ -319,8 +347,9 @@ fn part_path(path: &Path) -> PathBuf {
 
 /// A local file problem (the export directory, the disk): the job's environment, not the server.
 fn local(path: &Path, e: &std::io::Error) -> Error {
-    Error::NotConfigured(format!(
-        "cannot write the export into {}: {e}",
-        path.display()
+    Error::NotConfigured(summary!(
+        "cannot write the export into {}: {}",
+        LocalPath(path),
+        e.kind()
     ))
 }

@@ -1,7 +1,8 @@
 //! The complete-status manifest: what the export produced and where to fetch it.
 
 use super::ResourceType;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Summary};
+use crate::summary;
 use serde::Deserialize;
 
 /// A manifest read and checked: every file URL absolute, every type a valid resource type name.
@@ -59,27 +60,30 @@ struct WireLink {
 impl Manifest {
     /// Reads a manifest page; relative URLs are resolved against `page_url`, where it came from.
     pub fn parse(body: &[u8], page_url: &str) -> Result<Manifest> {
-        let bad = |what: &str| Error::BadGateway(format!("the $export manifest {what}"));
+        let bad = |what: Summary| Error::BadGateway(summary!("the $export manifest {}", what));
         let wire: Wire =
-            serde_json::from_slice(body).map_err(|_| bad("is not the JSON expected"))?;
-        let base = url::Url::parse(page_url).map_err(|_| bad("came from an unreadable URL"))?;
+            serde_json::from_slice(body).map_err(|_| bad(summary!("is not the JSON expected")))?;
+        let base =
+            url::Url::parse(page_url).map_err(|_| bad(summary!("came from an unreadable URL")))?;
         let absolute = |u: &str| {
             base.join(u)
                 .map(String::from)
-                .map_err(|_| bad("has a file URL that is not a URL"))
+                .map_err(|_| bad(summary!("has a file URL that is not a URL")))
         };
-        let files = |list: Vec<WireFile>, kind: &str| -> Result<Vec<FileEntry>> {
+        let files = |list: Vec<WireFile>, kind: &'static str| -> Result<Vec<FileEntry>> {
             list.into_iter()
                 .map(|f| {
                     let resource_type = f
                         .resource_type
                         .as_deref()
                         .and_then(|t| ResourceType::parse(t).ok())
-                        .ok_or_else(|| bad(&format!("has an {kind} file without a valid type")))?;
+                        .ok_or_else(|| {
+                            bad(summary!("has an {} file without a valid type", kind))
+                        })?;
                     let url = f
                         .url
                         .as_deref()
-                        .ok_or_else(|| bad(&format!("has an {kind} file without a url")))
+                        .ok_or_else(|| bad(summary!("has an {} file without a url", kind)))
                         .and_then(absolute)?;
                     Ok(FileEntry {
                         resource_type,
@@ -99,7 +103,7 @@ impl Manifest {
         Ok(Manifest {
             transaction_time: wire
                 .transaction_time
-                .ok_or_else(|| bad("has no transactionTime"))?,
+                .ok_or_else(|| bad(summary!("has no transactionTime")))?,
             request: wire.request,
             // Required by the IG; when a server leaves it out, the safe reading is that the files
             // need the token (which then goes to the FHIR server's origin only).

@@ -6,8 +6,10 @@ use super::ExportProgress;
 use super::manifest::Manifest;
 use crate::date::Date;
 use crate::error::{Error, Result};
-use crate::fhir::client::{FhirClient, backoff, status_error};
+use crate::fhir::body::{self, BodyError};
+use crate::fhir::client::{FhirClient, backoff, status_error, too_large};
 use crate::settings::BulkSettings;
+use crate::summary;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,6 +21,8 @@ const ACCEPT: (&str, &str) = ("Accept", "application/json");
 const MANIFEST_PAGE_CAP: usize = 10_000;
 /// Shortest wait between polls, whatever the server says: never a busy loop.
 const SHORTEST_WAIT: Duration = Duration::from_millis(100);
+/// What is read of an error answer: enough for an OperationOutcome's issue codes.
+const ERROR_HEAD: usize = 64 * 1024;
 /// Longest `X-Progress` text passed on (it is free text from the server).
 const PROGRESS_TEXT_CAP: usize = 200;
 
@@ -36,7 +40,7 @@ pub(super) async fn wait_for_manifest(
     let mut polls = 0;
     loop {
         if Instant::now() >= deadline {
-            return Err(Error::Timeout(format!(
+            return Err(Error::Timeout(summary!(
                 "the $export did not complete within {} s (fhir.bulk.max_wait_secs)",
                 settings.max_wait_secs
             )));
@@ -60,7 +64,7 @@ pub(super) async fn wait_for_manifest(
                 let asked = retry_after(response.headers(), SystemTime::now());
                 match status {
                     StatusCode::OK => {
-                        let body = body(response).await?;
+                        let body = body(client, response).await?;
                         let first = Manifest::parse(&body, status_url)?;
                         return rest_of_manifest(client, first).await;
                     }
@@ -78,7 +82,7 @@ pub(super) async fn wait_for_manifest(
                     s if s.is_server_error() => {
                         failures += 1;
                         if failures > retry.max_retries {
-                            let body = response.bytes().await.unwrap_or_default();
+                            let body = body::read_head(response, ERROR_HEAD).await;
                             return Err(export_failed(s, &body));
                         }
                         tracing::warn!(
@@ -89,7 +93,7 @@ pub(super) async fn wait_for_manifest(
                         asked.unwrap_or_else(|| backoff(retry, failures - 1))
                     }
                     s => {
-                        let body = response.bytes().await.unwrap_or_default();
+                        let body = body::read_head(response, ERROR_HEAD).await;
                         return Err(export_failed(s, &body));
                     }
                 }
@@ -121,27 +125,32 @@ async fn rest_of_manifest(client: &FhirClient, mut manifest: Manifest) -> Result
             .await?;
         let status = response.status();
         if status != StatusCode::OK {
-            let body = response.bytes().await.unwrap_or_default();
+            let body = body::read_head(response, ERROR_HEAD).await;
             return Err(export_failed(status, &body));
         }
-        let body = body(response).await?;
+        let body = body(client, response).await?;
         manifest.extend(Manifest::parse(&body, &next)?);
     }
     Ok(manifest)
 }
 
-async fn body(response: reqwest::Response) -> Result<bytes::Bytes> {
-    response
-        .bytes()
+/// A manifest page, within `fhir.max_response_bytes`.
+async fn body(client: &FhirClient, response: reqwest::Response) -> Result<bytes::Bytes> {
+    body::read_bounded(response, client.max_response_bytes())
         .await
-        .map_err(|_| Error::Unavailable("the FHIR server's $export manifest was cut short".into()))
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => too_large("$export manifest", limit),
+            BodyError::Transport(_) => {
+                Error::Unavailable("the FHIR server's $export manifest was cut short".into())
+            }
+        })
 }
 
 /// A status answer that ends the export, with the server's OperationOutcome text.
 fn export_failed(status: StatusCode, body: &[u8]) -> Error {
     match status_error(status, body, LABEL) {
         // Not an unknown patient: the export the server was running is gone.
-        Error::NotFound(m) => Error::BadGateway(format!("the $export is no longer known: {m}")),
+        Error::NotFound(m) => Error::BadGateway(summary!("the $export is no longer known: {}", m)),
         other => other,
     }
 }

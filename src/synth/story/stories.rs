@@ -292,7 +292,53 @@ impl Story<'_> {
                 let until = c3.end_or(self.as_of.plus_days(-self.r(0, 10)));
                 self.failing_until(s3, until);
             }
+            Profile::CombinationFailed => {
+                let s1 = self.day(-self.r(200, 500));
+                self.depression_dx(s1.plus_days(-self.r(0, 30)));
+                let (d1, d2) = self.combination();
+                let s2 = s1.plus_days(self.r(0, 10));
+                let end = self.end_or_ongoing(s1, 84, 160, 400);
+                let c = self.course(d1, s1, end, Dose::Adequate);
+                self.course(d2, s2, end, Dose::Adequate);
+                self.baseline(s1);
+                let until = c.end_or(self.as_of.plus_days(-self.r(0, 10)));
+                self.failing_until(s1, until);
+            }
+            Profile::CombinationRestarted => {
+                let s1 = self.day(-self.r(400, 600));
+                self.depression_dx(s1.plus_days(-self.r(0, 30)));
+                let (d1, d2) = self.combination();
+                let e1 = s1.plus_days(self.r(56, 90));
+                let s2 = e1.plus_days(self.r(45, 120));
+                let e2 = self.end_or_ongoing(s2, 56, 120, 300);
+                let apart = self.r(0, 7);
+                self.course(d1, s1, Some(e1), Dose::Adequate);
+                self.course(d2, s1.plus_days(apart), Some(e1), Dose::Adequate);
+                let c2 = self.course(d1, s2, e2, Dose::Adequate);
+                self.course(d2, s2.plus_days(apart), e2, Dose::Adequate);
+                self.baseline(s1);
+                if self.chance(500) {
+                    self.failing_until(s1, e1);
+                    self.baseline(s2);
+                    let until = c2.end_or(self.as_of.plus_days(-self.r(0, 10)));
+                    self.failing_until(s2, until);
+                }
+            }
         }
+    }
+
+    /// Two antidepressants prescribed together: an SSRI or SNRI with mirtazapine or bupropion.
+    fn combination(&mut self) -> (&'static Drug, &'static Drug) {
+        let bases = [
+            &catalog::SERTRALINE,
+            &catalog::CITALOPRAM,
+            &catalog::ESCITALOPRAM,
+            &catalog::FLUOXETINE,
+            &catalog::VENLAFAXINE,
+            &catalog::DULOXETINE,
+        ];
+        let partners = [&catalog::MIRTAZAPINE, &catalog::BUPROPION];
+        (*self.pick(&bases), *self.pick(&partners))
     }
 
     pub(super) fn therapy(&mut self, day: Date, therapy: Therapy) {

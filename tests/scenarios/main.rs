@@ -34,6 +34,9 @@ struct Scenario {
     suggestions_contraindicated: Vec<String>,
     #[serde(default)]
     diagnostic_kinds: Vec<String>,
+    /// Phrases a clinician must read in the reasons, each in one reason.
+    #[serde(default)]
+    reasons_contain: Vec<String>,
     #[serde(default)]
     trial: Vec<ExpectedTrial>,
 }
@@ -51,6 +54,8 @@ struct ExpectedTrial {
     daily_dose_mg: Option<f64>,
     #[serde(default)]
     dose_unknown: bool,
+    /// The course number; 0 for an augmentation agent, which is in none.
+    course: Option<u32>,
 }
 
 fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
@@ -131,6 +136,19 @@ fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
             errors.push(format!("diagnostic {kind} expected (got {kinds:?})"));
         }
     }
+    let reasons: Vec<&str> = a["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap())
+        .collect();
+    for phrase in &s.reasons_contain {
+        if !reasons.iter().any(|r| r.contains(phrase.as_str())) {
+            errors.push(format!(
+                "no reason says \"{phrase}\" (reasons: {reasons:#?})"
+            ));
+        }
+    }
     let trials = a["trials"].as_array().unwrap();
     if trials.len() != s.trial.len() {
         let got: Vec<&str> = trials
@@ -161,6 +179,11 @@ fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
         field("adequate_duration", want.adequate_duration.map(Value::from));
         field("counted", want.counted.map(Value::from));
         field("augmentation", want.augmentation.map(Value::from));
+        field(
+            "course",
+            want.course
+                .map(|c| if c == 0 { Value::Null } else { c.into() }),
+        );
         if want.dose_unknown {
             field("daily_dose_mg", Some(Value::Null));
         }
@@ -219,3 +242,5 @@ fn every_fixture_has_a_story() {
         );
     }
 }
+
+mod properties;
