@@ -120,8 +120,15 @@ pub(super) async fn all(
                         of,
                     });
                 }
-                // The other downloads are dropped with the stream; the export has failed.
-                Some((_, Err(e))) => return Err(e),
+                Some((_, Err(e))) => {
+                    // The export has failed: the downloads still running are dropped with the
+                    // stream, and their cut files removed.
+                    drop(downloads);
+                    for job in &jobs {
+                        let _ = tokio::fs::remove_file(part_path(&job.path)).await;
+                    }
+                    return Err(e);
+                }
                 None => break,
             },
         }
