@@ -10,6 +10,7 @@ pub mod datatypes;
 pub mod fetch;
 pub mod record;
 pub mod resources;
+pub mod whole;
 
 pub use bundle::{BundleError, read_patient_bundle};
 pub use record::{Diagnostic, DiagnosticKind, Entry, PatientId, PatientRecord};
