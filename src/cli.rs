@@ -64,6 +64,14 @@ pub enum Command {
     /// (the report says which and why); 1 the job failed or was stopped (resume it with the same
     /// --checkpoint); 2 bad arguments or settings.
     Batch(BatchArgs),
+    /// The export step of the nightly job: one Bulk Data export of the configured FHIR server into a
+    /// directory that every shard then reads with `batch --ndjson DIR`.
+    ///
+    /// Writes the NDJSON files and, last and atomically, DIR/manifest.json (the mark of a finished
+    /// export, with its transactionTime). An earlier export in DIR is replaced (its manifest is
+    /// removed first). With --since, only changed patients are found, and their whole records are
+    /// exported where the server can. Exit codes: 0 done; 1 the export failed; 2 bad arguments.
+    Export(ExportArgs),
     /// Screens one patient read from the configured FHIR server, as ScreenPatient does.
     Screen {
         /// The FHIR id of the Patient.
@@ -93,6 +101,10 @@ pub enum Command {
         /// The day every date is relative to (a fixed default, so results do not drift).
         #[arg(long, value_parser = parse_day, default_value = crate::synth::DEFAULT_AS_OF)]
         as_of: Date,
+        /// Labs and vitals per patient that screening does not read, as a hospital's export holds
+        /// (to measure what a _typeFilter saves); default none.
+        #[arg(long, default_value_t = 0)]
+        unrelated_observations: u32,
     },
     /// Asks a running server's grpc.health.v1 Check (plain TCP): exit 0 when SERVING, 1 otherwise.
     Health {
@@ -127,9 +139,20 @@ pub struct BatchArgs {
     /// The resource types to export (_type), comma-separated; default: those screening reads.
     #[arg(long = "type", value_delimiter = ',', requires = "bulk")]
     types: Vec<String>,
-    /// Export only what changed since this instant (_since), e.g. 2026-11-20T00:00:00Z.
+    /// Only patients whose data changed since this instant (_since), e.g. 2026-11-20T00:00:00Z;
+    /// each is screened on their whole record.
     #[arg(long, requires = "bulk")]
     since: Option<String>,
+    /// Export every Observation rather than only the codes screening reads (no _typeFilter).
+    #[arg(long, requires = "bulk")]
+    no_type_filter: bool,
+    /// With --ndjson: refuse a directory without a finished export (manifest.json) or whose
+    /// transactionTime is older than this many seconds.
+    #[arg(long, requires = "ndjson")]
+    export_max_age_secs: Option<u64>,
+    /// With --export-max-age-secs: wait this long for a finished, recent export before giving up.
+    #[arg(long, requires = "export_max_age_secs", default_value_t = 0)]
+    export_wait_secs: u64,
     /// The day to evaluate as of (YYYY-MM-DD); default today (UTC).
     #[arg(long, value_parser = parse_day)]
     as_of: Option<Date>,
@@ -148,6 +171,27 @@ pub struct BatchArgs {
     /// Scratch space for the NDJSON reader (about the input's size); default the system's temp.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// The directory to export into (created owner-only; an earlier export there is replaced).
+    #[arg(long)]
+    out: PathBuf,
+    /// system (the default), patient, or group/ID.
+    #[arg(long, default_value = "system")]
+    level: String,
+    /// The resource types to export (_type), comma-separated; default: those screening reads.
+    #[arg(long = "type", value_delimiter = ',')]
+    types: Vec<String>,
+    /// Only patients whose data changed since this instant (_since); their whole records follow.
+    #[arg(long)]
+    since: Option<String>,
+    /// Export every Observation rather than only the codes screening reads (no _typeFilter).
+    #[arg(long)]
+    no_type_filter: bool,
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
 }
@@ -211,6 +255,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config.as_deref()),
         Command::Batch(args) => batch(args),
+        Command::Export(args) => export(args),
         Command::Health {
             address,
             service,
@@ -234,7 +279,16 @@ pub fn run(cli: Cli) -> ExitCode {
             seed,
             out,
             as_of,
-        } => synth(patients, seed, as_of, &out),
+            unrelated_observations,
+        } => synth(
+            crate::synth::SynthOptions {
+                patients,
+                seed,
+                as_of,
+                unrelated_observations,
+            },
+            &out,
+        ),
         Command::Evaluate {
             file,
             as_of,
@@ -426,7 +480,7 @@ fn screen(
 
 fn batch(args: BatchArgs) -> ExitCode {
     crate::allocator::return_freed_memory_promptly();
-    use crate::batch::{Ending, Job, JobError, Source};
+    use crate::batch::{Ending, Job, Source};
     let (settings, screener) = match start(args.config.as_deref()) {
         Ok(started) => started,
         Err(code) => return code,
@@ -435,7 +489,13 @@ fn batch(args: BatchArgs) -> ExitCode {
         (Some(dir), ..) => Source::Ndjson(dir),
         (_, Some(group), ..) => Source::Group(group),
         (_, _, Some(query), _) => Source::Search(query),
-        (.., Some(level)) => match bulk_request(&level, &args.types, args.since.as_deref()) {
+        (.., Some(level)) => match bulk_request(
+            &screener,
+            &level,
+            &args.types,
+            args.since.as_deref(),
+            !args.no_type_filter,
+        ) {
             Ok(request) => Source::Bulk(request),
             Err(e) => return fail(2, &e.to_string()),
         },
@@ -455,6 +515,12 @@ fn batch(args: BatchArgs) -> ExitCode {
         report: args.report,
         work_dir: args.work_dir,
         terminal: std::io::stderr().is_terminal(),
+        export_gate: args
+            .export_max_age_secs
+            .map(|max_age| crate::batch::ExportGate {
+                max_age: Duration::from_secs(max_age),
+                wait: Duration::from_secs(args.export_wait_secs),
+            }),
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -484,19 +550,72 @@ fn batch(args: BatchArgs) -> ExitCode {
             };
             printed(&render::batch_summary(&report), code)
         }
-        Err(e @ JobError::Service(Error::InvalidArgument(_))) => fail(2, &e.to_string()),
-        Err(e @ (JobError::Checkpoint(_) | JobError::Service(Error::NotConfigured(_)))) => {
-            fail(2, &e.to_string())
-        }
-        Err(e) => fail(1, &e.to_string()),
+        Err(e) => fail(job_error_code(&e), &e.to_string()),
     }
 }
 
-/// The export a `--bulk LEVEL [--type ..] [--since ..]` asks for.
+/// 2 for what no retry can mend (bad arguments, settings, a checkpoint of another job, an export
+/// that is not whole), 1 for the rest.
+fn job_error_code(e: &crate::batch::JobError) -> u8 {
+    use crate::batch::JobError;
+    use crate::fhir::bulk::local::LocalError;
+    match e {
+        JobError::Service(Error::InvalidArgument(_) | Error::NotConfigured(_))
+        | JobError::Checkpoint(_)
+        | JobError::Export(LocalError::NotWhole { .. } | LocalError::BadManifest { .. }) => 2,
+        _ => 1,
+    }
+}
+
+/// `trdscreen export`: the export step alone.
+fn export(args: ExportArgs) -> ExitCode {
+    let (settings, screener) = match start(args.config.as_deref()) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let _ = telemetry::init_logging(settings.telemetry.log_format);
+    if !screener.has_fhir_server() {
+        return fail(2, "the export needs a FHIR server (fhir.base_url)");
+    }
+    let request = match bulk_request(
+        &screener,
+        &args.level,
+        &args.types,
+        args.since.as_deref(),
+        !args.no_type_filter,
+    ) {
+        Ok(request) => request,
+        Err(e) => return fail(2, &e.to_string()),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let progress = crate::batch::progress::Progress::new(std::io::stderr().is_terminal());
+    let exported = std::thread::scope(|scope| {
+        let reporter = scope.spawn(|| progress.report_until_stopped());
+        let exported = crate::batch::export::run(&screener, &request, &args.out, &progress, &rt);
+        progress.stop();
+        let _ = reporter.join();
+        exported
+    });
+    match exported {
+        Ok(summary) => {
+            print!("{}", render::export_summary(&summary, &args.out));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(job_error_code(&e), &e.to_string()),
+    }
+}
+
+/// The export a `--bulk LEVEL [--type ..] [--since ..]` asks for: with a `_typeFilter` on the
+/// Observation codes screening reads unless `filtered` is false or Observations are not asked for.
 fn bulk_request(
+    screener: &Screener,
     level: &str,
     types: &[String],
     since: Option<&str>,
+    filtered: bool,
 ) -> Result<crate::fhir::bulk::ExportRequest, Error> {
     use crate::fhir::bulk::{ExportLevel, ExportRequest, GroupId};
     let level = match level {
@@ -506,7 +625,7 @@ fn bulk_request(
             Some(Ok(id)) => ExportLevel::Group(id),
             _ => {
                 return Err(Error::InvalidArgument(
-                    "--bulk takes system, patient or group/ID (a FHIR id)".into(),
+                    "the export level is system, patient or group/ID (a FHIR id)".into(),
                 ));
             }
         },
@@ -519,15 +638,16 @@ fn bulk_request(
     } else {
         types.iter().map(String::as_str).collect()
     };
-    ExportRequest::parse(level, &types, since)
+    let request = ExportRequest::parse(level, &types, since)?;
+    Ok(if filtered && types.contains(&"Observation") {
+        request.with_type_filter(crate::batch::export::type_filter(screener))
+    } else {
+        request
+    })
 }
 
-fn synth(patients: u64, seed: u64, as_of: Date, out: &Path) -> ExitCode {
-    let options = crate::synth::SynthOptions {
-        patients,
-        seed,
-        as_of,
-    };
+fn synth(options: crate::synth::SynthOptions, out: &Path) -> ExitCode {
+    let patients = options.patients;
     let started = std::time::Instant::now();
     let summary = match crate::synth::write_population(&options, out) {
         Ok(summary) => summary,

@@ -176,6 +176,53 @@ pub fn summary(a: &Assessment, color: bool) -> String {
 }
 
 /// A nightly job's outcome in a few lines for the person or log that ran it.
+/// `trdscreen export`'s summary: what the directory now holds.
+pub fn export_summary(e: &crate::batch::export::ExportSummary, dir: &std::path::Path) -> String {
+    let scope = match e.scope {
+        crate::fhir::bulk::local::ScopeKind::Whole => "every patient's whole record",
+        crate::fhir::bulk::local::ScopeKind::Patients => {
+            "the whole records of the changed patients (a patient-scoped export)"
+        }
+        crate::fhir::bulk::local::ScopeKind::Changes => {
+            "the changed patients, to be read whole one by one by the shards"
+        }
+    };
+    let mut out = format!(
+        "Exported {} files ({:.1} MB) into {}: {scope}; transactionTime {}.\n",
+        e.files,
+        e.bytes as f64 / 1e6,
+        dir.display(),
+        e.transaction_time
+    );
+    out.push_str(&format!("_typeFilter: {}", e.type_filter));
+    if e.resources_outside_filter > 0 {
+        out.push_str(&format!(
+            " ({} Observations outside it)",
+            e.resources_outside_filter
+        ));
+    }
+    out.push('\n');
+    if let Some(changed) = e.changed_patients {
+        out.push_str(&format!(
+            "Changed patients: {changed}, read whole by {}.\n",
+            e.full_read.as_deref().unwrap_or("per-patient")
+        ));
+    }
+    if e.deleted_unattributed > 0 {
+        out.push_str(&format!(
+            "Deleted resources naming no patient: {} (screened at the next full run).\n",
+            e.deleted_unattributed
+        ));
+    }
+    if e.medications_read > 0 {
+        out.push_str(&format!(
+            "Medications read by id: {}.\n",
+            e.medications_read
+        ));
+    }
+    out
+}
+
 pub fn batch_summary(r: &crate::batch::report::Report) -> String {
     let counts = |m: &std::collections::BTreeMap<String, u64>| {
         if m.is_empty() {
@@ -198,6 +245,32 @@ pub fn batch_summary(r: &crate::batch::report::Report) -> String {
     }
     if !r.errors.is_empty() {
         out.push_str(&format!("Errors: {}\n", counts(&r.errors)));
+    }
+    if let Some(x) = &r.export {
+        out.push_str(&format!(
+            "Export: {}{}{}.\n",
+            x.scope,
+            x.transaction_time
+                .as_deref()
+                .map(|t| format!(", transactionTime {t}"))
+                .unwrap_or_default(),
+            x.type_filter
+                .as_deref()
+                .map(|f| format!(", _typeFilter {f}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(i) = &r.incremental {
+        out.push_str(&format!(
+            "Incremental since {}: {} changed patients found, {} screened in full ({}).\n",
+            i.since, i.changed_patients, i.screened_in_full, i.full_read
+        ));
+        if i.deleted_unattributed > 0 {
+            out.push_str(&format!(
+                "Deleted resources naming no patient: {} (screened at the next full run).\n",
+                i.deleted_unattributed
+            ));
+        }
     }
     if let Some(i) = &r.input {
         out.push_str(&format!(

@@ -4,6 +4,7 @@
 use crate::date::Date;
 use crate::error::{Error, Result};
 use crate::fhir::client::FhirClient;
+use crate::fhir::whole::WholeRecord;
 use crate::fhir::{PatientId, PatientRecord, read_patient_bundle};
 use crate::knowledge::Knowledge;
 use crate::screening::{self, Assessment};
@@ -87,7 +88,7 @@ impl Screener {
             .map_err(|e| Error::InvalidArgument(summary!("patient_id: {}", e)))?;
         let fhir = self.client()?;
         let record = crate::fhir::fetch::patient_record(fhir, &id, &self.knowledge).await?;
-        let assessment = self.evaluate_record(&record, as_of)?;
+        let assessment = self.evaluate_record(record.record(), as_of)?;
         let write_back = self.write_back(&record, &assessment, write_back).await;
         Ok(Screened {
             assessment,
@@ -111,10 +112,11 @@ impl Screener {
         self.fhir.as_ref().map(FhirClient::base)
     }
 
-    /// Writes the assessment back as asked (`None`: nothing was to be written).
+    /// Writes the assessment back as asked (`None`: nothing was to be written). Only from a record
+    /// read whole (see [`WholeRecord`]): a partial one could withdraw a true Flag.
     pub async fn write_back(
         &self,
-        record: &PatientRecord,
+        record: &WholeRecord,
         assessment: &Assessment,
         request: WriteBackRequest,
     ) -> Option<Result<writeback::Outcome>> {
@@ -124,7 +126,7 @@ impl Screener {
                 "no FHIR server is configured (fhir.base_url) to write back to".into(),
             )));
         };
-        let _turn = self.write_lock(&record.patient_id).lock().await;
+        let _turn = self.write_lock(record.patient_id()).lock().await;
         let result = writeback::write_back(
             fhir,
             &self.writeback,
@@ -181,6 +183,70 @@ impl Screener {
         progress: impl FnMut(crate::fhir::bulk::ExportProgress),
     ) -> Result<crate::fhir::bulk::ExportOutcome> {
         crate::fhir::bulk::export(self.client()?, &self.bulk, request, dest, progress).await
+    }
+
+    /// [`export`](Self::export), or `None` when the server refuses the request as such (a
+    /// patient-scoped export on a server without the `patient` parameter).
+    pub async fn export_unless_refused(
+        &self,
+        request: &crate::fhir::bulk::ExportRequest,
+        dest: &std::path::Path,
+        progress: impl FnMut(crate::fhir::bulk::ExportProgress),
+    ) -> Result<Option<crate::fhir::bulk::ExportOutcome>> {
+        crate::fhir::bulk::export_unless_refused(
+            self.client()?,
+            &self.bulk,
+            request,
+            dest,
+            progress,
+        )
+        .await
+    }
+
+    pub fn bulk_settings(&self) -> &BulkSettings {
+        &self.bulk
+    }
+
+    /// The patients whose medication requests or statements reference any of these Medications
+    /// (a changed Medication changes their records). Each resource found is checked to reference
+    /// the Medication: a server that ignores the search parameter must not make everyone changed.
+    pub async fn patients_using_medications(
+        &self,
+        medication_ids: &[String],
+    ) -> Result<std::collections::BTreeSet<PatientId>> {
+        use crate::batch::line::{Line, classify};
+        let client = self.client()?;
+        let mut patients = std::collections::BTreeSet::new();
+        for id in medication_ids {
+            if PatientId::parse(id).is_err() {
+                continue;
+            }
+            let reference = format!("Medication/{id}");
+            for resource_type in ["MedicationRequest", "MedicationStatement"] {
+                let entries = client
+                    .search_pages(
+                        resource_type,
+                        &[("medication", &reference)],
+                        (
+                            crate::fhir::fetch::POPULATION_PAGE_CAP,
+                            "population page cap",
+                        ),
+                    )
+                    .await?;
+                for raw in entries.iter().filter_map(|e| e.resource.as_ref()) {
+                    if let Line::Clinical {
+                        patient,
+                        medication: Some(medication),
+                    } = classify(raw.get())
+                        && medication == *id
+                        && let Ok(p) = PatientId::parse(&patient)
+                    {
+                        patients.insert(p);
+                    }
+                }
+            }
+        }
+        Ok(patients)
     }
 
     /// Medications read one by one by id, as JSON text; ids the server does not have are left out.

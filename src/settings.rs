@@ -112,6 +112,11 @@ pub struct BulkSettings {
     pub download_timeout_secs: u64,
     /// A download that receives nothing for this long is a failed attempt.
     pub stall_timeout_secs: u64,
+    /// Output files downloaded at once.
+    pub download_concurrency: usize,
+    /// Patients named in one patient-scoped export (`patient` parameter) of an incremental run;
+    /// more changed patients make more exports.
+    pub patients_per_export: usize,
     /// Bytes one export may write into the work directory, all files together.
     pub max_download_bytes: u64,
 }
@@ -125,6 +130,8 @@ impl Default for BulkSettings {
             download_retries: 3,
             download_timeout_secs: 3600,
             stall_timeout_secs: 60,
+            download_concurrency: 4,
+            patients_per_export: 1000,
             max_download_bytes: 64 * 1024 * 1024 * 1024,
         }
     }
@@ -318,6 +325,8 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("fhir.bulk.download_retries", Kind::Integer),
     ("fhir.bulk.download_timeout_secs", Kind::Integer),
     ("fhir.bulk.stall_timeout_secs", Kind::Integer),
+    ("fhir.bulk.download_concurrency", Kind::Integer),
+    ("fhir.bulk.patients_per_export", Kind::Integer),
     ("fhir.bulk.max_download_bytes", Kind::Integer),
     ("fhir.auth.mode", Kind::Text),
     ("fhir.auth.token_file", Kind::Text),
@@ -423,9 +432,11 @@ impl Settings {
             || bulk.max_wait_secs == 0
             || bulk.download_timeout_secs == 0
             || bulk.stall_timeout_secs == 0
+            || bulk.download_concurrency == 0
+            || bulk.patients_per_export == 0
         {
             return fail(
-                "fhir.bulk: poll_interval_secs, max_wait_secs, download_timeout_secs and stall_timeout_secs must be at least 1, and poll_interval_max_secs at least poll_interval_secs",
+                "fhir.bulk: poll_interval_secs, max_wait_secs, download_timeout_secs, stall_timeout_secs, download_concurrency and patients_per_export must be at least 1, and poll_interval_max_secs at least poll_interval_secs",
             );
         }
         let auth = &self.fhir.auth;

@@ -20,7 +20,20 @@ use trdscreen::knowledge::Knowledge;
 
 const AS_OF: &str = "2025-06-01";
 
-/// Every clinical scenario's resources, under `prefix` (so runs against one server never meet).
+#[path = "batch/export.rs"]
+mod export;
+#[path = "batch/incremental.rs"]
+mod incremental;
+
+/// Tests that write to the FHIR server take turns: an incremental export sees every change on the
+/// server, and another test's writes would be changes too.
+fn server_to_ourselves() -> std::sync::MutexGuard<'static, ()> {
+    static SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERVER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Every clinical scenario's resources, under `prefix` and the scenario's number (so runs against
+/// one server never meet, and two scenarios' resources of the same id never overwrite each other).
 fn population(prefix: &str) -> Vec<Vec<Value>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir("tests/fixtures/scenarios")
         .unwrap()
@@ -30,9 +43,10 @@ fn population(prefix: &str) -> Vec<Vec<Value>> {
     files.sort();
     files
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(n, p)| {
             let name = format!("scenarios/{}", p.file_name().unwrap().to_str().unwrap());
-            with_prefix(&fixture_resources(&name), prefix)
+            with_prefix(&fixture_resources(&name), &format!("{prefix}{n:02}"))
         })
         .collect()
 }
@@ -297,6 +311,7 @@ fn bad_arguments_are_refused_before_anything_runs() {
 /// with its checkpoint. Every patient ends in the journal once, and each has at most one Flag.
 #[test]
 fn a_killed_job_resumes_without_screening_anyone_twice_or_duplicating_a_flag() {
+    let _server = server_to_ourselves();
     let base = service::fhir_url();
     let prefix = unique_prefix("kill");
     let patients = population(&prefix);
@@ -390,6 +405,141 @@ fn a_killed_job_resumes_without_screening_anyone_twice_or_duplicating_a_flag() {
     });
 }
 
+/// Issue 16, defect 14: the scratch of a job killed with SIGKILL (bucket files holding whole FHIR
+/// resources) is owner-only, and the next job in the same work directory removes it; the scratch
+/// of a job still running is never touched.
+#[test]
+fn scratch_of_a_killed_job_is_owner_only_and_removed_by_the_next_run_never_a_live_jobs() {
+    use std::os::unix::fs::PermissionsExt;
+    let _server = server_to_ourselves();
+    let base = service::fhir_url();
+    let prefix = unique_prefix("scr");
+    let patients = population(&prefix);
+    let group = format!("{prefix}-g");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fhir = Fhir::plain();
+    rt.block_on(async {
+        for r in patients.iter().flatten() {
+            fhir.put(r).await;
+        }
+        let members: Vec<Value> = patients
+            .iter()
+            .flatten()
+            .filter(|r| r["resourceType"] == "Patient")
+            .map(|r| json!({"entity": {"reference": format!("Patient/{}", r["id"].as_str().unwrap())}}))
+            .collect();
+        fhir.put(&json!({"resourceType": "Group", "id": group, "type": "person",
+            "actual": true, "member": members}))
+            .await;
+    });
+    let work = scratch("work-dir");
+    let checkpoint = scratch("scratch-checkpoint").join("job.checkpoint");
+    let level = format!("group/{group}");
+    // The export is downloaded into the scratch directory: whole FHIR resources.
+    let args = [
+        "batch",
+        "--bulk",
+        &level,
+        "--as-of",
+        AS_OF,
+        "--write-back",
+        "flag",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--work-dir",
+        work.to_str().unwrap(),
+    ];
+    let env = [
+        ("TRDSCREEN_FHIR_BASE_URL", base.as_str()),
+        ("TRDSCREEN_FHIR_BULK_POLL_INTERVAL_SECS", "1"),
+        ("TRDSCREEN_BATCH_WRITES_PER_SECOND", "10"),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+        .args(args)
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..3000 {
+        let lines = std::fs::read_to_string(&checkpoint).map_or(0, |t| t.lines().count());
+        if lines > 2 || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let entries = |d: &Path| -> Vec<PathBuf> {
+        let mut e: Vec<PathBuf> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        e.sort();
+        e
+    };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let left: Vec<PathBuf> = entries(&work).into_iter().filter(|p| p.is_dir()).collect();
+    assert_eq!(left.len(), 1, "the killed job's scratch is left: {left:?}");
+    let stale = left[0].clone();
+    assert_eq!(
+        mode(&stale),
+        0o700,
+        "the scratch directory is the owner's alone"
+    );
+    let mut files = Vec::new();
+    let mut dirs = vec![stale.clone()];
+    while let Some(d) = dirs.pop() {
+        for p in entries(&d) {
+            if p.is_dir() {
+                assert_eq!(mode(&p), 0o700, "{}", p.display());
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with(".ndjson")),
+        "the killed job left its downloaded export: {files:?}"
+    );
+    for f in &files {
+        assert_eq!(
+            mode(f),
+            0o600,
+            "{} holds FHIR resources: owner only",
+            f.display()
+        );
+    }
+
+    // Another job is running in the same work directory right now.
+    let live = trdscreen::batch::scratch::Scratch::create(Some(&work)).unwrap();
+    std::fs::write(live.path().join("bucket-0000-0"), "R\tp\t{}\n").unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+        .args(args)
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !stale.exists(),
+        "the next run removed the killed job's scratch"
+    );
+    assert!(
+        live.path().join("bucket-0000-0").exists(),
+        "a live job's scratch is never removed"
+    );
+    let dirs: Vec<PathBuf> = entries(&work).into_iter().filter(|p| p.is_dir()).collect();
+    assert_eq!(
+        dirs,
+        [live.path().to_owned()],
+        "the rerun cleaned up after itself too"
+    );
+}
+
 /// The expected rows with the write-back column the job filled in (changed or unchanged,
 /// depending on which run wrote it), checked to be one of those two.
 fn expected_with_write_back(
@@ -415,6 +565,7 @@ fn expected_with_write_back(
 /// Flags are written.
 #[test]
 fn a_bulk_export_of_a_group_is_screened_end_to_end_with_write_back() {
+    let _server = server_to_ourselves();
     let base = service::fhir_url();
     let fhir = Fhir::plain();
     let rt = tokio::runtime::Runtime::new().unwrap();

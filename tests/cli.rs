@@ -326,7 +326,7 @@ fn argument_errors_are_one_line_with_exit_code_2() {
         ),
         (
             vec![],
-            "name a command: evaluate, serve, batch, screen, synth, health",
+            "name a command: evaluate, serve, batch, export, screen, synth, health",
         ),
         (
             vec!["evaluate", "x.json", "--as-of", "2025-02-30"],

@@ -43,6 +43,7 @@ fn generate(name: &str, patients: u64, seed: u64) -> (TempDir, SynthSummary) {
         patients,
         seed,
         as_of: as_of(),
+        unrelated_observations: 0,
     };
     let summary = write_population(&options, &dir.0).expect("the population is written");
     (dir, summary)

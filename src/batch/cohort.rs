@@ -1,6 +1,6 @@
-//! Screening patient by patient from the FHIR server (a Group's members or a search's Patients),
-//! through the same path as ScreenPatient, with bounded concurrency and a rate limit that protects
-//! the hospital's server.
+//! Screening patient by patient from the FHIR server (a Group's members, a search's Patients, an
+//! incremental run's changed patients), through the same path as ScreenPatient, with bounded
+//! concurrency and a rate limit that protects the hospital's server.
 
 use super::rate::RateLimit;
 use super::{Job, JobError, Shared, Source, failed, summarise};
@@ -22,12 +22,32 @@ pub(super) fn screen(
     shared: &Arc<Shared>,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(), JobError> {
+    let cohort = rt.block_on(async {
+        match &job.source {
+            Source::Group(id) => screener.group_members(id).await,
+            Source::Search(query) => screener.search_patients(query).await,
+            Source::Ndjson(_) | Source::Bulk(_) => Ok(Vec::new()),
+        }
+    })?;
+    screen_ids(screener, settings, job, request, cohort, done, shared, rt);
+    Ok(())
+}
+
+/// Screens these patients (those of the job's shard not yet done), each read whole as
+/// ScreenPatient reads them: a Group's members, a search's Patients, or the changed patients of an
+/// incremental run.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn screen_ids(
+    screener: &Arc<Screener>,
+    settings: &BatchSettings,
+    job: &Job,
+    request: WriteBackRequest,
+    cohort: Vec<PatientId>,
+    done: &HashSet<PatientId>,
+    shared: &Arc<Shared>,
+    rt: &tokio::runtime::Runtime,
+) {
     rt.block_on(async {
-        let cohort = match &job.source {
-            Source::Group(id) => screener.group_members(id).await?,
-            Source::Search(query) => screener.search_patients(query).await?,
-            Source::Ndjson(_) | Source::Bulk(_) => Vec::new(),
-        };
         let todo: Vec<PatientId> = cohort
             .into_iter()
             .filter(|id| job.shard.contains(id) && !done.contains(id))
@@ -66,6 +86,5 @@ pub(super) fn screen(
         }
         while tasks.join_next().await.is_some() {}
         shared.progress.finish_phase();
-        Ok(())
     })
 }

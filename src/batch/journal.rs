@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// What identifies a job: a checkpoint of another job is refused rather than mixed in.
@@ -135,10 +136,12 @@ impl Journal {
                 valid_len += n as u64;
             }
         }
+        // Owner-only: patient ids and their results.
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(super::scratch::FILE_MODE)
             .open(path)
             .map_err(io_err)?;
         file.set_len(valid_len).map_err(io_err)?;
@@ -169,6 +172,10 @@ impl Journal {
         let text = serde_json::to_string(summary).map_err(io::Error::other)?;
         writeln!(self.out, "{text}")?;
         self.out.flush()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn finish(mut self) -> io::Result<PathBuf> {

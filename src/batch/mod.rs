@@ -6,6 +6,7 @@
 //! same fetch as `ScreenPatient` for per-patient sources, the same idempotent write-back.
 
 pub mod cohort;
+pub mod export;
 pub mod journal;
 pub mod line;
 pub mod ndjson;
@@ -13,11 +14,15 @@ pub mod partition;
 pub mod progress;
 pub mod rate;
 pub mod report;
+pub mod scan;
+pub mod scratch;
 pub mod shard;
 
 use crate::date::Date;
 use crate::error::Error;
-use crate::fhir::bulk::{ExportProgress, ExportRequest};
+use crate::fhir::PatientId;
+use crate::fhir::bulk::ExportRequest;
+use crate::fhir::bulk::local;
 use crate::grpc::status::{code, code_name};
 use crate::screening::{Assessment, TrdStatus, TrialOutcome};
 use crate::service::{Screener, WriteBackRequest};
@@ -27,7 +32,9 @@ use crate::writeback::{Outcome, Scope};
 use journal::{JobKey, Journal, JournalError, PatientSummary};
 use progress::Progress;
 use report::Report;
+use scratch::Scratch;
 use shard::Shard;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,6 +79,16 @@ pub struct Job {
     pub work_dir: Option<PathBuf>,
     /// Draw a progress bar (a terminal) rather than log progress lines.
     pub terminal: bool,
+    /// For `--ndjson`: read only a finished, recent export, waiting for one.
+    pub export_gate: Option<ExportGate>,
+}
+
+/// What a shard demands of the shared export directory it reads: a manifest (the export step's mark
+/// of a finished export) whose `transactionTime` is at most `max_age` old, waited for up to `wait`.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportGate {
+    pub max_age: Duration,
+    pub wait: Duration,
 }
 
 /// How the job ended, for the exit code.
@@ -97,6 +114,10 @@ pub enum JobError {
     },
     #[error("no .ndjson files in {0}")]
     NoInput(String),
+    #[error(transparent)]
+    Export(#[from] local::LocalError),
+    #[error("no finished export to read in {dir}: {why}")]
+    ExportNotReady { dir: String, why: String },
     #[error("cannot use the work directory {path}: {source}")]
     WorkDir {
         path: String,
@@ -180,20 +201,15 @@ pub fn run(
             )));
         }
     };
-    let key = JobKey {
-        source: job.source.describe(),
-        as_of: job.as_of.to_string(),
-        shard: job.shard.to_string(),
-        write_back: scope_name(scope).into(),
-    };
-    let work = WorkDir::create(job.work_dir.as_deref())?;
-    let journal_path = job
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| work.path.join("journal"));
-    let (journal, done) = Journal::open(&journal_path, &key)?;
+    let work = Scratch::create(job.work_dir.as_deref()).map_err(|source| JobError::WorkDir {
+        path: job.work_dir.as_deref().map_or_else(
+            || std::env::temp_dir().display().to_string(),
+            |p| p.display().to_string(),
+        ),
+        source,
+    })?;
     let shared = Arc::new(Shared {
-        journal: Mutex::new(Some(journal)),
+        journal: Mutex::new(None),
         failure: Mutex::new(None),
         stop: AtomicBool::new(false),
         progress: Progress::new(job.terminal),
@@ -204,42 +220,24 @@ pub fn run(
         let shared = shared.clone();
         std::thread::spawn(move || shared.progress.report_until_stopped())
     };
-    let request = match scope {
-        None => WriteBackRequest::None,
-        Some(Scope::Flag) => WriteBackRequest::Flag,
-        Some(Scope::FlagAndCarePlan) => WriteBackRequest::FlagAndCarePlan,
-    };
-    let ran = match &job.source {
-        Source::Ndjson(dir) => ndjson::screen(
-            &screener, settings, job, request, dir, false, &work.path, &done, &shared, rt,
-        )
-        .map(Some),
-        Source::Bulk(export) => {
-            let dir = work.path.join("export");
-            download(&screener, export, &dir, &shared, rt).and_then(|()| {
-                ndjson::screen(
-                    &screener, settings, job, request, &dir, true, &work.path, &done, &shared, rt,
-                )
-                .map(Some)
-            })
-        }
-        Source::Group(_) | Source::Search(_) => {
-            cohort::screen(&screener, settings, job, request, &done, &shared, rt).map(|()| None)
-        }
-    };
+    let ran = run_source(&screener, settings, job, scope, work.path(), &shared, rt);
     signals.abort();
     shared.progress.stop();
     let _ = reporter.join();
     let reading = shared.progress.phase_seconds("reading");
     let journal = shared.journal.lock().ok().and_then(|mut j| j.take());
-    let journal_path = match journal {
-        Some(j) => j.finish().map_err(|source| JobError::Output {
-            path: journal_path.display().to_string(),
+    let finished = journal.map(|j| {
+        let path = j.path().to_owned();
+        j.finish().map_err(|source| JobError::Output {
+            path: path.display().to_string(),
             source,
-        })?,
-        None => journal_path,
+        })
+    });
+    let ran = ran?;
+    let journal_path = match finished {
+        Some(done) => done?,
+        None => return Err(JobError::Interrupted),
     };
-    let ndjson = ran?;
     if let Some(e) = shared.failure.lock().ok().and_then(|mut f| f.take()) {
         return Err(JobError::Output {
             path: journal_path.display().to_string(),
@@ -248,15 +246,20 @@ pub fn run(
     }
     let interrupted = shared.stopping();
     let mut report = Report {
-        job: key,
+        job: ran.key,
         ..Report::default()
     };
     write_results(&journal_path, job.report.as_deref(), &mut report)?;
-    if let Some(counts) = ndjson {
+    if let Some(counts) = ran.ndjson {
         report.patients.not_in_population = counts.not_in_population;
         report.input = Some(counts.input);
     }
-    report.patients.resumed_from_checkpoint = done.len() as u64;
+    report.export = ran.export;
+    if let Some(mut incremental) = ran.incremental {
+        incremental.screened_in_full = report.patients.screened;
+        report.incremental = Some(incremental);
+    }
+    report.patients.resumed_from_checkpoint = ran.resumed;
     let mut micros = shared.micros.lock().map(|m| m.clone()).unwrap_or_default();
     report.durations.patient_p50_ms = report::percentile_ms(&mut micros, 50.0);
     report.durations.patient_p99_ms = report::percentile_ms(&mut micros, 99.0);
@@ -281,31 +284,219 @@ pub fn run(
     } else {
         Ending::Failure
     };
+    drop(work);
     Ok((report, ending))
 }
 
-/// Runs the export into `dir`, reporting progress as files arrive.
-fn download(
-    screener: &Screener,
-    export: &ExportRequest,
-    dir: &Path,
-    shared: &Shared,
+/// What running a source left for the report.
+struct Ran {
+    key: JobKey,
+    resumed: u64,
+    ndjson: Option<ndjson::Counts>,
+    export: Option<report::ExportInfo>,
+    incremental: Option<report::Incremental>,
+}
+
+/// Prepares the source (the export step for `--bulk`, the directory's manifest for `--ndjson`),
+/// opens the journal under the job's identity, and screens.
+fn run_source(
+    screener: &Arc<Screener>,
+    settings: &BatchSettings,
+    job: &Job,
+    scope: Option<Scope>,
+    work: &Path,
+    shared: &Arc<Shared>,
     rt: &tokio::runtime::Runtime,
-) -> Result<(), JobError> {
-    shared.progress.start_phase("exporting", None);
-    let outcome = rt.block_on(screener.export(export, dir, |event| {
-        if let ExportProgress::Downloaded { bytes, .. } = event {
-            shared.progress.advance(bytes);
+) -> Result<Ran, JobError> {
+    let codes = export::observation_codes(screener);
+    let (directory, exported) = match &job.source {
+        Source::Ndjson(dir) => (
+            Some(open_directory(dir, job.export_gate, &codes, shared)?),
+            None,
+        ),
+        Source::Bulk(request) => {
+            let dir = work.join("export");
+            let summary = export::run(screener, request, &dir, &shared.progress, rt)?;
+            (Some(local::open(&dir, &codes)?), Some(summary))
         }
-    }))?;
-    shared.progress.finish_phase();
-    if !outcome.errors.is_empty() {
-        tracing::warn!(
-            files = outcome.errors.len(),
-            "the export came with OperationOutcome error files; see the export directory"
+        Source::Group(_) | Source::Search(_) => (None, None),
+    };
+    let mut source = job.source.describe();
+    if let (Source::Ndjson(_), Some(time)) = (
+        &job.source,
+        directory.as_ref().and_then(|d| d.transaction_time.as_ref()),
+    ) {
+        // A checkpoint belongs to one export: the same directory refilled is another job.
+        source.push_str(&format!("@{time}"));
+    }
+    let key = JobKey {
+        source,
+        as_of: job.as_of.to_string(),
+        shard: job.shard.to_string(),
+        write_back: scope_name(scope).into(),
+    };
+    let journal_path = job
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| work.join("journal"));
+    // The checkpoint and the report may go to a directory of their own (beside a shared export, made
+    // only once the export is there to be read).
+    for file in [Some(&journal_path), job.report.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+            scratch::create_dir(parent).map_err(|source| JobError::Output {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    let (journal, done) = Journal::open(&journal_path, &key)?;
+    if let Ok(mut slot) = shared.journal.lock() {
+        *slot = Some(journal);
+    }
+    let request = match scope {
+        None => WriteBackRequest::None,
+        Some(Scope::Flag) => WriteBackRequest::Flag,
+        Some(Scope::FlagAndCarePlan) => WriteBackRequest::FlagAndCarePlan,
+    };
+    let mut ran = Ran {
+        key,
+        resumed: done.len() as u64,
+        ndjson: None,
+        export: None,
+        incremental: None,
+    };
+    let Some(directory) = directory else {
+        cohort::screen(screener, settings, job, request, &done, shared, rt)?;
+        return Ok(ran);
+    };
+    ran.export = Some(report::ExportInfo::of(&directory, exported.as_ref()));
+    let marker = directory.marker.as_ref();
+    match directory.scope {
+        local::Scope::Whole(whole) => {
+            if directory.files.is_empty() && directory.listed.is_none() {
+                return Err(JobError::NoInput(directory.dir.display().to_string()));
+            }
+            let input = ndjson::Input {
+                files: &directory.files,
+                whole: &whole,
+                resolve_medications: screener.has_fhir_server(),
+                collect_seen: directory.listed.is_some(),
+            };
+            let counts = ndjson::screen(
+                screener, settings, job, request, &input, work, &done, shared, rt,
+            )?;
+            if let Some(listed) = &directory.listed {
+                // Asked for, but not in the files (a Patient deleted since, an export that left
+                // someone out): read whole from the server.
+                let seen: HashSet<&PatientId> = counts.seen.iter().collect();
+                let absent: Vec<PatientId> = listed
+                    .iter()
+                    .filter(|p| !seen.contains(p))
+                    .cloned()
+                    .collect();
+                let mut incremental = report::Incremental::new(
+                    marker,
+                    listed.iter().filter(|p| job.shard.contains(p)).count() as u64,
+                );
+                incremental.not_asked_for = counts.not_vouched;
+                ran.incremental = Some(incremental);
+                if !absent.is_empty() && !shared.stopping() {
+                    cohort::screen_ids(screener, settings, job, request, absent, &done, shared, rt);
+                }
+            }
+            ran.ndjson = Some(counts);
+        }
+        local::Scope::Changes { since, patients } => {
+            if !screener.has_fhir_server() {
+                return Err(JobError::Service(Error::NotConfigured(
+                    "the export holds changes only: each changed patient is read whole from the FHIR server (fhir.base_url), and none is configured".into(),
+                )));
+            }
+            let patients: Vec<PatientId> = match patients {
+                Some(p) => p,
+                None => scan::scan(&directory.files, None)
+                    .map_err(|source| JobError::Input {
+                        path: directory.dir.display().to_string(),
+                        source,
+                    })?
+                    .patients
+                    .into_iter()
+                    .collect(),
+            };
+            let mut incremental = report::Incremental::new(
+                marker,
+                patients.iter().filter(|p| job.shard.contains(p)).count() as u64,
+            );
+            incremental.since = since;
+            incremental.full_read = "per-patient".into();
+            ran.incremental = Some(incremental);
+            cohort::screen_ids(
+                screener, settings, job, request, patients, &done, shared, rt,
+            );
+        }
+    }
+    Ok(ran)
+}
+
+/// Opens an NDJSON directory; with a gate, only a finished export (manifest present) whose
+/// `transactionTime` is recent enough, waiting for it as long as the gate allows.
+fn open_directory(
+    dir: &Path,
+    gate: Option<ExportGate>,
+    codes: &std::collections::BTreeSet<String>,
+    shared: &Shared,
+) -> Result<local::LocalExport, JobError> {
+    let Some(gate) = gate else {
+        return Ok(local::open(dir, codes)?);
+    };
+    let deadline = Instant::now() + gate.wait;
+    let mut told = false;
+    loop {
+        let why = match local::open(dir, codes) {
+            Ok(export) => match export.transaction_time.as_deref().map(age_of) {
+                Some(Some(age)) if age <= gate.max_age => return Ok(export),
+                Some(Some(age)) => format!(
+                    "its manifest's transactionTime is {} s old, more than --export-max-age-secs {}",
+                    age.as_secs(),
+                    gate.max_age.as_secs()
+                ),
+                Some(None) => "its manifest's transactionTime is not an instant".to_owned(),
+                None => "it has no manifest.json (the export step has not finished)".to_owned(),
+            },
+            Err(
+                e @ (local::LocalError::NotWhole { .. } | local::LocalError::BadManifest { .. }),
+            ) => {
+                return Err(e.into());
+            }
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline || shared.stopping() {
+            return Err(JobError::ExportNotReady {
+                dir: dir.display().to_string(),
+                why,
+            });
+        }
+        if !told {
+            told = true;
+            tracing::info!(reason = %why, "waiting for a finished export");
+        }
+        std::thread::sleep(
+            Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now())),
         );
     }
-    Ok(())
+}
+
+/// How long ago a FHIR instant was; `None` when it is not one.
+fn age_of(instant: &str) -> Option<Duration> {
+    let then = crate::date::DateTime::parse(instant).ok()?.instant;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
+    Some(Duration::from_secs(now.saturating_sub(then).max(0) as u64))
 }
 
 /// Builds the report's counts from the journal and writes the per-patient CSV beside the report.
@@ -435,30 +626,4 @@ async fn stop_on_signal(shared: Arc<Shared>) {
     crate::grpc::server::termination_signal().await;
     tracing::warn!("stopping: finishing the patients in progress, then saving the checkpoint");
     shared.stop.store(true, Ordering::Relaxed);
-}
-
-/// The job's scratch directory, removed when the job ends however it ends.
-struct WorkDir {
-    path: PathBuf,
-}
-
-impl WorkDir {
-    fn create(parent: Option<&Path>) -> Result<WorkDir, JobError> {
-        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let unique = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = parent.join(format!("trdscreen-batch-{}-{unique}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|source| JobError::WorkDir {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Ok(WorkDir { path })
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }

@@ -1,18 +1,22 @@
 //! Screening from a directory of Bulk-style NDJSON: partition by patient (first pass), then screen
 //! bucket by bucket on every core (second pass), writing back through the async runtime when asked.
+//!
+//! Only records the export vouches whole ([`WholeExport`]) are screened: write-back demands it, and
+//! a patient outside a patient-scoped export's list is not one of the patients it was asked for.
 
 use super::journal::PatientSummary;
 use super::line::referenced_id;
 use super::partition::{self, Group, InputStats, group_bucket};
 use super::rate::RateLimit;
 use super::{Job, JobError, Shared, summarise};
+use crate::fhir::whole::{WholeExport, WholeRecord};
 use crate::fhir::{PatientId, PatientRecord};
 use crate::screening::Assessment;
 use crate::service::{Screener, WriteBackRequest};
 use crate::settings::BatchSettings;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -21,11 +25,26 @@ use tokio::sync::{Semaphore, mpsc};
 pub struct Counts {
     pub input: InputStats,
     pub not_in_population: u64,
+    /// Patients in the files whose records the export does not vouch whole (outside a
+    /// patient-scoped export's list): not screened.
+    pub not_vouched: u64,
+    /// The patients found in the files (listed by a Patient line), when asked for.
+    pub seen: Vec<PatientId>,
+}
+
+/// What the screening reads: the files, and the proof of which records in them are whole.
+pub(super) struct Input<'a> {
+    pub files: &'a [PathBuf],
+    pub whole: &'a WholeExport,
+    /// Read Medications the files reference but do not hold from the FHIR server.
+    pub resolve_medications: bool,
+    /// Return the patients found (to find a list's patients that the files lack).
+    pub collect_seen: bool,
 }
 
 /// A screened patient waiting for its write-back.
 struct Pending {
-    record: PatientRecord,
+    record: WholeRecord,
     assessment: Assessment,
     started: Instant,
 }
@@ -36,32 +55,33 @@ pub(super) fn screen(
     settings: &BatchSettings,
     job: &Job,
     request: WriteBackRequest,
-    dir: &Path,
-    resolve_medications: bool,
+    input: &Input,
     work: &Path,
     done: &HashSet<PatientId>,
     shared: &Arc<Shared>,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Counts, JobError> {
+    let files = input.files;
     let input_error = |source| JobError::Input {
-        path: dir.display().to_string(),
+        path: files
+            .first()
+            .and_then(|f| f.parent())
+            .map_or_else(String::new, |d| d.display().to_string()),
         source,
     };
-    let files = partition::ndjson_files(dir).map_err(input_error)?;
-    if files.is_empty() {
-        return Err(JobError::NoInput(dir.display().to_string()));
-    }
     let read_from_server = |ids: Vec<String>| {
         rt.block_on(screener.read_medications(&ids))
             .map_err(std::io::Error::other)
     };
     let parts = partition::partition(
-        &files,
+        files,
         job.shard,
         work,
         settings.bucket_kilobytes * 1024,
         &shared.progress,
-        resolve_medications.then_some(&read_from_server as partition::MedicationSource),
+        input
+            .resolve_medications
+            .then_some(&read_from_server as partition::MedicationSource),
     )
     .map_err(input_error)?;
     shared.progress.start_phase(
@@ -70,6 +90,8 @@ pub(super) fn screen(
     );
     let next = AtomicUsize::new(0);
     let not_in_population = AtomicU64::new(0);
+    let not_vouched = AtomicU64::new(0);
+    let seen = std::sync::Mutex::new(Vec::new());
     let bucket_error = std::sync::Mutex::new(None);
     let writing = request != WriteBackRequest::None;
     let (tx, rx) = mpsc::channel::<Pending>(256);
@@ -77,8 +99,14 @@ pub(super) fn screen(
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, parts, not_in_population, bucket_error) =
-                (&next, &parts, &not_in_population, &bucket_error);
+            let (next, parts, not_in_population, not_vouched, seen, bucket_error) = (
+                &next,
+                &parts,
+                &not_in_population,
+                &not_vouched,
+                &seen,
+                &bucket_error,
+            );
             scope.spawn(move || {
                 while !shared.stopping() {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -107,17 +135,27 @@ pub(super) fn screen(
                         let Ok(id) = PatientId::parse(group.patient) else {
                             continue;
                         };
+                        if input.collect_seen
+                            && let Ok(mut seen) = seen.lock()
+                        {
+                            seen.push(id.clone());
+                        }
                         if done.contains(&id) {
                             continue;
                         }
-                        shared.start();
-                        let started = Instant::now();
                         let record = record_of(id, group, &medications)
                             .with_server_base(screener.fhir_base());
-                        let assessment = match screener.evaluate_record(&record, job.as_of) {
+                        let Some(record) = input.whole.vouch(record) else {
+                            not_vouched.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        };
+                        shared.start();
+                        let started = Instant::now();
+                        let assessment = match screener.evaluate_record(record.record(), job.as_of)
+                        {
                             Ok(assessment) => assessment,
                             Err(e) => {
-                                let id = record.patient_id.as_str();
+                                let id = record.patient_id().as_str();
                                 shared.finish(&super::failed(id, &e, started.elapsed()));
                                 continue;
                             }
@@ -151,6 +189,8 @@ pub(super) fn screen(
     Ok(Counts {
         input: parts.stats,
         not_in_population: not_in_population.into_inner(),
+        not_vouched: not_vouched.into_inner(),
+        seen: seen.into_inner().unwrap_or_default(),
     })
 }
 

@@ -8,6 +8,7 @@
 
 use super::line::{Line, classify};
 use super::progress::Progress;
+use super::scratch;
 use super::shard::{Shard, stable_hash};
 use crate::fhir::PatientId;
 use serde::Serialize;
@@ -15,6 +16,8 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the first pass saw, for the report.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -63,20 +66,42 @@ pub const PATIENT: u8 = b'P';
 pub const RESOURCE: u8 = b'R';
 pub const MEDICATION: u8 = b'M';
 
-/// The NDJSON files of a directory (`*.ndjson`, `*.jsonl`), in name order.
+/// The NDJSON files of a directory (`*.ndjson`, `*.jsonl`, either gzipped), in name order.
 pub fn ndjson_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let is_ndjson = path
-            .extension()
-            .is_some_and(|e| e == "ndjson" || e == "jsonl");
-        if is_ndjson && path.is_file() {
-            files.push(path);
-        }
+    crate::fhir::bulk::local::ndjson_files(dir)
+}
+
+/// A file's lines as they are on disk, or unpacked when its name ends in `.gz` (gzip, several
+/// members allowed, as `cat a.gz b.gz` makes). `consumed` counts the bytes read from the file
+/// itself, for progress in file bytes.
+pub fn open_ndjson(path: &Path, consumed: Arc<AtomicU64>) -> io::Result<Box<dyn BufRead + Send>> {
+    let file = Counted {
+        inner: File::open(path)?,
+        consumed,
+    };
+    let gzipped = path.extension().is_some_and(|e| e == "gz");
+    Ok(if gzipped {
+        Box::new(BufReader::with_capacity(
+            BLOCK,
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, file)),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(BLOCK, file))
+    })
+}
+
+/// A reader that counts what it reads.
+struct Counted<R> {
+    inner: R,
+    consumed: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
-    files.sort();
-    Ok(files)
 }
 
 /// How many buckets for this much input: each about `bucket_bytes`, at least one.
@@ -136,11 +161,11 @@ pub fn partition(
                     let mut worker = Worker {
                         writers: (0..n)
                             .map(|i| {
-                                File::create(bucket_file(i, &w.to_string()))
+                                scratch::create_file(&bucket_file(i, &w.to_string()))
                                     .map(|f| BufWriter::with_capacity(32 * 1024, f))
                             })
                             .collect::<io::Result<_>>()?,
-                        medications: BufWriter::new(File::create(medications_file(w))?),
+                        medications: BufWriter::new(scratch::create_file(&medications_file(w))?),
                         wanted: HashMap::new(),
                         seen: HashSet::new(),
                         stats: InputStats::default(),
@@ -150,7 +175,6 @@ pub fn partition(
                             Ok(Ok(block)) => block,
                             _ => break,
                         };
-                        progress.advance(block.len() as u64);
                         for line in block.split(|&b| b == b'\n') {
                             worker.take_line(line, shard)?;
                         }
@@ -163,7 +187,7 @@ pub fn partition(
                 })
             })
             .collect();
-        let read = read_blocks(files, &tx);
+        let read = read_blocks(files, &tx, progress);
         drop(tx);
         let mut done: Vec<io::Result<Worker>> = handles
             .into_iter()
@@ -198,7 +222,7 @@ pub fn partition(
         }
     }
     let mut joined: Vec<BufWriter<File>> = (0..n)
-        .map(|i| File::create(bucket_file(i, "medications")).map(BufWriter::new))
+        .map(|i| scratch::create_file(&bucket_file(i, "medications")).map(BufWriter::new))
         .collect::<io::Result<_>>()?;
     for w in 0..threads {
         join_medications(&medications_file(w), &wanted, &mut joined)?;
@@ -213,7 +237,7 @@ pub fn partition(
         if !missing.is_empty() {
             missing.sort();
             let fetched = work.join("medications-fetched.ndjson");
-            let mut out = BufWriter::new(File::create(&fetched)?);
+            let mut out = BufWriter::new(scratch::create_file(&fetched)?);
             for text in read(missing)? {
                 stats.medications += 1;
                 writeln!(out, "{text}")?;
@@ -239,10 +263,17 @@ pub fn partition(
     Ok(Partition { buckets, stats })
 }
 
-/// Reads the files in blocks of whole lines and hands them on.
-fn read_blocks(files: &[PathBuf], tx: &std::sync::mpsc::SyncSender<Vec<u8>>) -> io::Result<()> {
+/// Reads the files in blocks of whole lines and hands them on; progress counts file bytes (of a
+/// gzipped file, the packed bytes).
+fn read_blocks(
+    files: &[PathBuf],
+    tx: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    progress: &Progress,
+) -> io::Result<()> {
+    let consumed = Arc::new(AtomicU64::new(0));
+    let mut reported = 0;
     for file in files {
-        let mut reader = BufReader::with_capacity(BLOCK, File::open(file)?);
+        let mut reader = open_ndjson(file, consumed.clone())?;
         loop {
             let mut block = Vec::with_capacity(BLOCK + 64 * 1024);
             let n = (&mut reader).take(BLOCK as u64).read_to_end(&mut block)?;
@@ -250,6 +281,9 @@ fn read_blocks(files: &[PathBuf], tx: &std::sync::mpsc::SyncSender<Vec<u8>>) -> 
                 break;
             }
             reader.read_until(b'\n', &mut block)?;
+            let now = consumed.load(Ordering::Relaxed);
+            progress.advance(now - reported);
+            reported = now;
             if tx.send(block).is_err() {
                 return Err(io::Error::other("the first pass's workers stopped"));
             }

@@ -23,6 +23,12 @@ pub struct Report {
     /// What the NDJSON reader saw (absent for per-patient sources).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<InputStats>,
+    /// The export read (for `--ndjson` and `--bulk`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportInfo>,
+    /// An incremental run: the changed patients found and how they were read whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
     pub durations: Durations,
 }
 
@@ -54,6 +60,83 @@ pub struct Durations {
     /// Per-patient time (screening and write-back) of this run's patients, in milliseconds.
     pub patient_p50_ms: f64,
     pub patient_p99_ms: f64,
+}
+
+/// The export a job read, as its directory says.
+#[derive(Debug, Default, Serialize)]
+pub struct ExportInfo {
+    /// The export's `transactionTime` (absent without a manifest): the `_since` of the next
+    /// incremental run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_time: Option<String>,
+    /// `whole`, `patients` or `changes`; `whole (no manifest)` for a directory without one.
+    pub scope: String,
+    /// `not-asked`, `applied`, `refused` or `ignored`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub type_filter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub medications_read: Option<u64>,
+}
+
+impl ExportInfo {
+    pub fn of(
+        dir: &crate::fhir::bulk::local::LocalExport,
+        exported: Option<&super::export::ExportSummary>,
+    ) -> ExportInfo {
+        let marker = dir.marker.as_ref();
+        let scope = match (marker, &dir.scope) {
+            (Some(m), _) => serde_json::to_value(m.scope)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            (None, crate::fhir::bulk::local::Scope::Changes { .. }) => "changes".into(),
+            (None, _) if dir.transaction_time.is_some() => "whole".into(),
+            (None, _) => "whole (no manifest)".into(),
+        };
+        ExportInfo {
+            transaction_time: dir.transaction_time.clone(),
+            scope,
+            type_filter: marker
+                .map(|m| m.type_filter_outcome.clone())
+                .or_else(|| exported.map(|e| e.type_filter.clone())),
+            medications_read: marker.map(|m| m.medications_read),
+        }
+    }
+}
+
+/// An incremental run (`_since`): how many patients of this shard changed, and how many were
+/// screened on their whole record.
+#[derive(Debug, Default, Serialize)]
+pub struct Incremental {
+    pub since: String,
+    pub changed_patients: u64,
+    pub screened_in_full: u64,
+    /// `patient-export` (a patient-scoped export) or `per-patient` (ScreenPatient's read).
+    pub full_read: String,
+    /// Deleted resources the export listed that name no patient: their patients are screened at
+    /// the next full run.
+    pub deleted_unattributed: u64,
+    /// Patients a patient-scoped export held although they were not asked for (a server that
+    /// ignored the `patient` parameter): not screened, their records are not vouched whole.
+    pub not_asked_for: u64,
+}
+
+impl Incremental {
+    pub fn new(
+        marker: Option<&crate::fhir::bulk::local::Marker>,
+        changed_patients: u64,
+    ) -> Incremental {
+        Incremental {
+            since: marker.and_then(|m| m.since.clone()).unwrap_or_default(),
+            changed_patients,
+            screened_in_full: 0,
+            full_read: marker
+                .and_then(|m| m.full_read.clone())
+                .unwrap_or_else(|| "per-patient".into()),
+            deleted_unattributed: marker.map_or(0, |m| m.deleted_unattributed),
+            not_asked_for: 0,
+        }
+    }
 }
 
 const OUTCOMES: [&str; 4] = ["failed", "responded", "ongoing", "unknown"];

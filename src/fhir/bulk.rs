@@ -1,16 +1,24 @@
 //! FHIR Bulk Data Access (IG v2) `$export`, client side: kick-off with `Prefer: respond-async`, poll
-//! the status URL until the manifest arrives, download every file it lists into a directory,
-//! then delete the status URL so the server can drop the export.
+//! the status URL until the manifest arrives, download every file it lists into a directory (a
+//! bounded number at once), then delete the status URL so the server can drop the export.
+//!
+//! The kick-off asks `Prefer: handling=strict`, so that a server which cannot apply a parameter
+//! says so instead of quietly ignoring it. A `_typeFilter` the server refuses is dropped and the
+//! export asked again with `_type` alone (the outcome says so); a patient-scoped export (`patient`,
+//! POST) the server refuses is reported as refused, for the caller to read those patients another
+//! way.
 //!
 //! Credentials go only to the FHIR server's origin: a status URL elsewhere is refused, and so is a
 //! file elsewhere that needs the access token. Logs and errors name resource types and counts, never
 //! a URL (export URLs carry group ids) nor the server's `X-Progress` text.
 
 mod download;
+pub mod local;
 mod manifest;
 mod poll;
 
-use super::client::{FhirClient, Idempotent};
+use super::PatientId;
+use super::client::{FhirClient, backoff, status_error};
 use super::record::InvalidId;
 use crate::date::DateTime;
 use crate::error::{Error, Result};
@@ -113,12 +121,16 @@ impl FhirInstant {
     }
 }
 
-/// What to export: the level, `_type` (empty: every type the server offers) and `_since`.
+/// What to export: the level, `_type` (empty: every type the server offers), `_since`,
+/// `_typeFilter` (FHIR queries such as `Observation?code=44261-6,...`; empty: none) and, for a
+/// patient-scoped export, the patients (the `patient` parameter, sent in a POST kick-off).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportRequest {
     pub level: ExportLevel,
     pub types: Vec<ResourceType>,
     pub since: Option<FhirInstant>,
+    pub type_filter: Vec<String>,
+    pub patients: Vec<PatientId>,
 }
 
 impl ExportRequest {
@@ -131,7 +143,17 @@ impl ExportRequest {
         };
         let types: Vec<&str> = self.types.iter().map(ResourceType::as_str).collect();
         let since = self.since.as_ref().map_or("", |s| s.as_str());
-        format!("{level};_type={};_since={since}", types.join(","))
+        let mut text = format!("{level};_type={};_since={since}", types.join(","));
+        if !self.type_filter.is_empty() {
+            // The filtered types only: the queries themselves follow the knowledge base.
+            let filtered: Vec<&str> = self
+                .type_filter
+                .iter()
+                .map(|q| q.split('?').next().unwrap_or(q))
+                .collect();
+            text.push_str(&format!(";_typeFilter={}", filtered.join(",")));
+        }
+        text
     }
 
     /// A request from words (command-line options); each bad part is an `InvalidArgument` naming it.
@@ -151,7 +173,53 @@ impl ExportRequest {
             level,
             types,
             since,
+            type_filter: Vec::new(),
+            patients: Vec::new(),
         })
+    }
+
+    /// The same export narrowed by `_typeFilter` queries.
+    pub fn with_type_filter(mut self, queries: Vec<String>) -> ExportRequest {
+        self.type_filter = queries;
+        self
+    }
+
+    /// The same export of these patients only, at Patient level (a system-level export takes no
+    /// `patient` parameter) or in the same Group; `_since` is dropped: their records are wanted
+    /// whole.
+    pub fn of_patients(&self, patients: Vec<PatientId>) -> ExportRequest {
+        let level = match &self.level {
+            ExportLevel::Group(id) => ExportLevel::Group(id.clone()),
+            ExportLevel::System | ExportLevel::Patient => ExportLevel::Patient,
+        };
+        ExportRequest {
+            level,
+            types: self.types.clone(),
+            since: None,
+            type_filter: self.type_filter.clone(),
+            patients,
+        }
+    }
+}
+
+/// What became of a `_typeFilter` the request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeFilterOutcome {
+    /// The request carried none.
+    NotAsked,
+    /// The server accepted it (whether it applied it, only the files can tell).
+    Sent,
+    /// The server refused it; the export was asked again with `_type` alone.
+    Refused,
+}
+
+impl TypeFilterOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TypeFilterOutcome::NotAsked => "not-asked",
+            TypeFilterOutcome::Sent => "sent",
+            TypeFilterOutcome::Refused => "refused",
+        }
     }
 }
 
@@ -169,6 +237,8 @@ pub enum ExportProgress {
     Ready { files: usize },
     /// A download failed and starts again from scratch (`attempt` counts from 2).
     Retrying { resource_type: String, attempt: u32 },
+    /// So many more bytes arrived (of any file being downloaded).
+    Received { bytes: u64 },
     /// A file is complete on disk.
     Downloaded {
         resource_type: String,
@@ -197,6 +267,10 @@ pub struct ExportOutcome {
     pub deleted: Vec<ExportedFile>,
     /// The server's `transactionTime`: the `_since` of the next incremental export.
     pub transaction_time: String,
+    /// The kick-off request as the server recorded it (the manifest's `request`), else as sent.
+    pub request: String,
+    pub requires_access_token: bool,
+    pub type_filter: TypeFilterOutcome,
     /// The status URL, already deleted when `export` returns (kept so a check can see it is gone).
     pub status_url: String,
 }
@@ -209,11 +283,47 @@ pub async fn export(
     settings: &BulkSettings,
     request: &ExportRequest,
     dest: &Path,
-    mut progress: impl FnMut(ExportProgress),
+    progress: impl FnMut(ExportProgress),
 ) -> Result<ExportOutcome> {
+    match export_unless_refused(client, settings, request, dest, progress).await? {
+        Some(outcome) => Ok(outcome),
+        None => Err(Error::BadGateway(
+            "the FHIR server refused the $export request".into(),
+        )),
+    }
+}
+
+/// [`export`], or `None` when the server refuses the request as such (400, 405, 422 or 501 at
+/// kick-off: for a patient-scoped export, a server without the `patient` parameter or without
+/// POST). A refused `_typeFilter` alone is not a refusal: the export is asked again without it.
+pub async fn export_unless_refused(
+    client: &FhirClient,
+    settings: &BulkSettings,
+    request: &ExportRequest,
+    dest: &Path,
+    mut progress: impl FnMut(ExportProgress),
+) -> Result<Option<ExportOutcome>> {
     download::prepare(dest).await?;
     let deadline = Instant::now() + std::time::Duration::from_secs(settings.max_wait_secs);
-    let status_url = kick_off(client, request).await?;
+    let mut type_filter = if request.type_filter.is_empty() {
+        TypeFilterOutcome::NotAsked
+    } else {
+        TypeFilterOutcome::Sent
+    };
+    let (status_url, sent) = match kick_off(client, request, true).await? {
+        KickOff::Accepted { status_url, sent } => (status_url, sent),
+        KickOff::Refused(_) if type_filter == TypeFilterOutcome::Sent => {
+            tracing::warn!(
+                "the FHIR server refused _typeFilter; exporting with _type alone (larger files, same screening)"
+            );
+            type_filter = TypeFilterOutcome::Refused;
+            match kick_off(client, request, false).await? {
+                KickOff::Accepted { status_url, sent } => (status_url, sent),
+                KickOff::Refused(e) => return refused(request, e),
+            }
+        }
+        KickOff::Refused(e) => return refused(request, e),
+    };
     progress(ExportProgress::Accepted);
     let result = async {
         let manifest =
@@ -222,14 +332,51 @@ pub async fn export(
     }
     .await;
     delete_status(client, &status_url).await;
-    result.map(|outcome| ExportOutcome {
-        status_url,
-        ..outcome
+    result.map(|outcome| {
+        Some(ExportOutcome {
+            request: if outcome.request.is_empty() {
+                sent
+            } else {
+                outcome.request
+            },
+            type_filter,
+            status_url,
+            ..outcome
+        })
     })
 }
 
-/// The kick-off request; the status URL (absolute, on the FHIR server's origin) when accepted.
-async fn kick_off(client: &FhirClient, request: &ExportRequest) -> Result<String> {
+/// A refused kick-off: `None` for a patient-scoped export (the caller reads those patients another
+/// way), the server's error otherwise.
+fn refused(request: &ExportRequest, e: Error) -> Result<Option<ExportOutcome>> {
+    if request.patients.is_empty() {
+        Err(e)
+    } else {
+        tracing::warn!("the FHIR server does not take a patient-scoped $export");
+        Ok(None)
+    }
+}
+
+enum KickOff {
+    /// 202: the status URL (absolute, on the FHIR server's origin) and the request as sent.
+    Accepted { status_url: String, sent: String },
+    /// The server will not run this request (400, 405, 422, 501), with its error.
+    Refused(Error),
+}
+
+/// Kick-off statuses that mean "not this request" rather than "not now" or "not at all".
+fn is_refusal(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 405 | 422 | 501)
+}
+
+/// The kick-off request, retried on connection errors, 429 and 5xx (other than 501) as any
+/// idempotent request is: a GET with the parameters in the query, or, for a patient-scoped export,
+/// a POST of a `Parameters` resource (the IG allows `patient` only there).
+async fn kick_off(
+    client: &FhirClient,
+    request: &ExportRequest,
+    with_type_filter: bool,
+) -> Result<KickOff> {
     let path = match &request.level {
         ExportLevel::System => "$export".to_owned(),
         ExportLevel::Patient => "Patient/$export".to_owned(),
@@ -237,36 +384,110 @@ async fn kick_off(client: &FhirClient, request: &ExportRequest) -> Result<String
     };
     let mut url = url::Url::parse(&client.url(&path))
         .map_err(|_| Error::NotConfigured("fhir.base_url is not a URL".into()))?;
-    {
-        let mut query = url.query_pairs_mut();
-        query.append_pair("_outputFormat", "application/fhir+ndjson");
-        if !request.types.is_empty() {
-            let types: Vec<&str> = request.types.iter().map(ResourceType::as_str).collect();
-            query.append_pair("_type", &types.join(","));
-        }
-        if let Some(since) = &request.since {
-            query.append_pair("_since", since.as_str());
+    let mut params: Vec<(&str, String)> =
+        vec![("_outputFormat", "application/fhir+ndjson".to_owned())];
+    if !request.types.is_empty() {
+        let types: Vec<&str> = request.types.iter().map(ResourceType::as_str).collect();
+        params.push(("_type", types.join(",")));
+    }
+    if let Some(since) = &request.since {
+        params.push(("_since", since.as_str().to_owned()));
+    }
+    if with_type_filter {
+        for query in &request.type_filter {
+            params.push(("_typeFilter", query.clone()));
         }
     }
-    let reply = client
-        .send(
-            Method::GET,
-            url.as_str(),
-            None,
-            &[("Prefer", "respond-async")],
-            Idempotent::Yes,
-            "$export",
+    let post = !request.patients.is_empty();
+    let body = if post {
+        let mut parameters: Vec<serde_json::Value> = params
+            .iter()
+            .map(|(name, value)| serde_json::json!({"name": name, "valueString": value}))
+            .collect();
+        parameters.extend(request.patients.iter().map(|p| {
+            serde_json::json!({"name": "patient", "valueReference": {"reference": format!("Patient/{p}")}})
+        }));
+        Some(
+            serde_json::to_vec(
+                &serde_json::json!({"resourceType": "Parameters", "parameter": parameters}),
+            )
+            .map_err(|_| Error::BadGateway("cannot encode the $export Parameters".into()))?,
         )
-        .await?;
-    if reply.status != StatusCode::ACCEPTED {
-        return Err(Error::BadGateway(summary!(
-            "the FHIR server answered the $export kick-off with {}, not 202 Accepted",
-            reply.status.as_u16()
-        )));
+    } else {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in &params {
+            query.append_pair(name, value);
+        }
+        drop(query);
+        None
+    };
+    let method = if post { Method::POST } else { Method::GET };
+    let mut headers = vec![
+        ("Prefer", "respond-async, handling=strict"),
+        ("Accept", "application/fhir+json"),
+    ];
+    if post {
+        headers.push(("Content-Type", "application/fhir+json"));
     }
-    let location = reply.location.ok_or_else(|| {
-        Error::BadGateway("the $export kick-off answer has no Content-Location".into())
-    })?;
+    let retry = client.retry_policy();
+    let mut attempt = 0;
+    let response = loop {
+        let answer = client
+            .send_raw_with_body(
+                method.clone(),
+                url.as_str(),
+                &headers,
+                body.as_deref(),
+                "$export",
+            )
+            .await;
+        let wait = match answer {
+            Err(e @ (Error::Unavailable(_) | Error::Timeout(_))) if attempt < retry.max_retries => {
+                tracing::warn!(error = %e, "the $export kick-off failed; retrying");
+                backoff(retry, attempt)
+            }
+            Err(e) => return Err(e),
+            Ok(r) => {
+                let status = r.status();
+                let transient = status == StatusCode::TOO_MANY_REQUESTS
+                    || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
+                if !transient || attempt >= retry.max_retries {
+                    break r;
+                }
+                poll::retry_after(r.headers(), std::time::SystemTime::now())
+                    .unwrap_or_else(|| backoff(retry, attempt))
+                    .min(retry.retry_after_cap)
+            }
+        };
+        attempt += 1;
+        tokio::time::sleep(wait).await;
+    };
+    let status = response.status();
+    if status != StatusCode::ACCEPTED {
+        let body = response.bytes().await.unwrap_or_default();
+        let error = status_error(status, &body, "$export");
+        if is_refusal(status) {
+            return Ok(KickOff::Refused(error));
+        }
+        return Err(match error {
+            e @ (Error::NotFound(_)
+            | Error::Unauthenticated(_)
+            | Error::PermissionDenied(_)
+            | Error::Unavailable(_)) => e,
+            _ => Error::BadGateway(summary!(
+                "the FHIR server answered the $export kick-off with {}, not 202 Accepted",
+                status.as_u16()
+            )),
+        });
+    }
+    let location = response
+        .headers()
+        .get(reqwest::header::CONTENT_LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::BadGateway("the $export kick-off answer has no Content-Location".into())
+        })?;
     let status_url = url
         .join(&location)
         .map_err(|_| Error::BadGateway("the $export Content-Location is not a URL".into()))?;
@@ -277,7 +498,10 @@ async fn kick_off(client: &FhirClient, request: &ExportRequest) -> Result<String
         ));
     }
     tracing::info!("bulk export accepted");
-    Ok(status_url.into())
+    Ok(KickOff::Accepted {
+        status_url: status_url.into(),
+        sent: url.into(),
+    })
 }
 
 /// Best effort: the export is over for us either way, so a failure is only logged.

@@ -278,6 +278,34 @@ impl FhirClient {
         timeout: Option<Duration>,
         label: &'static str,
     ) -> Result<reqwest::Response> {
+        self.send_raw_request(method, url, headers, None, authorised, timeout, label)
+            .await
+    }
+
+    /// [`send_raw`](Self::send_raw) with credentials and a body (a Bulk kick-off's `Parameters`).
+    pub(crate) async fn send_raw_with_body(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        label: &'static str,
+    ) -> Result<reqwest::Response> {
+        self.send_raw_request(method, url, headers, body, true, None, label)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_raw_request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        authorised: bool,
+        timeout: Option<Duration>,
+        label: &'static str,
+    ) -> Result<reqwest::Response> {
         if authorised && !self.same_origin(url) {
             return Err(Error::BadGateway(summary!(
                 "the {} URL leaves the FHIR server: credentials are not sent there",
@@ -300,6 +328,9 @@ impl FhirClient {
             }
             if let Some(timeout) = timeout {
                 request = request.timeout(timeout);
+            }
+            if let Some(body) = body {
+                request = request.body(body.to_vec());
             }
             let response = request
                 .send()

@@ -3,6 +3,7 @@
 //! code, conditions, procedures), then any Medication still referenced but not included.
 
 use super::client::{FhirClient, SearchEntry};
+use super::whole::WholeRecord;
 use super::{PatientId, PatientRecord};
 use crate::error::{Error, Result};
 use crate::knowledge::Knowledge;
@@ -15,13 +16,15 @@ const MAX_MEDICATION_READS: usize = 100;
 
 /// Pages of a population search followed before giving up: enough for millions of patients at the
 /// usual page sizes, and a bound on a server whose `next` links never end.
-const POPULATION_PAGE_CAP: u32 = 100_000;
+pub(crate) const POPULATION_PAGE_CAP: u32 = 100_000;
 
+/// The record is whole (every search followed to its end, or an error): the one read that
+/// write-back may act on besides a whole export.
 pub async fn patient_record(
     client: &FhirClient,
     id: &PatientId,
     k: &Knowledge,
-) -> Result<PatientRecord> {
+) -> Result<WholeRecord> {
     let Some(patient) = client.read("Patient", id.as_str()).await? else {
         return Err(Error::NotFound(
             "the FHIR server has no such Patient".into(),
@@ -52,7 +55,7 @@ pub async fn patient_record(
         add_entry(&mut record, &entry, &mut position, &mut seen);
     }
     read_missing_medications(client, &mut record, &mut position, &mut seen).await?;
-    Ok(record)
+    Ok(WholeRecord::read_whole(record))
 }
 
 /// The five searches made for one patient after the Patient read, in a fixed order (medication
@@ -86,7 +89,7 @@ pub fn searches(id: &PatientId, k: &Knowledge) -> [(&'static str, Vec<(&'static 
 
 /// All LOINC codes screening reads, bare (any system), so that a coding whose system is missing
 /// still comes back and is named in diagnostics rather than silently absent.
-fn observation_codes(k: &Knowledge) -> String {
+pub(crate) fn observation_codes(k: &Knowledge) -> String {
     let o = &k.observations;
     let all: BTreeSet<&str> = [
         &o.phq9_total,

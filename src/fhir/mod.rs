@@ -12,6 +12,7 @@ pub mod id;
 pub mod record;
 pub mod resources;
 pub mod surrogates;
+pub mod whole;
 
 pub use bundle::{BundleError, read_patient_bundle};
 pub use id::{FhirId, PatientId};

@@ -37,6 +37,10 @@ pub struct SynthOptions {
     pub patients: u64,
     pub seed: u64,
     pub as_of: Date,
+    /// Labs and vitals per patient that screening does not read (glucose, heart rate, ...), as a
+    /// hospital's export holds many of: what a `_typeFilter` keeps out. 0 by default, so a population
+    /// stays byte-identical to one made without the option.
+    pub unrelated_observations: u32,
 }
 
 /// What was written.
@@ -160,6 +164,15 @@ fn write_patient(
     }
     for o in &events.observations {
         resources::other_observation(lines, pid, n, o);
+        n += 1;
+    }
+    for k in 0..opts.unrelated_observations {
+        // Drawn from the index alone, never from the patient's generator: the rest of the
+        // population does not change with the option.
+        let day = opts
+            .as_of
+            .plus_days(-((index as i32 * 37 + k as i32 * 11) % 720) - 1);
+        resources::unrelated_observation(lines, pid, n, k as usize + index as usize, day);
         n += 1;
     }
     for (i, p) in events.procedures.iter().enumerate() {

@@ -485,6 +485,89 @@ pub fn other_observation(out: &mut Lines, pid: &str, n: usize, o: &OtherObservat
     }
 }
 
+/// Labs and vitals screening does not read: (LOINC code, display, unit, UCUM code, lowest value,
+/// spread).
+const UNRELATED: [(&str, &str, &str, &str, u32, u32); 10] = [
+    (
+        "2345-7",
+        "Glucose [Mass/volume] in Serum or Plasma",
+        "mg/dL",
+        "mg/dL",
+        70,
+        60,
+    ),
+    ("8867-4", "Heart rate", "/min", "/min", 55, 50),
+    (
+        "2951-2",
+        "Sodium [Moles/volume] in Serum or Plasma",
+        "mmol/L",
+        "mmol/L",
+        134,
+        10,
+    ),
+    (
+        "2823-3",
+        "Potassium [Moles/volume] in Serum or Plasma",
+        "mmol/L",
+        "mmol/L",
+        3,
+        2,
+    ),
+    (
+        "718-7",
+        "Hemoglobin [Mass/volume] in Blood",
+        "g/dL",
+        "g/dL",
+        11,
+        6,
+    ),
+    (
+        "4548-4",
+        "Hemoglobin A1c/Hemoglobin.total in Blood",
+        "%",
+        "%",
+        5,
+        4,
+    ),
+    (
+        "39156-5",
+        "Body mass index (BMI) [Ratio]",
+        "kg/m2",
+        "kg/m2",
+        19,
+        16,
+    ),
+    ("8310-5", "Body temperature", "Cel", "Cel", 36, 2),
+    ("29463-7", "Body weight", "kg", "kg", 50, 60),
+    (
+        "2160-0",
+        "Creatinine [Mass/volume] in Serum or Plasma",
+        "mg/dL",
+        "mg/dL",
+        1,
+        1,
+    ),
+];
+
+/// The `k`-th unrelated lab or vital (codes taken in turn).
+pub fn unrelated_observation(out: &mut Lines, pid: &str, n: usize, k: usize, day: Date) {
+    let (code, display, unit, ucum, low, spread) = UNRELATED[k % UNRELATED.len()];
+    let value = low + (k as u32 * 7919) % spread.max(1);
+    let category = if matches!(code, "8867-4" | "39156-5" | "8310-5" | "29463-7") {
+        "vital-signs"
+    } else {
+        "laboratory"
+    };
+    let b = out.buf(File::Observation);
+    observation_head(b, pid, n, "final", category);
+    let at = Instant(day, 8 * 60 + (k as u16 * 13) % 600);
+    put!(
+        b,
+        r#""code":{{"coding":[{{"system":"{LOINC}","code":"{code}","display":"{display}"}}]}},"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{at}","valueQuantity":{{"value":{value},"unit":"{unit}","system":"{UCUM}","code":"{ucum}"}}}}"#
+    );
+    out.end(File::Observation);
+}
+
 pub fn procedure(out: &mut Lines, pid: &str, n: usize, p: &ProcedureEvent) {
     let b = out.buf(File::Procedure);
     let code = match p.therapy {

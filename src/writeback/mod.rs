@@ -13,8 +13,9 @@ pub mod create;
 pub mod resources;
 
 use crate::error::{Error, Result};
+use crate::fhir::PatientId;
 use crate::fhir::client::{FhirClient, Idempotent};
-use crate::fhir::{PatientId, PatientRecord};
+use crate::fhir::whole::WholeRecord;
 use crate::knowledge::Knowledge;
 use crate::screening::Assessment;
 use crate::settings::WriteBackSettings;
@@ -43,14 +44,17 @@ struct Current {
     resource: Value,
 }
 
+/// Writes from a record read whole only ([`WholeRecord`]): the Flag may be withdrawn here, and a
+/// withdrawal on a partial record would take a true alert out of the chart.
 pub async fn write_back(
     client: &FhirClient,
     settings: &WriteBackSettings,
-    record: &PatientRecord,
+    record: &WholeRecord,
     assessment: &Assessment,
     k: &Knowledge,
     scope: Scope,
 ) -> Result<Outcome> {
+    let record = record.record();
     let patient = &record.patient_id;
     let patient_reference = format!("Patient/{patient}");
     let day = assessment.as_of.get(..10).unwrap_or(&assessment.as_of);

@@ -180,6 +180,11 @@ pub enum Action {
         answer: Answer,
         every: std::time::Duration,
     },
+    /// Waits this long, then answers: a request that stays in flight for a while.
+    Slow {
+        answer: Answer,
+        millis: u64,
+    },
 }
 
 struct Rule {
@@ -211,6 +216,9 @@ struct State {
     rules: Vec<Rule>,
     seen: Vec<Seen>,
     fhir: MiniFhir,
+    /// Requests being answered now, and the most at any one time.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 pub struct Stub {
@@ -295,6 +303,11 @@ impl Stub {
         });
     }
 
+    /// The most requests the stub was answering at one time.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
+    }
+
     pub fn clear_rules(&self) {
         self.state.lock().unwrap().rules.clear();
     }
@@ -342,6 +355,7 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>, base: Strin
         return;
     };
     let origin = base.trim_end_matches("/fhir").to_owned();
+    let _counted = InFlight::start(&state);
     let action = {
         let mut state = state.lock().unwrap();
         state.seen.push(seen.clone());
@@ -368,6 +382,10 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>, base: Strin
             let mut state = state.lock().unwrap();
             state.fhir.insert(resource);
             state.fhir.handle(&seen, &base)
+        }
+        Some(Action::Slow { answer, millis }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+            answer
         }
         Some(Action::Hang) => {
             hold(stream).await;
@@ -411,6 +429,27 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>, base: Strin
     let _ = stream.write_all(&head(&answer)).await;
     let _ = stream.write_all(&answer.body).await;
     let _ = stream.shutdown().await;
+}
+
+/// Counts a request in flight from when it was read until its connection is done with, however
+/// that ends.
+struct InFlight(Arc<Mutex<State>>);
+
+impl InFlight {
+    fn start(state: &Arc<Mutex<State>>) -> InFlight {
+        let mut s = state.lock().unwrap();
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.lock() {
+            state.in_flight -= 1;
+        }
+    }
 }
 
 /// Keeps a connection open, unanswered, until the peer closes it (or the test's runtime ends).

@@ -14,8 +14,12 @@ CHART = ROOT / "deploy" / "helm" / "trdscreen"
 RELEASE = "trd"
 NAMESPACE = "screening"
 
-# A FHIR server, and with it the nightly job: every variant but "default" starts from this.
-BASE = {"config": {"fhir": {"base_url": "https://ehr.example.org/fhir"}}, "batch": {"enabled": True}}
+# A FHIR server, and with it the nightly job (one export for all shards, in a shared volume): every
+# variant but "default" starts from this.
+BASE = {
+    "config": {"fhir": {"base_url": "https://ehr.example.org/fhir"}},
+    "batch": {"enabled": True, "export": {"persistentVolumeClaim": "trdscreen-exports"}},
+}
 SMART = {
     "config": {"fhir": {"auth": {"mode": "smart", "client_id": "trdscreen", "key_id": "trdscreen-2026"}}},
     "fhirCredentials": {"smartPrivateKey": {"secretName": "trdscreen-smart", "key": "key.pem"}},
@@ -43,6 +47,15 @@ SHARDS4 = {
         "groupId": "nightly-cohort",
         "writeBack": "flag",
         "checkpoint": {"persistentVolumeClaim": "trdscreen-checkpoints"},
+    }
+}
+# Four shards reading one export of a Group, with SMART: the bulk source at its fullest.
+EXPORTS4 = {
+    "batch": {
+        "shards": 4,
+        "writeBack": "flag-and-careplan",
+        "timeZone": "Europe/Berlin",
+        "export": {"level": "group/nightly-cohort"},
     }
 }
 # What a cluster on Kubernetes 1.28 (no backoff limit per index) with pinned images would set.
@@ -83,6 +96,7 @@ VARIANTS = {
     "otlp": merged(BASE, OTLP),
     "monitoring": merged(BASE, MONITORING),
     "shards4": merged(BASE, SHARDS4),
+    "exports4": merged(BASE, EXPORTS4, SMART),
     "k8s128": merged(BASE, K8S_128),
     "knowledge": merged(BASE, KNOWLEDGE),
     "everything": merged(BASE, TLS, SMART, OTLP, MONITORING, SHARDS4, KNOWLEDGE),
@@ -111,6 +125,13 @@ def by_kind(docs: list[dict], kind: str) -> list[dict]:
 def one(docs: list[dict], kind: str) -> dict:
     found = by_kind(docs, kind)
     assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def named(docs: list[dict], kind: str, suffix: str) -> dict:
+    """The one `kind` whose name ends with `suffix` (the nightly job's two CronJobs: -export, -nightly)."""
+    found = [d for d in by_kind(docs, kind) if d["metadata"]["name"].endswith(suffix)]
+    assert len(found) == 1, f"expected one {kind} named *{suffix}, got {len(found)}"
     return found[0]
 
 

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import CHART, NAMESPACE, ROOT, VARIANTS, by_kind, manifests, one, render
+from conftest import CHART, NAMESPACE, ROOT, VARIANTS, by_kind, manifests, named, one, render
 
 KUBERNETES = ["1.28.0", "1.33.0"]
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
@@ -145,7 +145,7 @@ def test_smart_key_comes_from_the_secret_as_a_file(rendered):
     assert auth["mode"] == "smart" and auth["client_id"] == "trdscreen" and auth["key_id"] == "trdscreen-2026"
     assert auth["private_key_file"] == "/etc/trdscreen/smart/private-key.pem"
     assert "token_url" not in auth  # empty: discovered from the server
-    for workload in (one(docs, "Deployment"), one(docs, "CronJob")):
+    for workload in [one(docs, "Deployment"), *by_kind(docs, "CronJob")]:
         pod = _pod(workload)
         volume = next(v for v in pod["volumes"] if v["name"] == "smart")
         assert volume["secret"]["secretName"] == "trdscreen-smart"
@@ -201,19 +201,27 @@ def test_nightly_job_is_an_indexed_job_with_one_shard_per_pod(rendered):
     assert checkpoint == {"name": "checkpoint", "persistentVolumeClaim": {"claimName": "trdscreen-checkpoints"}}
 
 
-def test_default_job_is_one_bulk_shard_with_an_emptydir_checkpoint(rendered):
-    job = one(manifests(rendered["batch"]), "CronJob")["spec"]["jobTemplate"]["spec"]
+def test_default_job_is_one_shard_reading_the_shared_export_with_its_checkpoint_beside_it(rendered):
+    docs = manifests(rendered["batch"])
+    job = named(docs, "CronJob", "-nightly")["spec"]["jobTemplate"]["spec"]
     assert job["completions"] == 1 and job["parallelism"] == 1
     args = job["template"]["spec"]["containers"][0]["args"]
-    assert "--bulk" in args and "--group" not in args and "--write-back" not in args
+    assert "--bulk" not in args and "--group" not in args and "--write-back" not in args
+    assert args[args.index("--ndjson") + 1] == "/var/lib/trdscreen/exports/nightly"
     assert args[args.index("--shard") + 1] == "$(JOB_COMPLETION_INDEX)/1"
-    checkpoint = next(v for v in job["template"]["spec"]["volumes"] if v["name"] == "checkpoint")
-    assert "emptyDir" in checkpoint
+    # The checkpoint belongs to this export: the next export clears it.
+    assert args[args.index("--checkpoint") + 1] == (
+        "/var/lib/trdscreen/exports/nightly/shards-1/shard-$(JOB_COMPLETION_INDEX).json"
+    )
+    volumes = {v["name"]: v for v in job["template"]["spec"]["volumes"]}
+    assert volumes["export"]["persistentVolumeClaim"] == {"claimName": "trdscreen-exports"}
+    assert volumes["work"]["emptyDir"] == {"sizeLimit": "8Gi"}
+    assert "checkpoint" not in volumes
 
 
 def test_without_backoff_limit_per_index_no_rule_needs_it(rendered):
     docs = manifests(rendered["k8s128"])
-    job = one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]
+    job = named(docs, "CronJob", "-nightly")["spec"]["jobTemplate"]["spec"]
     assert "backoffLimitPerIndex" not in job
     assert "FailIndex" not in {r["action"] for r in job["podFailurePolicy"]["rules"]}
     assert not by_kind(docs, "HorizontalPodAutoscaler")
@@ -247,7 +255,8 @@ def test_network_policy_admits_only_the_configured_peers(rendered):
     docs = manifests(rendered["batch"])
     spec = one(docs, "NetworkPolicy")["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
-    assert spec["podSelector"]["matchLabels"].items() <= _pod_labels(one(docs, "CronJob")).items()
+    for cron in by_kind(docs, "CronJob"):
+        assert spec["podSelector"]["matchLabels"].items() <= _pod_labels(cron).items()
     assert spec["podSelector"]["matchLabels"].items() <= _pod_labels(one(docs, "Deployment")).items()
     ingress_ports = [[p["port"] for p in rule["ports"]] for rule in spec["ingress"]]
     assert ingress_ports == [["grpc"], ["metrics"]]
@@ -317,6 +326,8 @@ def test_prometheus_rule_carries_the_alerts_file(rendered):
         ({"config": {"fhir": {"page_size": "1000"}}}, "page_size"),
         ({"batch": {"shards": 0}}, "shards"),
         ({"batch": {"writeBack": "flag-and-care-plan"}}, "writeBack"),
+        ({"batch": {"export": {"level": "group/"}}}, "level"),
+        ({"batch": {"workDirSizeLimit": "8GB"}}, "workDirSizeLimit"),
         ({"image": {"digest": "latest"}}, "digest"),
         ({"knowledgeOverrides": {"other.toml": "x = 1"}}, "other.toml"),
     ],
@@ -336,6 +347,8 @@ def test_schema_refuses_bad_values(values, complaint):
         ({"batch": {"enabled": True}}, "config.fhir.base_url"),
         ({"batch": {"enabled": True, "source": "group"}, "config": {"fhir": {"base_url": "https://a.example/fhir"}}},
          "batch.groupId"),
+        ({"batch": {"enabled": True}, "config": {"fhir": {"base_url": "https://a.example/fhir"}}},
+         "batch.export.persistentVolumeClaim"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_with_the_value_named(values, complaint):
@@ -398,3 +411,49 @@ def test_cargo_version_is_the_chart_app_version():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
     assert chart["appVersion"] == cargo["package"]["version"]
+
+
+def _containers(docs: list[dict]) -> list[tuple[dict, dict]]:
+    return [(w, c) for w in by_kind(docs, "CronJob") + by_kind(docs, "Deployment") for c in _pod(w)["containers"]]
+
+
+def _minute_of_day(schedule: str) -> int:
+    minute, hour, *rest = schedule.split()
+    assert rest == ["*", "*", "*"], f"a daily schedule is expected: {schedule}"
+    return int(hour) * 60 + int(minute)
+
+
+@pytest.mark.parametrize("variant", ["batch", "exports4"])
+def test_one_export_is_requested_per_run_and_the_shards_read_it_after_it(rendered, variant):
+    docs = manifests(rendered[variant])
+    exporting = [(w, c) for w, c in _containers(docs) if c["args"][0] == "export"]
+    bulk = [(w, c) for w, c in _containers(docs) if "--bulk" in c["args"]]
+    assert len(exporting) == 1 and bulk == [], "one export a night, and no shard asks for its own"
+    export_job, export = exporting[0]
+    assert export_job["kind"] == "CronJob" and export_job["spec"]["concurrencyPolicy"] == "Forbid"
+    assert "completionMode" not in export_job["spec"]["jobTemplate"]["spec"], "not one per shard"
+    nightly = named(docs, "CronJob", "-nightly")
+    shard = _pod(nightly)["containers"][0]
+    args = shard["args"]
+    # The shards read where the export writes, on the same volume.
+    assert args[args.index("--ndjson") + 1] == export["args"][export["args"].index("--out") + 1]
+    claim = lambda w: next(v for v in _pod(w)["volumes"] if v["name"] == "export")["persistentVolumeClaim"]
+    assert claim(nightly) == claim(export_job)
+    # Ordering: the export starts first; a shard reads only a finished export (its manifest) no older
+    # than max age, waiting for it; yesterday's export is older than that, so it is never screened again.
+    max_age = int(args[args.index("--export-max-age-secs") + 1])
+    wait = int(args[args.index("--export-wait-secs") + 1])
+    start_export = _minute_of_day(export_job["spec"]["schedule"])
+    start_shards = _minute_of_day(nightly["spec"]["schedule"])
+    assert start_export < start_shards
+    assert (start_shards - start_export) * 60 + wait <= max_age < 24 * 3600
+    assert export_job["spec"].get("timeZone") == nightly["spec"].get("timeZone")
+
+
+def test_the_export_job_is_locked_down_and_retried_but_not_on_bad_arguments(rendered):
+    job = named(manifests(rendered["batch"]), "CronJob", "-export")["spec"]["jobTemplate"]["spec"]
+    rules = job["podFailurePolicy"]["rules"]
+    assert rules[0]["action"] == "FailJob" and rules[0]["onExitCodes"]["values"] == [2]
+    c = job["template"]["spec"]["containers"][0]
+    assert c["args"] == ["export", "-c", "/etc/trdscreen/config/settings.toml",
+                         "--out", "/var/lib/trdscreen/exports/nightly", "--level", "system"]

@@ -3,9 +3,10 @@
 //! never completes, and a kick-off refused with an OperationOutcome.
 
 use super::*;
+use std::process::Command;
 use trdscreen::error::Error;
 use trdscreen::fhir::bulk::{
-    ExportLevel, ExportOutcome, ExportProgress, ExportRequest, GroupId, export,
+    ExportLevel, ExportOutcome, ExportProgress, ExportRequest, GroupId, TypeFilterOutcome, export,
 };
 use trdscreen::fhir::client::FhirClient;
 use trdscreen::settings::BulkSettings;
@@ -172,7 +173,11 @@ async fn a_429_while_polling_is_waited_out_and_x_progress_is_reported() {
     }));
     assert_eq!(stub.count("DELETE", STATUS), 1, "the status URL is deleted");
     let kick_off = &stub.requests_to("GET", KICK_OFF)[0];
-    assert_eq!(kick_off.header("prefer"), Some("respond-async"));
+    assert_eq!(
+        kick_off.header("prefer"),
+        Some("respond-async, handling=strict"),
+        "a parameter the server cannot apply must be refused, not ignored"
+    );
     assert_eq!(kick_off.header("accept"), Some("application/fhir+json"));
     assert_eq!(kick_off.query("_type").as_deref(), Some("Patient"));
     assert_eq!(
@@ -517,4 +522,286 @@ async fn an_export_into_a_directory_holding_files_is_refused_before_any_request(
         "{err}"
     );
     assert!(stub.requests().is_empty());
+}
+
+/// Downloads at most this many files at once in the tests below.
+const AT_ONCE: usize = 4;
+
+#[tokio::test]
+async fn many_small_files_arrive_in_parallel_within_the_bound_every_byte_once() {
+    let stub = Stub::start().await;
+    accepted(&stub);
+    // One file per 20 resources, as servers that split every type do; every fifth answers 503 or
+    // 429 once before its content, and each takes a while, so that downloads overlap.
+    let mut output = Vec::new();
+    let mut bodies = Vec::new();
+    for n in 0..60 {
+        let body: String = (0..20)
+            .map(|k| format!("{{\"resourceType\":\"Patient\",\"id\":\"f{n}-p{k}\"}}\n"))
+            .collect();
+        let path = format!("/fhir/files/f{n}");
+        if n % 5 == 0 {
+            let status = if n % 10 == 0 { 503 } else { 429 };
+            stub.on_times(
+                "GET",
+                &path,
+                1,
+                Action::Reply(
+                    Answer::outcome(status, "transient", "busy").with_header("Retry-After", "0"),
+                ),
+            );
+        }
+        stub.on(
+            "GET",
+            &path,
+            Action::Slow {
+                answer: Answer::text(200, "application/fhir+ndjson", &body),
+                millis: 40,
+            },
+        );
+        output.push(json!({"type": "Patient", "url": format!("{}{path}", stub.origin)}));
+        bodies.push(body);
+    }
+    complete(&stub, output);
+    let bulk = BulkSettings {
+        download_concurrency: AT_ONCE,
+        ..bulk_settings()
+    };
+    let dest = scratch("parallel");
+
+    let (result, progress) = run(&client(&stub, false), &bulk, &dest).await;
+    let outcome = result.expect("the export completes");
+
+    assert_eq!(outcome.files.len(), bodies.len());
+    for (n, body) in bodies.iter().enumerate() {
+        let file = &outcome.files[n];
+        assert_eq!(file.path, dest.join(format!("Patient.{}.ndjson", n + 1)));
+        assert_eq!(read(&file.path), *body, "file {n}: every byte, once");
+        assert_eq!(file.bytes, body.len() as u64);
+    }
+    let left: Vec<_> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "no part file is left: {left:?}");
+    let most = stub.max_in_flight();
+    assert!(
+        most <= AT_ONCE,
+        "at most {AT_ONCE} downloads at once, saw {most}"
+    );
+    assert!(most > 1, "the files were not downloaded one at a time");
+    let retried = progress
+        .iter()
+        .filter(|p| matches!(p, ExportProgress::Retrying { .. }))
+        .count();
+    assert_eq!(retried, 12, "each 503 and 429 retried once");
+    let counted: u64 = progress
+        .iter()
+        .filter_map(|p| match p {
+            ExportProgress::Received { bytes } => Some(*bytes),
+            _ => None,
+        })
+        .sum();
+    let total: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+    assert_eq!(counted, total, "the progress line counts the bytes");
+}
+
+#[tokio::test]
+async fn a_refused_type_filter_is_dropped_and_the_export_asked_again_with_type_alone() {
+    let stub = Stub::start().await;
+    stub.on_times(
+        "GET",
+        KICK_OFF,
+        1,
+        Action::Reply(Answer::outcome(
+            400,
+            "not-supported",
+            "_typeFilter is not supported",
+        )),
+    );
+    accepted(&stub);
+    let patients = file(&stub, "Patient", "p1", PATIENTS_1);
+    complete(&stub, vec![patients]);
+    let request = ExportRequest::parse(ExportLevel::Patient, &["Patient", "Observation"], None)
+        .unwrap()
+        .with_type_filter(vec!["Observation?code=44261-6%2C8480-6".into()]);
+    let dest = scratch("refused-filter");
+
+    let outcome = tokio::time::timeout(
+        NO_HANG,
+        export(
+            &client(&stub, false),
+            &bulk_settings(),
+            &request,
+            &dest,
+            |_| {},
+        ),
+    )
+    .await
+    .expect("the export ends")
+    .expect("the export completes without the filter");
+
+    assert_eq!(outcome.type_filter, TypeFilterOutcome::Refused);
+    let kick_offs = stub.requests_to("GET", KICK_OFF);
+    assert_eq!(kick_offs.len(), 2);
+    assert_eq!(
+        kick_offs[0].query("_typeFilter").as_deref(),
+        Some("Observation?code=44261-6%2C8480-6"),
+        "the codes' commas stay inside the one query"
+    );
+    assert_eq!(kick_offs[1].query("_typeFilter"), None);
+    assert_eq!(
+        kick_offs[1].query("_type").as_deref(),
+        Some("Patient,Observation")
+    );
+    assert_eq!(read(&outcome.files[0].path), PATIENTS_1);
+}
+
+/// A server that takes the `patient` parameter: the incremental export finds the changed patients,
+/// then exports their whole records; the shards screen those patients, and only those.
+#[test]
+fn an_incremental_export_reads_the_changed_patients_whole_by_a_patient_scoped_export() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stub = rt.block_on(Stub::start());
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    let record: Vec<Value> = fixture["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].clone())
+        .collect();
+    let lines = |resources: &[&Value], kind: &str| -> String {
+        resources
+            .iter()
+            .filter(|r| r["resourceType"] == kind)
+            .map(|r| r.to_string() + "\n")
+            .collect()
+    };
+    // Since last night only the Patient was edited.
+    let patient = record
+        .iter()
+        .find(|r| r["resourceType"] == "Patient")
+        .unwrap();
+    stub.on(
+        "GET",
+        "/fhir/$export",
+        Action::Reply(Answer::text(202, "text/plain", "").with_header(
+            "Content-Location",
+            &format!("{}/fhir/bulk-status/since", stub.origin),
+        )),
+    );
+    let changes = file(
+        &stub,
+        "Patient",
+        "since-patients",
+        &lines(&[patient], "Patient"),
+    );
+    stub.on(
+        "GET",
+        "/fhir/bulk-status/since",
+        Action::Reply(manifest(vec![changes], vec![], false)),
+    );
+    // The patient-scoped export holds the whole record, and another patient the server added
+    // although nobody asked for them.
+    stub.on(
+        "POST",
+        KICK_OFF,
+        Action::Reply(Answer::text(202, "text/plain", "").with_header(
+            "Content-Location",
+            &format!("{}/fhir/bulk-status/whole", stub.origin),
+        )),
+    );
+    let stranger = json!({"resourceType": "Patient", "id": "not-asked-for"});
+    let all: Vec<&Value> = record.iter().chain([&stranger]).collect();
+    let mut output = Vec::new();
+    for kind in [
+        "Patient",
+        "MedicationRequest",
+        "MedicationStatement",
+        "Observation",
+        "Condition",
+        "Medication",
+    ] {
+        let text = lines(&all, kind);
+        if !text.is_empty() {
+            output.push(file(&stub, kind, &format!("whole-{kind}"), &text));
+        }
+    }
+    stub.on(
+        "GET",
+        "/fhir/bulk-status/whole",
+        Action::Reply(manifest(output, vec![], false)),
+    );
+    stub.on(
+        "DELETE",
+        "/fhir/bulk-status/*",
+        Action::Reply(Answer::text(202, "text/plain", "")),
+    );
+    let out = scratch("patient-scoped");
+    let exported = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+        .args([
+            "export",
+            "--out",
+            out.to_str().unwrap(),
+            "--since",
+            "2026-11-19T00:00:00Z",
+        ])
+        .env("TRDSCREEN_FHIR_BASE_URL", stub.base())
+        .env("TRDSCREEN_FHIR_BULK_POLL_INTERVAL_SECS", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&exported.stderr).into_owned()
+        + &String::from_utf8_lossy(&exported.stdout);
+    assert_eq!(exported.status.code(), Some(0), "{said}");
+    assert!(said.contains("patient-export"), "{said}");
+
+    let kick_off = stub.requests_to("POST", KICK_OFF).remove(0);
+    assert_eq!(
+        kick_off.header("prefer"),
+        Some("respond-async, handling=strict")
+    );
+    let parameters = kick_off.json().expect("a Parameters body");
+    let asked: Vec<&str> = parameters["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "patient")
+        .map(|p| p["valueReference"]["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(asked, [format!("Patient/{PATIENT}")]);
+    assert!(
+        parameters.to_string().contains("_typeFilter"),
+        "the whole records are filtered as the first export was: {parameters}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("changed-patients.txt")).unwrap(),
+        format!("{PATIENT}\n")
+    );
+
+    let report = out.join("report.json");
+    let screened = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+        .args(["batch", "--ndjson", out.to_str().unwrap(), "--as-of", AS_OF])
+        .args(["--report", report.to_str().unwrap()])
+        .env_remove("TRDSCREEN_FHIR_BASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(
+        screened.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&screened.stderr)
+    );
+    let csv = std::fs::read_to_string(report.with_extension("csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "only the patient asked for: {csv}");
+    assert!(rows[0].starts_with(&format!("{PATIENT},MET,")), "{csv}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["incremental"]["full_read"], "patient-export");
+    assert_eq!(r["incremental"]["changed_patients"], 1);
+    assert_eq!(r["incremental"]["screened_in_full"], 1);
+    assert_eq!(
+        r["incremental"]["not_asked_for"], 1,
+        "the patient nobody asked for is counted, not screened"
+    );
 }

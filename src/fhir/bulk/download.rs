@@ -1,27 +1,33 @@
-//! Downloading the manifest's files: each streamed to disk chunk by chunk (never whole in memory),
-//! written as `name.part` and renamed when complete, so a file that is there is whole; a failed or
-//! cut-short download starts again from scratch, a bounded number of times.
+//! Downloading the manifest's files, a bounded number at once (`fhir.bulk.download_concurrency`):
+//! servers often split each type into many files (one per thousand resources is common), and one
+//! small file at a time would leave the job waiting on round trips. Each file is streamed to disk
+//! chunk by chunk (never whole in memory), written as `name.part` (owner-only) and renamed when
+//! complete, so a file that is there is whole; a failed or cut-short download starts again from
+//! scratch, a bounded number of times. Progress counts bytes as they arrive.
 
 use super::manifest::{FileEntry, Manifest};
-use super::{ExportOutcome, ExportProgress, ExportedFile, ResourceType, poll};
+use super::{ExportOutcome, ExportProgress, ExportedFile, ResourceType, TypeFilterOutcome, poll};
 use crate::error::{Error, LocalPath, Result};
 use crate::fhir::body::{self, ByteBudget};
 use crate::fhir::client::{FhirClient, backoff, known_type, status_error, transport_error};
 use crate::settings::BulkSettings;
 use crate::summary;
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc::UnboundedSender;
 
 const ACCEPT: (&str, &str) = ("Accept", "application/fhir+ndjson");
+/// Owner-only: the files hold whole FHIR resources.
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
 
-/// Creates `dest` if needed; refuses one that holds anything.
+/// Creates `dest` (owner-only) if needed; refuses one that holds anything.
 pub(super) async fn prepare(dest: &Path) -> Result<()> {
-    tokio::fs::create_dir_all(dest)
-        .await
-        .map_err(|e| local(dest, &e))?;
+    create_dir(dest).await?;
     let mut entries = tokio::fs::read_dir(dest)
         .await
         .map_err(|e| local(dest, &e))?;
@@ -35,6 +41,26 @@ pub(super) async fn prepare(dest: &Path) -> Result<()> {
     }
 }
 
+async fn create_dir(dir: &Path) -> Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true).mode(DIR_MODE);
+    builder.create(dir).await.map_err(|e| local(dir, &e))
+}
+
+/// One file to fetch and where it goes.
+struct Job<'m> {
+    entry: &'m FileEntry,
+    path: PathBuf,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Output,
+    Error,
+    Deleted,
+}
+
 pub(super) async fn all(
     client: &FhirClient,
     settings: &BulkSettings,
@@ -42,39 +68,106 @@ pub(super) async fn all(
     dest: &Path,
     progress: &mut impl FnMut(ExportProgress),
 ) -> Result<ExportOutcome> {
-    let mut run = Run {
+    let run = Run {
         client,
         settings,
         with_token: manifest.requires_access_token,
-        done: 0,
-        of: manifest.file_count(),
         budget: ByteBudget::new(settings.max_download_bytes),
     };
-    tracing::info!(files = run.of, "bulk export complete; downloading");
-    progress(ExportProgress::Ready { files: run.of });
-    let files = run.files(&manifest.output, dest, progress).await?;
-    let errors = run
-        .files(&manifest.error, &dest.join("error"), progress)
-        .await?;
-    let deleted = run
-        .files(&manifest.deleted, &dest.join("deleted"), progress)
-        .await?;
-    Ok(ExportOutcome {
-        files,
-        errors,
-        deleted,
+    let of = manifest.file_count();
+    tracing::info!(files = of, "bulk export complete; downloading");
+    progress(ExportProgress::Ready { files: of });
+    let mut jobs = Vec::with_capacity(of);
+    for (entries, dir, kind) in [
+        (&manifest.output, dest.to_owned(), Kind::Output),
+        (&manifest.error, dest.join("error"), Kind::Error),
+        (&manifest.deleted, dest.join("deleted"), Kind::Deleted),
+    ] {
+        if entries.is_empty() {
+            continue;
+        }
+        create_dir(&dir).await?;
+        // `{Type}.{n}.ndjson`, n counting each type's files from 1: the names never come from the
+        // server, only the (checked) type does.
+        let mut numbers: HashMap<&ResourceType, u32> = HashMap::new();
+        for entry in entries {
+            let n = numbers.entry(&entry.resource_type).or_insert(0);
+            *n += 1;
+            let path = dir.join(format!("{}.{n}.ndjson", entry.resource_type.as_str()));
+            jobs.push(Job { entry, path, kind });
+        }
+    }
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let run = &run;
+    let mut downloads = futures_util::stream::iter(jobs.iter().enumerate().map(move |(i, job)| {
+        let events = events.clone();
+        async move { (i, run.file(job.entry, &job.path, &events).await) }
+    }))
+    .buffer_unordered(settings.download_concurrency.max(1));
+    let mut sizes: Vec<Option<u64>> = vec![None; jobs.len()];
+    let mut done = 0;
+    loop {
+        tokio::select! {
+            Some(event) = received.recv() => progress(event),
+            next = downloads.next() => match next {
+                Some((i, Ok(bytes))) => {
+                    done += 1;
+                    sizes[i] = Some(bytes);
+                    progress(ExportProgress::Downloaded {
+                        resource_type: jobs[i].entry.resource_type.as_str().to_owned(),
+                        bytes,
+                        done,
+                        of,
+                    });
+                }
+                Some((_, Err(e))) => {
+                    // The export has failed: the downloads still running are dropped with the
+                    // stream, and their cut files removed.
+                    drop(downloads);
+                    for job in &jobs {
+                        let _ = tokio::fs::remove_file(part_path(&job.path)).await;
+                    }
+                    return Err(e);
+                }
+                None => break,
+            },
+        }
+    }
+    while let Ok(event) = received.try_recv() {
+        progress(event);
+    }
+    let mut outcome = ExportOutcome {
+        files: Vec::new(),
+        errors: Vec::new(),
+        deleted: Vec::new(),
         transaction_time: manifest.transaction_time.clone(),
+        request: manifest.request.clone().unwrap_or_default(),
+        requires_access_token: manifest.requires_access_token,
+        type_filter: TypeFilterOutcome::NotAsked,
         status_url: String::new(),
-    })
+    };
+    for (job, bytes) in jobs.iter().zip(sizes) {
+        let file = ExportedFile {
+            resource_type: job.entry.resource_type.as_str().to_owned(),
+            path: job.path.clone(),
+            bytes: bytes.unwrap_or(0),
+            count: job.entry.count,
+        };
+        match job.kind {
+            Kind::Output => outcome.files.push(file),
+            Kind::Error => outcome.errors.push(file),
+            Kind::Deleted => outcome.deleted.push(file),
+        }
+    }
+    Ok(outcome)
 }
 
 struct Run<'a> {
     client: &'a FhirClient,
     settings: &'a BulkSettings,
     with_token: bool,
-    done: usize,
-    of: usize,
-    /// What all files together may write (`fhir.bulk.max_download_bytes`).
+    /// What all files together may write (`fhir.bulk.max_download_bytes`), whichever downloads
+    /// at once.
     budget: ByteBudget,
 }
 
@@ -86,49 +179,12 @@ enum Failed {
 }
 
 impl Run<'_> {
-    /// Downloads `entries` into `dir` as `{Type}.{n}.ndjson`, n counting each type's files from 1.
-    async fn files(
-        &mut self,
-        entries: &[FileEntry],
-        dir: &Path,
-        progress: &mut impl FnMut(ExportProgress),
-    ) -> Result<Vec<ExportedFile>> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| local(dir, &e))?;
-        let mut numbers: HashMap<&ResourceType, u32> = HashMap::new();
-        let mut files = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let n = numbers.entry(&entry.resource_type).or_insert(0);
-            *n += 1;
-            let path = dir.join(format!("{}.{n}.ndjson", entry.resource_type.as_str()));
-            let bytes = self.file(entry, &path, progress).await?;
-            self.done += 1;
-            progress(ExportProgress::Downloaded {
-                resource_type: entry.resource_type.as_str().to_owned(),
-                bytes,
-                done: self.done,
-                of: self.of,
-            });
-            files.push(ExportedFile {
-                resource_type: entry.resource_type.as_str().to_owned(),
-                path,
-                bytes,
-                count: entry.count,
-            });
-        }
-        Ok(files)
-    }
-
     /// One file, with retries from scratch; its size in bytes.
     async fn file(
         &self,
         entry: &FileEntry,
         path: &Path,
-        progress: &mut impl FnMut(ExportProgress),
+        events: &UnboundedSender<ExportProgress>,
     ) -> Result<u64> {
         let resource_type = entry.resource_type.as_str();
         if self.with_token && !self.client.same_origin(&entry.url) {
@@ -139,7 +195,7 @@ impl Run<'_> {
         }
         let mut attempt = 1;
         loop {
-            let failure = match self.fetch(entry, path).await {
+            let failure = match self.fetch(entry, path, events).await {
                 Ok(bytes) => return Ok(bytes),
                 Err(Failed::ForGood(e)) => e,
                 Err(Failed::Retry(e, asked)) if attempt <= self.settings.download_retries => {
@@ -151,7 +207,7 @@ impl Run<'_> {
                     )
                     .await;
                     attempt += 1;
-                    progress(ExportProgress::Retrying {
+                    let _ = events.send(ExportProgress::Retrying {
                         resource_type: resource_type.to_owned(),
                         attempt,
                     });
@@ -171,7 +227,12 @@ impl Run<'_> {
     }
 
     /// One attempt: GET, then the body chunk by chunk into `name.part`.
-    async fn fetch(&self, entry: &FileEntry, path: &Path) -> Result<u64, Failed> {
+    async fn fetch(
+        &self,
+        entry: &FileEntry,
+        path: &Path,
+        events: &UnboundedSender<ExportProgress>,
+    ) -> Result<u64, Failed> {
         let label = summary!("{} export file", known_type(entry.resource_type.as_str()));
         let mut response = self.open(&entry.url).await.map_err(retry_if_transient)?;
         let status = response.status();
@@ -194,7 +255,12 @@ impl Run<'_> {
             });
         }
         let part = part_path(path);
-        let mut file = tokio::fs::File::create(&part)
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&part)
             .await
             .map_err(|e| Failed::ForGood(local(&part, &e)))?;
         let stall = Duration::from_secs(self.settings.stall_timeout_secs);
@@ -229,6 +295,9 @@ impl Run<'_> {
             file.write_all(&chunk)
                 .await
                 .map_err(|e| Failed::ForGood(local(&part, &e)))?;
+            let _ = events.send(ExportProgress::Received {
+                bytes: chunk.len() as u64,
+            });
         }
         file.flush()
             .await

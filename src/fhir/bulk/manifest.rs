@@ -9,6 +9,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
     pub transaction_time: String,
+    /// The kick-off request as the server records it (a URL; its query holds `_since`, `_type`,
+    /// `_typeFilter` for a GET kick-off).
+    pub request: Option<String>,
     pub requires_access_token: bool,
     pub output: Vec<FileEntry>,
     pub error: Vec<FileEntry>,
@@ -28,6 +31,7 @@ pub struct FileEntry {
 #[serde(rename_all = "camelCase")]
 struct Wire {
     transaction_time: Option<String>,
+    request: Option<String>,
     requires_access_token: Option<bool>,
     #[serde(default)]
     output: Vec<WireFile>,
@@ -100,6 +104,7 @@ impl Manifest {
             transaction_time: wire
                 .transaction_time
                 .ok_or_else(|| bad(summary!("has no transactionTime")))?,
+            request: wire.request,
             // Required by the IG; when a server leaves it out, the safe reading is that the files
             // need the token (which then goes to the FHIR server's origin only).
             requires_access_token: wire.requires_access_token.unwrap_or(true),

@@ -51,6 +51,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "trdscreen.tlsDir" -}}/etc/trdscreen/tls{{- end }}
 {{- define "trdscreen.smartDir" -}}/etc/trdscreen/smart{{- end }}
 {{- define "trdscreen.bearerDir" -}}/etc/trdscreen/bearer{{- end }}
+{{- /* The export volume, and the export's directory on it (a volume's root may hold lost+found). */}}
+{{- define "trdscreen.exportVolume" -}}/var/lib/trdscreen/exports{{- end }}
+{{- define "trdscreen.exportDir" -}}/var/lib/trdscreen/exports/nightly{{- end }}
+{{- define "trdscreen.workDir" -}}/var/lib/trdscreen/work{{- end }}
 
 {{/* Refuses settings that cannot work, with the value to fix named. */}}
 {{- define "trdscreen.validate" -}}
@@ -72,6 +76,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if and .Values.batch.enabled (eq .Values.batch.source "group") (not .Values.batch.groupId) }}
 {{- fail "batch.source group needs batch.groupId" }}
+{{- end }}
+{{- if and .Values.batch.enabled (eq .Values.batch.source "bulk") (not .Values.batch.export.persistentVolumeClaim) }}
+{{- fail "batch.source bulk needs batch.export.persistentVolumeClaim: a ReadWriteMany volume the export writes and every shard reads" }}
 {{- end }}
 {{- end }}
 
