@@ -325,6 +325,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(record) => record,
                 Err(e) => return fail(2, &format!("{}: {e}", file.display())),
             };
+            if let Err(e) = record.check_size(knowledge.policy.record.max_resources) {
+                return fail(2, &format!("{}: {e}", file.display()));
+            }
             let as_of = as_of.unwrap_or_else(today);
             let assessment = screening::evaluate(&record, as_of, &knowledge);
             let out = if json {

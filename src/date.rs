@@ -108,10 +108,16 @@ impl fmt::Display for Date {
 }
 
 impl DateTime {
+    /// Parses a FHIR `date`, `dateTime` or `instant` as R4 defines them: years 0001 to 9999,
+    /// a time only with seconds, zone offsets from -14:00 to +14:00 (a missing zone is read as
+    /// UTC, since only ordering depends on it).
     pub fn parse(text: &str) -> Result<DateTime, DateError> {
         let bytes = text.as_bytes();
         let num = |range: std::ops::Range<usize>| digits(bytes.get(range).ok_or(DateError)?);
         let year = num(0..4)? as i32;
+        if year == 0 {
+            return Err(DateError);
+        }
         let (month, day, rest) = match bytes.len() {
             4 => (1, 1, ""),
             7 if bytes[4] == b'-' => (num(5..7)?, 1, ""),
@@ -157,7 +163,7 @@ fn digits(part: &[u8]) -> Result<u32, DateError> {
     })
 }
 
-/// `Thh:mm:ss[.fff]` → seconds into the day.
+/// `Thh:mm:ss[.f...]` → seconds into the day.
 fn time_of_day(rest: &str) -> Result<i64, DateError> {
     let b = rest.as_bytes();
     if b.len() < 9 || b[0] != b'T' || b[3] != b':' || b[6] != b':' {
@@ -178,20 +184,23 @@ fn time_of_day(rest: &str) -> Result<i64, DateError> {
 /// The zone suffix (`Z`, `+hh:mm`, `-hh:mm`) → offset in seconds east of UTC. FHIR requires it when a
 /// time is given; a missing zone is read as UTC rather than rejected, since only ordering depends on it.
 fn zone_offset(rest: &str) -> Result<i64, DateError> {
-    let fraction_and_zone = &rest.as_bytes()[9..];
-    let fraction = fraction_and_zone
-        .iter()
-        .take_while(|b| **b == b'.' || b.is_ascii_digit())
-        .count();
-    match &fraction_and_zone[fraction..] {
+    let mut zone = &rest.as_bytes()[9..];
+    if let [b'.', fraction @ ..] = zone {
+        let digits = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            return Err(DateError);
+        }
+        zone = &fraction[digits..];
+    }
+    match zone {
         [] | [b'Z'] => Ok(0),
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
+            let hours = i64::from(digits(&[*h1, *h2])?);
+            let minutes = i64::from(digits(&[*m1, *m2])?);
+            // R4: (0[0-9]|1[0-3]):[0-5][0-9] or 14:00.
+            if minutes > 59 || hours > 14 || (hours == 14 && minutes > 0) {
                 return Err(DateError);
             }
-            let hours = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
-            let minutes = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
             let magnitude = hours * 3600 + minutes * 60;
             Ok(if *sign == b'+' { magnitude } else { -magnitude })
         }
@@ -287,6 +296,40 @@ mod tests {
             "2024-01-01T10:00:00é",
         ] {
             assert!(Date::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn year_zero_and_zone_offsets_beyond_fourteen_hours_are_not_fhir_dates() {
+        for bad in [
+            "0000",
+            "0000-01",
+            "0000-01-01",
+            "0000-01-01T10:00:00Z",
+            "2024-01-01T10:00:00+25:00",
+            "2024-01-01T10:00:00-14:30",
+            "2024-01-01T10:00:00+14:01",
+            "2024-01-01T10:00:00+05:60",
+            "2024-01-01T10:00:00.+01:00",
+            "2024-01-01T10:00:00..5Z",
+            "2024-01-01T10:00:00.1.2Z",
+        ] {
+            assert!(Date::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn the_edges_of_the_fhir_grammar_are_dates() {
+        for good in [
+            "0001-01-01",
+            "9999-12-31",
+            "2024-01-01T10:00:00+14:00",
+            "2024-01-01T10:00:00-14:00",
+            "2024-01-01T10:00:00-13:59",
+            "2024-06-30T23:59:60Z",
+            "2024-01-01T10:00:00.123456789+05:30",
+        ] {
+            assert!(DateTime::parse(good).is_ok(), "{good}");
         }
     }
 

@@ -143,6 +143,7 @@ impl Ours for crate::fhir::record::InvalidId {}
 impl Ours for crate::fhir::bulk::InvalidResourceType {}
 impl Ours for crate::fhir::bulk::InvalidInstant {}
 impl Ours for crate::fhir::BundleError {}
+impl Ours for crate::fhir::TooManyResources {}
 impl Ours for crate::knowledge::KnowledgeError {}
 
 /// A path on this machine that the operator chose (a command-line argument, a setting), shown in

@@ -1,7 +1,35 @@
 //! The assessment as a person reads it on a terminal.
 
 use crate::screening::{Assessment, Severity, TrdStatus, TrialOutcome};
+use std::borrow::Cow;
 use std::fmt::Write;
+
+/// Text from a record or a caller as a terminal may show it: control characters (escape
+/// sequences, newlines that would forge a line) and bidirectional overrides written as `\u{..}`.
+/// Ids are checked where they are read; this is the second line of defence.
+fn safe(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A list of such texts, joined.
+fn safe_list(items: &[String]) -> String {
+    items.iter().map(|i| safe(i)).collect::<Vec<_>>().join(", ")
+}
 
 pub fn summary(a: &Assessment, color: bool) -> String {
     let paint = |code: &str, text: &str| {
@@ -21,9 +49,9 @@ pub fn summary(a: &Assessment, color: bool) -> String {
     let _ = writeln!(
         out,
         "Patient {}  as of {}  (rules {})",
-        a.patient_id,
-        &a.as_of[..10],
-        a.ruleset_version
+        safe(&a.patient_id),
+        safe(a.as_of.get(..10).unwrap_or(&a.as_of)),
+        safe(&a.ruleset_version)
     );
     let _ = write!(
         out,
@@ -73,9 +101,9 @@ pub fn summary(a: &Assessment, color: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {course:>3}  {:<16} {} to {:<10} {:>5.1} wk  {:<16} {:<36} {}{}",
-                t.ingredient,
-                t.start,
-                t.end.as_deref().unwrap_or("now"),
+                safe(&t.ingredient),
+                safe(&t.start),
+                safe(t.end.as_deref().unwrap_or("now")),
                 t.weeks,
                 dose,
                 flags,
@@ -86,7 +114,7 @@ pub fn summary(a: &Assessment, color: bool) -> String {
                     "  (before this episode)"
                 }
             );
-            let _ = writeln!(out, "    evidence: {}", t.evidence.join(", "));
+            let _ = writeln!(out, "    evidence: {}", safe_list(&t.evidence));
         }
     }
     if !a.hints.is_empty() {
@@ -97,12 +125,12 @@ pub fn summary(a: &Assessment, color: bool) -> String {
                 Severity::Warning => paint("33", "WARNING"),
                 Severity::Info => "INFO".to_owned(),
             };
-            let _ = writeln!(out, "  {level} {}: {}", h.code, h.message);
+            let _ = writeln!(out, "  {level} {}: {}", safe(&h.code), safe(&h.message));
             let _ = writeln!(
                 out,
                 "    affects: {}; evidence: {}",
-                h.affects.join(", "),
-                h.evidence.join(", ")
+                safe_list(&h.affects),
+                safe_list(&h.evidence)
             );
         }
     }
@@ -120,16 +148,16 @@ pub fn summary(a: &Assessment, color: bool) -> String {
             let cautions = if s.cautions.is_empty() {
                 String::new()
             } else {
-                format!("  (caution: {})", s.cautions.join(", "))
+                format!("  (caution: {})", safe_list(&s.cautions))
             };
-            let _ = writeln!(out, "  - {}{mark}{cautions}", s.title);
+            let _ = writeln!(out, "  - {}{mark}{cautions}", safe(&s.title));
         }
     }
     let _ = writeln!(out, "\nWhy");
     for r in &a.reasons {
-        let _ = writeln!(out, "  - {}", r.text);
+        let _ = writeln!(out, "  - {}", safe(&r.text));
         if !r.evidence.is_empty() {
-            let _ = writeln!(out, "    evidence: {}", r.evidence.join(", "));
+            let _ = writeln!(out, "    evidence: {}", safe_list(&r.evidence));
         }
     }
     if !a.diagnostics.is_empty() {
@@ -138,9 +166,9 @@ pub fn summary(a: &Assessment, color: bool) -> String {
             let _ = writeln!(
                 out,
                 "  - {} [{}]: {}",
-                d.resource,
+                safe(&d.resource),
                 d.kind.as_str(),
-                d.message
+                safe(&d.message)
             );
         }
     }
@@ -258,4 +286,19 @@ pub fn batch_summary(r: &crate::batch::report::Report) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe;
+
+    #[test]
+    fn terminal_controls_in_record_text_are_shown_escaped() {
+        assert_eq!(safe("MedicationRequest/mr-1"), "MedicationRequest/mr-1");
+        assert_eq!(
+            safe("x\u{1b}[2K\rTRD criteria: NOT APPLICABLE\n"),
+            "x\\u{1b}[2K\\u{d}TRD criteria: NOT APPLICABLE\\u{a}"
+        );
+        assert_eq!(safe("a\u{202e}b"), "a\\u{202e}b");
+    }
 }

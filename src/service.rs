@@ -74,9 +74,7 @@ impl Screener {
     pub fn evaluate_bundle(&self, json: &str, as_of: Date) -> Result<Assessment> {
         let record =
             read_patient_bundle(json).map_err(|e| Error::InvalidArgument(summary!("{}", e)))?;
-        let assessment = screening::evaluate(&record, as_of, &self.knowledge);
-        crate::telemetry::record_assessment(&assessment);
-        Ok(assessment)
+        self.evaluate_record(&record, as_of)
     }
 
     /// Reads one patient from the FHIR server, evaluates, and writes back as asked.
@@ -90,7 +88,7 @@ impl Screener {
             .map_err(|e| Error::InvalidArgument(summary!("patient_id: {}", e)))?;
         let fhir = self.client()?;
         let record = crate::fhir::fetch::patient_record(fhir, &id, &self.knowledge).await?;
-        let assessment = self.evaluate_record(record.record(), as_of);
+        let assessment = self.evaluate_record(record.record(), as_of)?;
         let write_back = self.write_back(&record, &assessment, write_back).await;
         Ok(Screened {
             assessment,
@@ -98,11 +96,20 @@ impl Screener {
         })
     }
 
-    /// Evaluates a record gathered by a caller (the nightly job's NDJSON reader).
-    pub fn evaluate_record(&self, record: &PatientRecord, as_of: Date) -> Assessment {
+    /// Evaluates a record gathered by a caller (the nightly job's NDJSON reader); a record over
+    /// the per-patient resource limit (`record.max_resources`) is `ResourceExhausted`.
+    pub fn evaluate_record(&self, record: &PatientRecord, as_of: Date) -> Result<Assessment> {
+        record
+            .check_size(self.knowledge.policy.record.max_resources)
+            .map_err(|e| Error::ResourceExhausted(summary!("{}", e)))?;
         let assessment = screening::evaluate(record, as_of, &self.knowledge);
         crate::telemetry::record_assessment(&assessment);
-        assessment
+        Ok(assessment)
+    }
+
+    /// The configured FHIR server's base URL: the server records read by the nightly job come from.
+    pub fn fhir_base(&self) -> Option<&str> {
+        self.fhir.as_ref().map(FhirClient::base)
     }
 
     /// Writes the assessment back as asked (`None`: nothing was to be written). Only from a record

@@ -631,3 +631,106 @@ fn a_bulk_export_of_a_group_is_screened_end_to_end_with_write_back() {
         }
     });
 }
+
+/// The typical patient (MET as of 2025-06-01) and a few scenario patients, as NDJSON in `dir`.
+fn typical_and_friends(prefix: &str) -> (Vec<Vec<Value>>, PathBuf) {
+    let mut patients = population(prefix);
+    patients.truncate(4);
+    patients.push(with_prefix(
+        &fixture_resources("typical-patient.json"),
+        prefix,
+    ));
+    let dir = write_ndjson(&patients, 7, &[]);
+    (patients, dir)
+}
+
+fn run_ndjson(dir: &Path, env: &[(&str, &str)]) -> (Output, PathBuf) {
+    let report_path = scratch("report").join("report.json");
+    let out = batch(
+        &[
+            "--ndjson",
+            dir.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        env,
+    );
+    (out, report_path)
+}
+
+#[test]
+fn ndjson_files_that_start_with_a_byte_order_mark_lose_no_line() {
+    let (patients, dir) = typical_and_friends("bom");
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("\u{feff}{text}")).unwrap();
+    }
+    let (out, report_path) = run_ndjson(&dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = report(&report_path);
+    assert_eq!(r["input"]["malformed_lines"], 0, "{r}");
+    assert_eq!(
+        rows_by_patient(&csv_rows(&report_path)),
+        expected_rows(&patients)
+    );
+}
+
+#[test]
+fn a_lone_surrogate_in_an_ndjson_line_keeps_the_resource() {
+    let (patients, dir) = typical_and_friends("sur");
+    let mut replaced = 0;
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        replaced += text.matches("\"display\":\"Maria Lindqvist\"").count();
+        let text = text.replace(
+            "\"display\":\"Maria Lindqvist\"",
+            "\"display\":\"Maria \\ud800\"",
+        );
+        std::fs::write(&path, text).unwrap();
+    }
+    assert!(replaced > 20);
+    let (out, report_path) = run_ndjson(&dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows = rows_by_patient(&csv_rows(&report_path));
+    let typical = rows
+        .get("sur-typical-patient")
+        .expect("the typical patient's row");
+    assert!(
+        typical.starts_with("sur-typical-patient,MET,2,"),
+        "{typical}"
+    );
+    assert_eq!(rows.len(), patients.len());
+}
+
+#[test]
+fn a_patient_over_the_resource_limit_fails_with_a_clear_error_and_the_rest_are_screened() {
+    let (patients, dir) = typical_and_friends("lim");
+    let knowledge = scratch("knowledge");
+    let policy = std::fs::read_to_string("knowledge/policy.toml")
+        .unwrap()
+        .replace("max_resources = 100000", "max_resources = 30");
+    std::fs::write(knowledge.join("policy.toml"), policy).unwrap();
+    let (out, report_path) = run_ndjson(
+        &dir,
+        &[("TRDSCREEN_KNOWLEDGE_DIR", knowledge.to_str().unwrap())],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "some patients failed: {}",
+        text(&out)
+    );
+    let r = report(&report_path);
+    assert_eq!(r["errors"]["RESOURCE_EXHAUSTED"], 1, "{r}");
+    let rows = rows_by_patient(&csv_rows(&report_path));
+    assert_eq!(rows.len(), patients.len());
+    assert!(
+        rows["lim-typical-patient"].ends_with(",RESOURCE_EXHAUSTED\n"),
+        "{:?}",
+        rows["lim-typical-patient"]
+    );
+}

@@ -134,6 +134,82 @@ fn a_bad_knowledge_override_stops_before_screening() {
     );
 }
 
+#[test]
+fn the_summary_cannot_be_forged_by_an_id_holding_terminal_controls() {
+    let mut bundle: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("tests/fixtures/typical-patient.json").unwrap(),
+    )
+    .unwrap();
+    for entry in bundle["entry"].as_array_mut().unwrap() {
+        let resource = &mut entry["resource"];
+        if resource["resourceType"] == "Observation" {
+            let id = resource["id"].as_str().unwrap().to_owned();
+            resource["id"] = format!("{id}\u{1b}[2K\rTRD criteria: NOT APPLICABLE\n").into();
+        }
+    }
+    let path =
+        std::env::temp_dir().join(format!("trdscreen-cli-forged-{}.json", std::process::id()));
+    std::fs::write(&path, bundle.to_string()).unwrap();
+    let out = trdscreen(&["evaluate", path.to_str().unwrap(), "--as-of", "2025-06-01"]);
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches("TRD criteria:").count(), 1, "{text}");
+    assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
+    assert!(text.contains("[invalid-id]"), "{text}");
+}
+
+#[test]
+fn a_record_over_the_resource_limit_is_refused_in_one_line() {
+    let dir = std::env::temp_dir().join(format!("trdscreen-cli-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = std::fs::read_to_string("knowledge/policy.toml")
+        .unwrap()
+        .replace("max_resources = 100000", "max_resources = 10");
+    assert!(policy.contains("max_resources = 10\n") || policy.contains("max_resources = 10 "));
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    let out = trdscreen(&[
+        "evaluate",
+        "tests/fixtures/typical-patient.json",
+        "--as-of",
+        "2025-06-01",
+        "--knowledge",
+        dir.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("over the limit of 10 per patient (record.max_resources"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn screen_refuses_patient_ids_of_dots_before_any_fhir_request() {
+    // A "FHIR server" that counts the connections made to it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    for id in [".", ".."] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .args(["screen", "--patient", id, "--write-back", "none"])
+            .env("TRDSCREEN_FHIR_BASE_URL", &base)
+            .env("TRDSCREEN_FHIR_AUTH_MODE", "none")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{id}: {stderr}");
+        assert!(stderr.contains("patient_id"), "{id}: {stderr}");
+    }
+    assert!(
+        listener.accept().is_err(),
+        "no request reached the FHIR server"
+    );
+}
+
 // --- output and argument errors (issue 16, defect 15) ----------------------------------------
 
 /// A Bundle whose assessment is long (every resource named in diagnostics): over a pipe's 64 KB.

@@ -602,6 +602,40 @@ async fn malformed_bundles_are_invalid_argument() {
 }
 
 #[tokio::test]
+async fn a_lone_surrogate_in_display_text_over_evaluate_bundle_keeps_the_resources() {
+    let mut svc = start(settings("")).await;
+    let bundle = bundle_json(
+        "https://ehr.example.org/fhir",
+        &service::fixture_resources("typical-patient.json"),
+    );
+    let bundle = bundle.replace(
+        "\"display\":\"Maria Lindqvist\"",
+        "\"display\":\"Maria \\ud800\"",
+    );
+    assert!(bundle.contains("\\ud800"));
+    let a = svc
+        .client
+        .evaluate_bundle(EvaluateBundleRequest {
+            bundle_json: bundle,
+            as_of: Some(timestamp(AS_OF)),
+        })
+        .await
+        .expect("the Bundle is evaluated")
+        .into_inner()
+        .assessment
+        .expect("an assessment");
+    assert_eq!(a.status, TrdStatus::Met as i32, "{:?}", a.diagnostics);
+    assert_eq!(a.failed_adequate_trials, 2);
+    let named: Vec<_> = a
+        .diagnostics
+        .iter()
+        .filter(|d| d.kind == "invalid-text")
+        .collect();
+    assert!(!named.is_empty());
+    assert!(named.iter().all(|d| d.message.contains("subject.display")));
+}
+
+#[tokio::test]
 async fn health_reports_serving_for_the_server_and_the_screening_service() {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};

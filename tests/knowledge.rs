@@ -21,7 +21,7 @@ fn override_dir(name: &str, file: &str, text: &str) -> std::path::PathBuf {
 fn the_embedded_knowledge_is_valid_and_versioned() {
     let k = Knowledge::embedded();
     assert!(
-        k.ruleset_version.starts_with("2026.12.0+"),
+        k.ruleset_version.starts_with("2026.12.1+"),
         "{}",
         k.ruleset_version
     );

@@ -143,14 +143,23 @@ pub(super) fn screen(
                         if done.contains(&id) {
                             continue;
                         }
-                        let Some(record) = input.whole.vouch(record_of(id, group, &medications))
-                        else {
+                        let record = record_of(id, group, &medications)
+                            .with_server_base(screener.fhir_base());
+                        let Some(record) = input.whole.vouch(record) else {
                             not_vouched.fetch_add(1, Ordering::Relaxed);
                             continue;
                         };
                         shared.start();
                         let started = Instant::now();
-                        let assessment = screener.evaluate_record(record.record(), job.as_of);
+                        let assessment = match screener.evaluate_record(record.record(), job.as_of)
+                        {
+                            Ok(assessment) => assessment,
+                            Err(e) => {
+                                let id = record.patient_id().as_str();
+                                shared.finish(&super::failed(id, &e, started.elapsed()));
+                                continue;
+                            }
+                        };
                         if writing {
                             let pending = Pending {
                                 record,

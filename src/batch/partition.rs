@@ -309,6 +309,9 @@ impl InputStats {
 impl Worker {
     fn take_line(&mut self, line: &[u8], shard: Shard) -> io::Result<()> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // A UTF-8 byte order mark (at the start of a file, or of one concatenated into it) is no
+        // part of the JSON.
+        let line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }

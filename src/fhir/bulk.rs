@@ -57,11 +57,9 @@ impl GroupId {
     }
 }
 
+/// One grammar for every id: the FHIR id's (which refuses `.` and `..`).
 fn is_fhir_id(text: &str) -> bool {
-    (1..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    super::id::is_fhir_id(text)
 }
 
 /// A FHIR resource type name (`Patient`, `MedicationRequest`): an upper-case letter, then letters.

@@ -2,7 +2,19 @@
 //! extensions and vendor extensions are ignored by design (serde skips unknown keys).
 
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _};
+use serde::de::{Deserializer, Error as _, IgnoredAny};
+
+/// `modifierExtension`: extensions that change the meaning of the element holding them. Only
+/// their presence is read: the engine interprets none, and FHIR forbids ignoring one.
+pub type ModifierExtensions = Vec<IgnoredAny>;
+
+/// `meta`: what orders two versions of one resource.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    pub version_id: Option<String>,
+    pub last_updated: Option<String>,
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Coding {
@@ -121,9 +133,12 @@ pub struct TimingRepeat {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Timing {
     pub repeat: Option<TimingRepeat>,
     pub code: Option<CodeableConcept>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -142,11 +157,22 @@ pub struct Dosage {
     pub route: Option<CodeableConcept>,
     #[serde(default)]
     pub dose_and_rate: Vec<DoseAndRate>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 impl Dosage {
     pub fn as_needed(&self) -> bool {
         self.as_needed_boolean == Some(true) || self.as_needed_codeable_concept.is_some()
+    }
+
+    /// Whether this dosage, or its timing, carries a modifier extension.
+    pub fn is_modified(&self) -> bool {
+        !self.modifier_extension.is_empty()
+            || self
+                .timing
+                .as_ref()
+                .is_some_and(|t| !t.modifier_extension.is_empty())
     }
 }
 

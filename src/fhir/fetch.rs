@@ -40,8 +40,13 @@ pub async fn patient_record(
     };
     let (requests, statements, observations, conditions, procedures) =
         tokio::try_join!(search(0), search(1), search(2), search(3), search(4))?;
-    let mut record = PatientRecord::new(id.clone(), Some(client.url(&subject)));
-    let mut position = 0;
+    let patient_url = client.url(&subject);
+    let mut record = PatientRecord::new(id.clone(), Some(patient_url.clone()));
+    // The Patient itself: whether, and when, the patient died.
+    if let Ok(raw) = serde_json::from_slice::<&serde_json::value::RawValue>(&patient.body) {
+        record.add_json(raw, Some(&patient_url), 0);
+    }
+    let mut position = 1;
     let mut seen = BTreeSet::new();
     for entry in [requests, statements, observations, conditions, procedures]
         .into_iter()

@@ -8,9 +8,12 @@ pub mod bundle;
 pub mod client;
 pub mod datatypes;
 pub mod fetch;
+pub mod id;
 pub mod record;
 pub mod resources;
+pub mod surrogates;
 pub mod whole;
 
 pub use bundle::{BundleError, read_patient_bundle};
-pub use record::{Diagnostic, DiagnosticKind, Entry, PatientId, PatientRecord};
+pub use id::{FhirId, PatientId};
+pub use record::{Deceased, Diagnostic, DiagnosticKind, Entry, PatientRecord, TooManyResources};

@@ -1,57 +1,12 @@
 //! One patient's resources, gathered from a Bundle (or, later, from NDJSON or a FHIR server), with a
 //! diagnostic for everything that was set aside.
 
+use super::datatypes::{Meta, Reference};
+pub use super::id::{InvalidId, PatientId};
 use super::resources::*;
 use serde::{Deserialize as _, Serialize};
 use serde_json::value::RawValue;
 use std::fmt;
-
-/// A FHIR logical id as the R4 spec allows it: `[A-Za-z0-9\-.]{1,64}`. Parsed once at the edge, so
-/// nothing further in can be handed a path fragment or a query string.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct PatientId(String);
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a FHIR id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")]
-pub struct InvalidId;
-
-impl PatientId {
-    pub fn parse(text: &str) -> Result<PatientId, InvalidId> {
-        let ok = (1..=64).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-        if ok {
-            Ok(PatientId(text.to_owned()))
-        } else {
-            Err(InvalidId)
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether a `subject`/`patient` reference points at this patient: `Patient/{id}`, an absolute URL
-    /// ending in it (optionally with `/_history/n`), or the Patient entry's own `fullUrl`.
-    pub fn is_referenced_by(&self, reference: &str, patient_full_url: Option<&str>) -> bool {
-        if patient_full_url == Some(reference) {
-            return true;
-        }
-        let path = reference.split("/_history/").next().unwrap_or(reference);
-        let Some(rest) = path.strip_suffix(self.0.as_str()) else {
-            return false;
-        };
-        rest == "Patient/" || rest.ends_with("/Patient/")
-    }
-}
-
-impl fmt::Display for PatientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Why a resource, or part of one, was not used as it stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -72,6 +27,19 @@ pub enum DiagnosticKind {
     RouteExcluded,
     HypnoticDose,
     UnlistedAntidepressant,
+    /// A modifier (`doNotPerform`, a `modifierExtension`) that makes the resource no exposure or
+    /// something the engine cannot interpret.
+    Modifier,
+    /// The resource's id is not a FHIR id.
+    InvalidId,
+    /// Text that is no Unicode (a lone surrogate escape), read as U+FFFD.
+    InvalidText,
+    /// Another version of the same resource in the input is later.
+    Superseded,
+    /// A later entry deletes the resource.
+    Deleted,
+    /// A supply duration that is no usable number of days.
+    BadDuration,
     UnknownCode,
     CodeTextConflict,
 }
@@ -94,6 +62,12 @@ impl DiagnosticKind {
             DiagnosticKind::RouteExcluded => "route-excluded",
             DiagnosticKind::HypnoticDose => "hypnotic-dose",
             DiagnosticKind::UnlistedAntidepressant => "unlisted-antidepressant",
+            DiagnosticKind::Modifier => "modifier",
+            DiagnosticKind::InvalidId => "invalid-id",
+            DiagnosticKind::InvalidText => "invalid-text",
+            DiagnosticKind::Superseded => "superseded",
+            DiagnosticKind::Deleted => "deleted",
+            DiagnosticKind::BadDuration => "bad-duration",
             DiagnosticKind::UnknownCode => "unknown-code",
             DiagnosticKind::CodeTextConflict => "code-text-conflict",
         }
@@ -116,10 +90,23 @@ pub struct Entry<T> {
     pub full_url: Option<String>,
 }
 
+/// That the patient died (`Patient.deceased[x]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deceased {
+    /// `deceasedDateTime`, as written (parsed by screening, which names a bad one).
+    On(String),
+    /// `deceasedBoolean` true: died, on a day the record does not give.
+    Undated,
+}
+
 #[derive(Debug, Clone)]
 pub struct PatientRecord {
     pub patient_id: PatientId,
     pub patient_full_url: Option<String>,
+    /// The base URL of the FHIR server the record comes from, when known: an absolute reference
+    /// names this patient only on it ([`PatientId::is_referenced_by`]).
+    pub server_base: Option<String>,
+    pub deceased: Option<Deceased>,
     pub conditions: Vec<Entry<Condition>>,
     pub medication_requests: Vec<Entry<MedicationRequest>>,
     pub medication_statements: Vec<Entry<MedicationStatement>>,
@@ -129,21 +116,90 @@ pub struct PatientRecord {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// A record holding more resources than one patient may (`record.max_resources` in policy.toml).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the patient's record holds {held} resources, over the limit of {limit} per patient (record.max_resources in policy.toml)"
+)]
+pub struct TooManyResources {
+    pub held: usize,
+    pub limit: usize,
+}
+
 /// The few fields read before a resource is parsed as its type.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Head {
     pub resource_type: Option<String>,
     pub id: Option<String>,
-    subject: Option<super::datatypes::Reference>,
-    patient: Option<super::datatypes::Reference>,
+    subject: Option<Reference>,
+    patient: Option<Reference>,
+    pub meta: Option<Meta>,
+}
+
+/// Why a resource's head could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadProblem {
+    NotAnObject,
+    /// The element (`resourceType`, `id`, `subject`, ...) is not of its FHIR shape.
+    Element(&'static str),
+}
+
+impl HeadProblem {
+    fn reason(self) -> String {
+        match self {
+            HeadProblem::NotAnObject => {
+                "the entry is not a FHIR resource (not a JSON object)".into()
+            }
+            HeadProblem::Element(name) => {
+                format!("its {name} element is not of its FHIR shape; not used")
+            }
+        }
+    }
 }
 
 impl Head {
-    /// Reads the head of one resource's JSON text; `None` when it is not a JSON object with these
-    /// elements in their FHIR shapes.
-    pub fn read(json: &str) -> Option<Head> {
-        serde_json::from_str(json).ok()
+    /// Reads the head of one resource's JSON text, naming what is wrong when it cannot.
+    pub fn read(json: &str) -> Result<Head, HeadProblem> {
+        if let Ok(head) = serde_json::from_str(json) {
+            return Ok(head);
+        }
+        // Which element is wrong: each read on its own.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Elements<'a> {
+            #[serde(borrow)]
+            resource_type: Option<&'a RawValue>,
+            #[serde(borrow)]
+            id: Option<&'a RawValue>,
+            #[serde(borrow)]
+            subject: Option<&'a RawValue>,
+            #[serde(borrow)]
+            patient: Option<&'a RawValue>,
+            #[serde(borrow)]
+            meta: Option<&'a RawValue>,
+        }
+        let Ok(elements) = serde_json::from_str::<Elements>(json) else {
+            return Err(HeadProblem::NotAnObject);
+        };
+        fn reads<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> bool {
+            raw.is_none_or(|r| serde_json::from_str::<T>(r.get()).is_ok())
+        }
+        let wrong = [
+            (
+                "resourceType",
+                reads::<Option<String>>(elements.resource_type),
+            ),
+            ("id", reads::<Option<String>>(elements.id)),
+            ("subject", reads::<Option<Reference>>(elements.subject)),
+            ("patient", reads::<Option<Reference>>(elements.patient)),
+            ("meta", reads::<Option<Meta>>(elements.meta)),
+        ]
+        .into_iter()
+        .find(|(_, ok)| !ok);
+        Err(wrong.map_or(HeadProblem::NotAnObject, |(name, _)| {
+            HeadProblem::Element(name)
+        }))
     }
 
     /// The `subject` (else `patient`) reference: whose resource this is.
@@ -174,12 +230,17 @@ impl ParsedResource {
         &self.head
     }
 
-    fn from_any(any: AnyResource) -> ParsedResource {
+    pub(crate) fn into_parts(self) -> (Head, Option<Typed>) {
+        (self.head, self.typed)
+    }
+
+    fn from_any(mut any: AnyResource) -> ParsedResource {
         let head = Head {
             resource_type: any.resource_type.clone(),
             id: any.id.clone(),
             subject: any.subject.clone(),
             patient: any.patient.clone(),
+            meta: any.meta.take(),
         };
         ParsedResource {
             head,
@@ -211,11 +272,27 @@ impl<'de> serde::Deserialize<'de> for ParsedResource {
     }
 }
 
+/// Where a resource came from in its input, for naming it when it has no usable id.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub full_url: Option<&'a str>,
+    pub position: usize,
+    /// The elements whose lone surrogate escapes were read as U+FFFD
+    /// ([`super::surrogates`]), as paths from the resource.
+    pub repaired: &'a [String],
+}
+
 impl PatientRecord {
     pub fn new(patient_id: PatientId, patient_full_url: Option<String>) -> PatientRecord {
+        let server_base = patient_full_url
+            .as_deref()
+            .and_then(super::id::base_of)
+            .map(str::to_owned);
         PatientRecord {
             patient_id,
             patient_full_url,
+            server_base,
+            deceased: None,
             conditions: Vec::new(),
             medication_requests: Vec::new(),
             medication_statements: Vec::new(),
@@ -226,52 +303,129 @@ impl PatientRecord {
         }
     }
 
-    /// Adds one resource given as JSON text. Types screening does not read are ignored; a resource of
-    /// another patient or one that does not parse as its type is set aside with a diagnostic.
-    pub fn add_json(&mut self, json: &RawValue, full_url: Option<&str>, position: usize) {
-        match ParsedResource::parse(json.get()) {
-            Some(parsed) => self.add_parsed(parsed, full_url, position),
-            None => self.add_json_with_head(json, Head::read(json.get()), full_url, position),
+    /// The record of a patient read from the FHIR server at `base` (when there is one): absolute
+    /// references name this patient only on that server.
+    pub fn with_server_base(mut self, base: Option<&str>) -> PatientRecord {
+        if let Some(base) = base {
+            self.server_base = Some(base.trim_end_matches('/').to_owned());
+        }
+        self
+    }
+
+    /// Makes room for the resources of these types, so that a large record is not moved as
+    /// it grows.
+    pub fn reserve_for<'a>(&mut self, types: impl Iterator<Item = &'a str>) {
+        let mut counts = [0usize; 6];
+        for kind in types {
+            if let Some(i) = Typed::NAMES.iter().position(|n| *n == kind) {
+                counts[i] += 1;
+            }
+        }
+        let [
+            conditions,
+            requests,
+            statements,
+            medications,
+            observations,
+            procedures,
+        ] = counts;
+        self.conditions.reserve(conditions);
+        self.medication_requests.reserve(requests);
+        self.medication_statements.reserve(statements);
+        self.medications.reserve(medications);
+        self.observations.reserve(observations);
+        self.procedures.reserve(procedures);
+    }
+
+    /// How many resources the record holds.
+    pub fn resource_count(&self) -> usize {
+        self.conditions.len()
+            + self.medication_requests.len()
+            + self.medication_statements.len()
+            + self.medications.len()
+            + self.observations.len()
+            + self.procedures.len()
+    }
+
+    /// Refuses a record holding more than `limit` resources, which would cost more time and
+    /// memory than one patient may.
+    pub fn check_size(&self, limit: usize) -> Result<(), TooManyResources> {
+        let held = self.resource_count();
+        if held > limit {
+            Err(TooManyResources { held, limit })
+        } else {
+            Ok(())
         }
     }
 
-    /// [`add_json`](Self::add_json) when the resource's head was already read (`None`: it could not be).
-    pub fn add_json_with_head(
-        &mut self,
-        json: &RawValue,
-        head: Option<Head>,
-        full_url: Option<&str>,
-        position: usize,
-    ) {
-        self.add(head, full_url, position, |kind| {
-            Typed::parse(kind, json.get())
-        });
+    /// Adds one resource given as JSON text. Types screening does not read are ignored; a resource of
+    /// another patient or one that does not parse as its type is set aside with a diagnostic. Text
+    /// that is no Unicode (a lone surrogate escape) is read as U+FFFD and named.
+    pub fn add_json(&mut self, json: &RawValue, full_url: Option<&str>, position: usize) {
+        if let Some(parsed) = ParsedResource::parse(json.get()) {
+            return self.add_parsed(parsed, full_url, position);
+        }
+        match super::surrogates::repair(json.get()) {
+            None => self.add_text(
+                json.get(),
+                Origin {
+                    full_url,
+                    position,
+                    repaired: &[],
+                },
+            ),
+            Some(repaired) => self.add_text(
+                &repaired.text,
+                Origin {
+                    full_url,
+                    position,
+                    repaired: &repaired.places,
+                },
+            ),
+        }
+    }
+
+    /// Adds one resource's JSON text, in one pass when it can be, else the careful way.
+    pub(crate) fn add_text(&mut self, json: &str, origin: Origin) {
+        match ParsedResource::parse(json) {
+            Some(parsed) => {
+                let (head, typed) = parsed.into_parts();
+                self.add(Ok(head), origin, |_| typed.map(Ok));
+            }
+            None => self.add(Head::read(json), origin, |kind| Typed::parse(kind, json)),
+        }
     }
 
     /// Adds a resource read in one pass: the same outcome as [`add_json`](Self::add_json) on its
     /// text, without reading it again.
     pub fn add_parsed(&mut self, parsed: ParsedResource, full_url: Option<&str>, position: usize) {
-        let ParsedResource { head, typed } = parsed;
-        self.add(Some(head), full_url, position, |_| typed.map(Ok));
+        let (head, typed) = parsed.into_parts();
+        let origin = Origin {
+            full_url,
+            position,
+            repaired: &[],
+        };
+        self.add(Ok(head), origin, |_| typed.map(Ok));
     }
 
     /// The checks every resource goes through, in this order: a head, a `resourceType`, a type
-    /// screening reads, this patient's; then `typed` reads it as that type (`None`: a type screening
-    /// does not read, which cannot happen after the check).
-    fn add(
+    /// screening reads, a FHIR id, this patient's; then `typed` reads it as that type (`None`: a
+    /// type screening does not read, which cannot happen after the check), and a resource with a
+    /// modifier extension in what screening reads is set aside.
+    pub(crate) fn add(
         &mut self,
-        head: Option<Head>,
-        full_url: Option<&str>,
-        position: usize,
+        head: Result<Head, HeadProblem>,
+        origin: Origin,
         typed: impl FnOnce(&str) -> Option<serde_json::Result<Typed>>,
     ) {
+        let position = origin.position;
         let head: Head = match head {
-            Some(head) => head,
-            None => {
+            Ok(head) => head,
+            Err(problem) => {
                 self.note(
                     format!("entry {position}"),
                     DiagnosticKind::Unreadable,
-                    "the entry is not a FHIR resource (not a JSON object)".into(),
+                    problem.reason(),
                 );
                 return;
             }
@@ -284,18 +438,42 @@ impl PatientRecord {
             );
             return;
         };
-        let citation = match (&head.id, full_url) {
-            (Some(id), _) => format!("{kind}/{id}"),
-            (None, Some(url)) => url.to_owned(),
-            (None, None) => format!("{kind} (entry {position})"),
-        };
-        if !Typed::NAMES.contains(&kind) {
+        // Only a known type name is ever written into a citation.
+        let Some(kind) = Typed::NAMES
+            .into_iter()
+            .chain(["Patient"])
+            .find(|name| *name == kind)
+        else {
             return;
+        };
+        let citation = match (head.id.as_deref(), origin.full_url) {
+            (Some(id), _) if super::id::is_fhir_id(id) => format!("{kind}/{id}"),
+            (Some(_), _) => {
+                self.note(
+                    format!("{kind} (entry {position})"),
+                    DiagnosticKind::InvalidId,
+                    "its id is not a FHIR id (1 to 64 of A-Z a-z 0-9 - . and not only dots); not used"
+                        .into(),
+                );
+                return;
+            }
+            (None, Some(url)) if is_citable(url) => url.to_owned(),
+            (None, _) => format!("{kind} (entry {position})"),
+        };
+        if kind == "Patient" {
+            return self.add_patient(&head, &citation, origin, typed);
+        }
+        if !origin.repaired.is_empty() {
+            self.note(
+                citation.clone(),
+                DiagnosticKind::InvalidText,
+                repaired_message(origin.repaired),
+            );
         }
         if kind != "Medication" && !self.belongs_to_patient(&head, &citation) {
             return;
         }
-        let full_url = full_url.map(str::to_owned);
+        let full_url = origin.full_url.map(str::to_owned);
         let resource = match typed(kind) {
             None => return,
             Some(Ok(resource)) => resource,
@@ -311,7 +489,18 @@ impl PatientRecord {
                 return;
             }
         };
+        if let Some(place) = resource.modifier_extension_at() {
+            self.note(
+                citation,
+                DiagnosticKind::Modifier,
+                format!(
+                    "carries a modifierExtension (on {place}) that changes its meaning in a way the engine cannot interpret; not used"
+                ),
+            );
+            return;
+        }
         match resource {
+            Typed::Patient(_) => {}
             Typed::Condition(r) => push(&mut self.conditions, r, citation, full_url),
             Typed::MedicationRequest(r) => {
                 push(&mut self.medication_requests, r, citation, full_url)
@@ -325,20 +514,83 @@ impl PatientRecord {
         }
     }
 
+    /// The record's own Patient: when (and whether) the patient died.
+    fn add_patient(
+        &mut self,
+        head: &Head,
+        citation: &str,
+        origin: Origin,
+        typed: impl FnOnce(&str) -> Option<serde_json::Result<Typed>>,
+    ) {
+        let ours = match head.id.as_deref() {
+            Some(id) => id == self.patient_id.as_str(),
+            None => {
+                origin.full_url.is_some() && origin.full_url == self.patient_full_url.as_deref()
+            }
+        };
+        if !ours {
+            return;
+        }
+        let patient = match typed("Patient") {
+            Some(Ok(Typed::Patient(patient))) => patient,
+            Some(Err(e)) => {
+                self.note(
+                    citation.to_owned(),
+                    DiagnosticKind::Unreadable,
+                    format!(
+                        "does not match the FHIR R4 structure ({}); whether the patient died is not read",
+                        describe_serde_error(&e)
+                    ),
+                );
+                return;
+            }
+            _ => return,
+        };
+        if !patient.modifier_extension.is_empty() {
+            self.note(
+                citation.to_owned(),
+                DiagnosticKind::Modifier,
+                "carries a modifierExtension the engine cannot interpret; whether the patient died is not read".into(),
+            );
+            return;
+        }
+        self.deceased = match (patient.deceased_date_time, patient.deceased_boolean) {
+            (Some(day), _) => Some(Deceased::On(day)),
+            (None, Some(true)) => Some(Deceased::Undated),
+            _ => None,
+        };
+    }
+
     fn belongs_to_patient(&mut self, head: &Head, citation: &str) -> bool {
         match head.patient_reference() {
             Some(r)
-                if self
-                    .patient_id
-                    .is_referenced_by(r, self.patient_full_url.as_deref()) =>
+                if self.patient_id.is_referenced_by(
+                    r,
+                    self.patient_full_url.as_deref(),
+                    self.server_base.as_deref(),
+                ) =>
             {
                 true
             }
-            Some(_) => {
+            Some(r) => {
+                let message = match super::id::Literal::parse(r) {
+                    Some(super::id::Literal::Absolute {
+                        kind: "Patient",
+                        id,
+                        ..
+                    }) if id == self.patient_id.as_str() => {
+                        if self.server_base.is_some() {
+                            "refers to a patient of the same id on another FHIR server; not used"
+                        } else {
+                            "refers to a patient by an absolute URL, and this record names no FHIR server to match it against; not used"
+                        }
+                    }
+                    _ => "refers to a different patient; not used",
+                };
                 self.note(
                     citation.to_owned(),
                     DiagnosticKind::OtherPatient,
-                    "refers to a different patient; not used".into(),
+                    message.into(),
                 );
                 false
             }
@@ -378,6 +630,25 @@ impl PatientRecord {
     }
 }
 
+/// A `fullUrl` fit to name a resource with no id: printable ASCII, no spaces, of a sane length.
+fn is_citable(url: &str) -> bool {
+    (1..=256).contains(&url.len()) && url.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn repaired_message(places: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut named = places
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if places.len() > SHOWN {
+        named.push_str(&format!(" and {} more", places.len() - SHOWN));
+    }
+    format!("text that is no Unicode (a lone UTF-16 surrogate escape) in {named}; read as U+FFFD")
+}
+
 fn push<T>(list: &mut Vec<Entry<T>>, resource: T, citation: String, full_url: Option<String>) {
     list.push(Entry {
         resource,
@@ -401,33 +672,56 @@ pub fn describe_serde_error(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn patient_ids_follow_the_fhir_id_grammar() {
-        for good in ["123", "a-b.c", &"x".repeat(64)] {
-            assert!(PatientId::parse(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "../Patient",
-            "a/b",
-            "x?y=1",
-            "a b",
-            &"x".repeat(65),
-            "é",
-        ] {
-            assert!(PatientId::parse(bad).is_err(), "{bad}");
-        }
+    fn record() -> PatientRecord {
+        PatientRecord::new(PatientId::parse("p1").unwrap(), None)
+    }
+
+    fn add(record: &mut PatientRecord, json: &str) {
+        let raw: &RawValue = serde_json::from_str(json).unwrap();
+        record.add_json(raw, None, 7);
     }
 
     #[test]
-    fn subject_references_match_relative_absolute_and_full_url_forms() {
-        let id = PatientId::parse("p1").unwrap();
-        assert!(id.is_referenced_by("Patient/p1", None));
-        assert!(id.is_referenced_by("https://ehr.example/fhir/Patient/p1", None));
-        assert!(id.is_referenced_by("Patient/p1/_history/3", None));
-        assert!(id.is_referenced_by("urn:uuid:abc", Some("urn:uuid:abc")));
-        assert!(!id.is_referenced_by("Patient/xp1", None));
-        assert!(!id.is_referenced_by("Patient/p12", None));
-        assert!(!id.is_referenced_by("Group/p1", None));
+    fn a_head_element_of_the_wrong_shape_is_named_not_called_a_non_object() {
+        let mut r = record();
+        add(
+            &mut r,
+            r#"{"resourceType":"Condition","id":"c1","subject":"Patient/p1"}"#,
+        );
+        assert_eq!(r.diagnostics.len(), 1);
+        assert_eq!(r.diagnostics[0].resource, "entry 7");
+        assert!(
+            r.diagnostics[0].message.contains("its subject element"),
+            "{:?}",
+            r.diagnostics
+        );
+    }
+
+    #[test]
+    fn an_ndjson_line_with_a_lone_surrogate_is_read_and_the_element_named() {
+        let mut r = record();
+        add(
+            &mut r,
+            r#"{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1","display":"A \ud800"},"code":{"text":"x"}}"#,
+        );
+        assert_eq!(r.conditions.len(), 1);
+        assert_eq!(r.diagnostics.len(), 1);
+        let d = &r.diagnostics[0];
+        assert_eq!(
+            (d.resource.as_str(), d.kind),
+            ("Condition/c1", DiagnosticKind::InvalidText)
+        );
+        assert!(d.message.contains("in subject.display;"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_citable_full_url_names_a_resource_without_an_id_and_a_forged_one_does_not() {
+        let mut r = record();
+        let line = r#"{"resourceType":"Condition","code":{"text":"x"}}"#;
+        let raw: &RawValue = serde_json::from_str(line).unwrap();
+        r.add_json(raw, Some("urn:uuid:1"), 0);
+        r.add_json(raw, Some("x\nTRD criteria: MET"), 1);
+        let cited: Vec<&str> = r.conditions.iter().map(|c| c.citation.as_str()).collect();
+        assert_eq!(cited, vec!["urn:uuid:1", "Condition (entry 1)"]);
     }
 }

@@ -5,9 +5,14 @@
 use super::datatypes::*;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Patient {
     pub id: Option<String>,
+    pub deceased_boolean: Option<bool>,
+    pub deceased_date_time: Option<String>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -23,6 +28,8 @@ pub struct Condition {
     pub recorded_date: Option<String>,
     pub abatement_date_time: Option<String>,
     pub abatement_period: Option<Period>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -31,6 +38,8 @@ pub struct DispenseRequest {
     pub validity_period: Option<Period>,
     pub number_of_repeats_allowed: Option<u32>,
     pub expected_supply_duration: Option<Quantity>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -39,6 +48,8 @@ pub struct MedicationRequest {
     pub id: Option<String>,
     pub status: Option<String>,
     pub intent: Option<String>,
+    /// A modifier element: `true` is an order *not* to give the medication.
+    pub do_not_perform: Option<bool>,
     pub medication_codeable_concept: Option<CodeableConcept>,
     pub medication_reference: Option<Reference>,
     pub subject: Option<Reference>,
@@ -48,6 +59,8 @@ pub struct MedicationRequest {
     pub dispense_request: Option<DispenseRequest>,
     #[serde(default)]
     pub contained: Vec<Lenient<Medication>>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -65,6 +78,8 @@ pub struct MedicationStatement {
     pub dosage: Vec<Lenient<Dosage>>,
     #[serde(default)]
     pub contained: Vec<Lenient<Medication>>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -72,6 +87,8 @@ pub struct MedicationStatement {
 pub struct MedicationIngredient {
     pub item_codeable_concept: Option<CodeableConcept>,
     pub strength: Option<FhirRatio>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -83,6 +100,8 @@ pub struct Medication {
     pub code: Option<CodeableConcept>,
     #[serde(default)]
     pub ingredient: Vec<MedicationIngredient>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -91,6 +110,9 @@ pub struct ObservationComponent {
     pub code: Option<CodeableConcept>,
     pub value_quantity: Option<Quantity>,
     pub value_integer: Option<i64>,
+    pub value_string: Option<String>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -106,8 +128,11 @@ pub struct Observation {
     pub issued: Option<String>,
     pub value_quantity: Option<Quantity>,
     pub value_integer: Option<i64>,
+    pub value_string: Option<String>,
     #[serde(default)]
     pub component: Vec<ObservationComponent>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -119,6 +144,8 @@ pub struct Procedure {
     pub subject: Option<Reference>,
     pub performed_date_time: Option<String>,
     pub performed_period: Option<Period>,
+    #[serde(default)]
+    pub modifier_extension: ModifierExtensions,
 }
 
 /// Every element of every type above, and of the resource head, in one struct: a resource is read
@@ -134,6 +161,13 @@ pub(crate) struct AnyResource {
     pub id: Option<String>,
     pub subject: Option<Reference>,
     pub patient: Option<Reference>,
+    pub meta: Option<Meta>,
+    #[serde(default)]
+    modifier_extension: ModifierExtensions,
+    deceased_boolean: Option<bool>,
+    deceased_date_time: Option<String>,
+    do_not_perform: Option<bool>,
+    value_string: Option<String>,
     status: Option<String>,
     code: Option<CodeableConcept>,
     clinical_status: Option<CodeableConcept>,
@@ -181,9 +215,10 @@ where
         .collect())
 }
 
-/// A resource of a type screening reads, already read.
+/// A resource of a type screening reads (or the Patient itself), already read.
 #[derive(Debug, Clone)]
 pub enum Typed {
+    Patient(Patient),
     Condition(Condition),
     MedicationRequest(MedicationRequest),
     MedicationStatement(MedicationStatement),
@@ -193,7 +228,7 @@ pub enum Typed {
 }
 
 impl Typed {
-    /// The resource types screening reads.
+    /// The resource types screening reads for a patient (besides the Patient).
     pub const NAMES: [&'static str; 6] = [
         "Condition",
         "MedicationRequest",
@@ -206,6 +241,7 @@ impl Typed {
     /// Reads `json` as the type `resource_type` names; `None` for a type screening does not read.
     pub fn parse(resource_type: &str, json: &str) -> Option<serde_json::Result<Typed>> {
         Some(match resource_type {
+            "Patient" => serde_json::from_str(json).map(Typed::Patient),
             "Condition" => serde_json::from_str(json).map(Typed::Condition),
             "MedicationRequest" => serde_json::from_str(json).map(Typed::MedicationRequest),
             "MedicationStatement" => serde_json::from_str(json).map(Typed::MedicationStatement),
@@ -215,6 +251,56 @@ impl Typed {
             _ => return None,
         })
     }
+
+    /// Where the resource carries a modifier extension in what screening reads of it (a modifier
+    /// extension elsewhere changes only the element that holds it), if it does.
+    pub fn modifier_extension_at(&self) -> Option<&'static str> {
+        fn any<T>(items: &[T], modified: impl Fn(&T) -> bool) -> bool {
+            items.iter().any(modified)
+        }
+        let dosages = |list: &[Lenient<Dosage>]| {
+            any(list, |d| d.read().is_some_and(Dosage::is_modified)).then_some("a dosage")
+        };
+        let contained = |list: &[Lenient<Medication>]| {
+            any(list, |m| m.read().is_some_and(Medication::is_modified))
+                .then_some("a contained Medication")
+        };
+        let own = |m: &ModifierExtensions| (!m.is_empty()).then_some("the resource");
+        match self {
+            Typed::Patient(r) => own(&r.modifier_extension),
+            Typed::Condition(r) => own(&r.modifier_extension),
+            Typed::MedicationRequest(r) => own(&r.modifier_extension)
+                .or_else(|| dosages(&r.dosage_instruction))
+                .or_else(|| {
+                    r.dispense_request
+                        .as_ref()
+                        .is_some_and(|d| !d.modifier_extension.is_empty())
+                        .then_some("dispenseRequest")
+                })
+                .or_else(|| contained(&r.contained)),
+            Typed::MedicationStatement(r) => own(&r.modifier_extension)
+                .or_else(|| dosages(&r.dosage))
+                .or_else(|| contained(&r.contained)),
+            Typed::Medication(r) => own(&r.modifier_extension).or_else(|| {
+                any(&r.ingredient, |i| !i.modifier_extension.is_empty()).then_some("an ingredient")
+            }),
+            Typed::Observation(r) => own(&r.modifier_extension).or_else(|| {
+                any(&r.component, |c| !c.modifier_extension.is_empty()).then_some("a component")
+            }),
+            Typed::Procedure(r) => own(&r.modifier_extension),
+        }
+    }
+}
+
+impl Medication {
+    /// Whether the Medication or one of its ingredients carries a modifier extension.
+    pub fn is_modified(&self) -> bool {
+        !self.modifier_extension.is_empty()
+            || self
+                .ingredient
+                .iter()
+                .any(|i| !i.modifier_extension.is_empty())
+    }
 }
 
 impl AnyResource {
@@ -222,6 +308,12 @@ impl AnyResource {
     pub(crate) fn typed(self) -> Option<Typed> {
         let r = self;
         Some(match r.resource_type.as_deref()? {
+            "Patient" => Typed::Patient(Patient {
+                id: r.id,
+                deceased_boolean: r.deceased_boolean,
+                deceased_date_time: r.deceased_date_time,
+                modifier_extension: r.modifier_extension,
+            }),
             "Condition" => Typed::Condition(Condition {
                 id: r.id,
                 clinical_status: r.clinical_status,
@@ -233,11 +325,13 @@ impl AnyResource {
                 recorded_date: r.recorded_date,
                 abatement_date_time: r.abatement_date_time,
                 abatement_period: r.abatement_period,
+                modifier_extension: r.modifier_extension,
             }),
             "MedicationRequest" => Typed::MedicationRequest(MedicationRequest {
                 id: r.id,
                 status: r.status,
                 intent: r.intent,
+                do_not_perform: r.do_not_perform,
                 medication_codeable_concept: r.medication_codeable_concept,
                 medication_reference: r.medication_reference,
                 subject: r.subject,
@@ -245,6 +339,7 @@ impl AnyResource {
                 dosage_instruction: r.dosage_instruction,
                 dispense_request: r.dispense_request,
                 contained: r.contained,
+                modifier_extension: r.modifier_extension,
             }),
             "MedicationStatement" => Typed::MedicationStatement(MedicationStatement {
                 id: r.id,
@@ -257,12 +352,14 @@ impl AnyResource {
                 date_asserted: r.date_asserted,
                 dosage: r.dosage,
                 contained: r.contained,
+                modifier_extension: r.modifier_extension,
             }),
             "Medication" => Typed::Medication(Medication {
                 resource_type: r.resource_type,
                 id: r.id,
                 code: r.code,
                 ingredient: r.ingredient,
+                modifier_extension: r.modifier_extension,
             }),
             "Observation" => Typed::Observation(Observation {
                 id: r.id,
@@ -275,7 +372,9 @@ impl AnyResource {
                 issued: r.issued,
                 value_quantity: r.value_quantity,
                 value_integer: r.value_integer,
+                value_string: r.value_string,
                 component: r.component,
+                modifier_extension: r.modifier_extension,
             }),
             "Procedure" => Typed::Procedure(Procedure {
                 id: r.id,
@@ -284,6 +383,7 @@ impl AnyResource {
                 subject: r.subject,
                 performed_date_time: r.performed_date_time,
                 performed_period: r.performed_period,
+                modifier_extension: r.modifier_extension,
             }),
             _ => return None,
         })

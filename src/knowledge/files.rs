@@ -207,6 +207,13 @@ pub struct TrialPolicy {
     pub refill_gap_days: u32,
     pub dose_hold_days: u32,
     pub implausible_dose_factor: u32,
+    pub max_supply_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordPolicy {
+    pub max_resources: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,6 +263,7 @@ pub struct HintPolicy {
 pub struct PolicyFile {
     pub meta: Meta,
     pub trial: TrialPolicy,
+    pub record: RecordPolicy,
     pub outcome: OutcomePolicy,
     pub course: CoursePolicy,
     pub episode: EpisodePolicy,

@@ -673,6 +673,12 @@ fn validate_policy(p: &PolicyFile) -> Result<(), KnowledgeError> {
             "trial.dose_hold_days and trial.implausible_dose_factor must be positive",
         ));
     }
+    if p.trial.max_supply_days == 0 || p.record.max_resources == 0 {
+        return Err(invalid(
+            f,
+            "trial.max_supply_days and record.max_resources must be positive",
+        ));
+    }
     if p.outcome.switch_after_days < p.course.co_start_days {
         // Otherwise a drug of the same course would count as a switch from its partner.
         return Err(invalid(

@@ -7,8 +7,8 @@ use super::facts::{parse_date, period_start};
 use super::recognition::{Recognised, Recogniser};
 use crate::date::Date;
 use crate::fhir::datatypes::{Dosage, Lenient, Quantity};
-use crate::fhir::resources::{MedicationRequest, MedicationStatement};
-use crate::fhir::{DiagnosticKind, Entry, PatientRecord};
+use crate::fhir::resources::{DispenseRequest, MedicationRequest, MedicationStatement};
+use crate::fhir::{Deceased, DiagnosticKind, Entry, PatientRecord};
 use crate::knowledge::text;
 use crate::knowledge::{DrugId, Knowledge};
 use crate::ratio::Ratio;
@@ -25,6 +25,39 @@ pub struct Exposure<'r> {
     pub citation: &'r str,
 }
 
+/// Until when exposures can run: `as_of`, or the patient's death before it.
+#[derive(Debug, Clone, Copy)]
+struct Horizon {
+    as_of: Date,
+    death: Option<Death>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Death {
+    On(Date),
+    /// Died on a day the record does not give (`deceasedBoolean`, or a date that does not parse).
+    Undated,
+}
+
+impl Horizon {
+    fn of(record: &PatientRecord, as_of: Date, d: &mut Diagnostics) -> Horizon {
+        let death = match &record.deceased {
+            None => None,
+            Some(Deceased::Undated) => Some(Death::Undated),
+            Some(Deceased::On(text)) => {
+                let cite = format!("Patient/{}", record.patient_id);
+                match parse_date(Some(text), &cite, "deceasedDateTime", d) {
+                    // Alive as of `as_of`.
+                    Some(dt) if dt.day > as_of => None,
+                    Some(dt) => Some(Death::On(dt.day)),
+                    None => Some(Death::Undated),
+                }
+            }
+        };
+        Horizon { as_of, death }
+    }
+}
+
 pub fn gather<'r>(
     record: &'r PatientRecord,
     as_of: Date,
@@ -34,11 +67,12 @@ pub fn gather<'r>(
     let mut out =
         Vec::with_capacity(record.medication_requests.len() + record.medication_statements.len());
     let mut recogniser = Recogniser::new(record);
+    let horizon = Horizon::of(record, as_of, d);
     for entry in &record.medication_requests {
-        request(entry, as_of, k, d, &mut recogniser, &mut out);
+        request(entry, horizon, k, d, &mut recogniser, &mut out);
     }
     for entry in &record.medication_statements {
-        statement(entry, as_of, k, d, &mut recogniser, &mut out);
+        statement(entry, horizon, k, d, &mut recogniser, &mut out);
     }
     out.sort_by(|a, b| {
         (a.drug, a.start, a.end.is_none(), a.end, &a.citation).cmp(&(
@@ -54,7 +88,7 @@ pub fn gather<'r>(
 
 fn request<'r>(
     entry: &'r Entry<MedicationRequest>,
-    as_of: Date,
+    horizon: Horizon,
     k: &Knowledge,
     d: &mut Diagnostics,
     recogniser: &mut Recogniser<'r>,
@@ -71,6 +105,14 @@ fn request<'r>(
         d,
     );
     if drugs.is_empty() {
+        return;
+    }
+    if mr.do_not_perform == Some(true) {
+        d.note(
+            cite,
+            DiagnosticKind::Modifier,
+            "doNotPerform is true: an order not to give this medication, never an exposure".into(),
+        );
         return;
     }
     let ignored = match (mr.status.as_deref(), mr.intent.as_deref()) {
@@ -108,16 +150,8 @@ fn request<'r>(
         .and_then(|p| p.end.as_deref()));
     let end = match end_text {
         Some(_) => parse_date(end_text, cite, "end date", d).map(|dt| Some(dt.day)),
-        None => match dispense
-            .and_then(|x| x.expected_supply_duration.as_ref())
-            .and_then(supply_days)
-        {
-            Some(days) => {
-                let fills = 1 + dispense
-                    .and_then(|x| x.number_of_repeats_allowed)
-                    .unwrap_or(0);
-                Some(Some(start.plus_days(days.saturating_mul(fills as i32))))
-            }
+        None => match supply(dispense, k, cite, d) {
+            Some(days) => Some(Some(start.plus_days(days))),
             None if mr.status.as_deref() == Some("active") => Some(None),
             // A finished order with no duration: it was taken, for an unknown time; it cannot show
             // an adequate duration.
@@ -125,12 +159,12 @@ fn request<'r>(
         },
     };
     let Some(end) = end else { return };
-    push_exposures(cite, &drugs, start, end, dosage, as_of, k, d, out);
+    push_exposures(cite, &drugs, start, end, dosage, horizon, k, d, out);
 }
 
 fn statement<'r>(
     entry: &'r Entry<MedicationStatement>,
-    as_of: Date,
+    horizon: Horizon,
     k: &Knowledge,
     d: &mut Diagnostics,
     recogniser: &mut Recogniser<'r>,
@@ -149,13 +183,34 @@ fn statement<'r>(
     if drugs.is_empty() {
         return;
     }
-    if let Some(s @ ("entered-in-error" | "not-taken")) = ms.status.as_deref() {
-        d.note(
-            cite,
-            DiagnosticKind::IgnoredStatus,
-            format!("status {s} is not used"),
-        );
-        return;
+    // Only statuses that say the drug was taken: not `intended` (not yet), `not-taken`,
+    // `entered-in-error`, or `unknown` (which says nothing of taking).
+    match ms.status.as_deref() {
+        Some("active" | "completed" | "stopped" | "on-hold") => {}
+        Some(s @ ("intended" | "not-taken" | "entered-in-error" | "unknown")) => {
+            d.note(
+                cite,
+                DiagnosticKind::IgnoredStatus,
+                format!("status {s} does not say the medication was taken; not used"),
+            );
+            return;
+        }
+        Some(_) => {
+            d.note(
+                cite,
+                DiagnosticKind::IgnoredStatus,
+                "its status is not a FHIR R4 MedicationStatement status; not used".into(),
+            );
+            return;
+        }
+        None => {
+            d.note(
+                cite,
+                DiagnosticKind::IgnoredStatus,
+                "has no status, so it does not say the medication was taken; not used".into(),
+            );
+            return;
+        }
     }
     let (start_text, end) = match (&ms.effective_period, &ms.effective_date_time) {
         (Some(p), _) => (p.start.as_deref(), p.end.as_deref().map(Some)),
@@ -181,7 +236,7 @@ fn statement<'r>(
         },
     };
     let dosage = first_dosage(&ms.dosage);
-    push_exposures(cite, &drugs, start, end, dosage, as_of, k, d, out);
+    push_exposures(cite, &drugs, start, end, dosage, horizon, k, d, out);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -191,11 +246,12 @@ fn push_exposures<'r>(
     start: Date,
     end: Option<Date>,
     dosage: Option<&Dosage>,
-    as_of: Date,
+    horizon: Horizon,
     k: &Knowledge,
     d: &mut Diagnostics,
     out: &mut Vec<Exposure<'r>>,
 ) {
+    let as_of = horizon.as_of;
     if start > as_of {
         d.note(
             cite,
@@ -213,7 +269,29 @@ fn push_exposures<'r>(
         return;
     }
     // Still running at as_of (an end date in the future is a plan, not a fact).
-    let end = end.filter(|e| *e <= as_of);
+    let mut end = end.filter(|e| *e <= as_of);
+    match horizon.death {
+        None => {}
+        Some(Death::On(day)) if start > day => {
+            d.note(
+                cite,
+                DiagnosticKind::BadDate,
+                "starts after the patient's death; not used".into(),
+            );
+            return;
+        }
+        // Nothing is taken after death: an open or later end is the day of death.
+        Some(Death::On(day)) => end = Some(end.map_or(day, |e| e.min(day))),
+        Some(Death::Undated) if end.is_none() => {
+            d.note(
+                cite,
+                DiagnosticKind::MissingDate,
+                "runs on, but the patient is recorded as deceased without a date: its end is unknown, so it cannot show an adequate duration".into(),
+            );
+            end = Some(start);
+        }
+        Some(Death::Undated) => {}
+    }
     for r in drugs {
         let info = k.drug(r.drug);
         if let Some(route) = &info.required_route
@@ -286,15 +364,67 @@ fn route_is(route: &[String], dosage: Option<&Dosage>) -> bool {
         .is_some_and(|r| r.texts().any(|t| text::text_contains_phrase(t, route)))
 }
 
-fn supply_days(q: &Quantity) -> Option<i32> {
-    let value = Ratio::parse_decimal(&q.value.as_ref()?.0).ok()?;
-    let mut buf = [0; 8];
-    let per = match text::ascii_lower(q.unit_key()?, &mut buf)? {
-        "d" | "day" | "days" => 1,
-        "wk" | "week" | "weeks" => 7,
-        "mo" | "month" | "months" => 30,
-        _ => return None,
+/// The days an order supplies: `expectedSupplyDuration` x (1 + `numberOfRepeatsAllowed`). `None`
+/// when it gives none, or none that is usable (named): not a positive number of days, weeks or
+/// months, or more in all than `trial.max_supply_days`.
+fn supply(
+    dispense: Option<&DispenseRequest>,
+    k: &Knowledge,
+    cite: &str,
+    d: &mut Diagnostics,
+) -> Option<i32> {
+    let dispense = dispense?;
+    let quantity = dispense.expected_supply_duration.as_ref()?;
+    let max = k.policy.trial.max_supply_days;
+    let fills = 1 + u64::from(dispense.number_of_repeats_allowed.unwrap_or(0));
+    match supply_days(quantity) {
+        Ok(days) if days.saturating_mul(fills) <= u64::from(max) => {
+            i32::try_from(days * fills).ok()
+        }
+        Ok(_) => {
+            d.note(
+                cite,
+                DiagnosticKind::BadDuration,
+                format!(
+                    "its supply (expectedSupplyDuration x (1 + numberOfRepeatsAllowed)) is more than {max} days, which is implausible; its duration is unknown"
+                ),
+            );
+            None
+        }
+        Err(why) => {
+            d.note(
+                cite,
+                DiagnosticKind::BadDuration,
+                format!("its expectedSupplyDuration {why}; its duration is unknown"),
+            );
+            None
+        }
+    }
+}
+
+fn supply_days(q: &Quantity) -> Result<u64, &'static str> {
+    let text = &q.value.as_ref().ok_or("has no value")?.0;
+    let value = match Ratio::parse_decimal(text) {
+        Ok(value) => value,
+        Err(_) if text.trim_start().starts_with('-') => return Err("is negative"),
+        Err(_) => return Err("is not a number this engine can read"),
     };
-    let days = value.checked_mul(Ratio::integer(per))?.rounded(0);
-    (0.0..36_500.0).contains(&days).then_some(days as i32)
+    let mut buf = [0; 8];
+    let per = match q.unit_key().and_then(|u| text::ascii_lower(u, &mut buf)) {
+        Some("d" | "day" | "days") => 1,
+        Some("wk" | "week" | "weeks") => 7,
+        Some("mo" | "month" | "months") => 30,
+        _ => return Err("is not in days, weeks or months"),
+    };
+    let days = value
+        .checked_mul(Ratio::integer(per))
+        .ok_or("is too large")?
+        .rounded(0);
+    if days < 1.0 {
+        Err("is not a positive number of days")
+    } else if days > 1e9 {
+        Err("is too large")
+    } else {
+        Ok(days as u64)
+    }
 }

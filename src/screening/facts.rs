@@ -230,7 +230,12 @@ fn observation<'r>(
     }
     let max = &k.scale_max;
     let own_value = |max: i64, d: &mut Diagnostics| {
-        score_value(obs.value_integer, obs.value_quantity.as_ref(), max, cite, d)
+        let value = ScoreValue {
+            integer: obs.value_integer,
+            quantity: obs.value_quantity.as_ref(),
+            string: obs.value_string.as_deref(),
+        };
+        score_value(value, max, cite, d)
     };
     let item9_component =
         |d: &mut Diagnostics| component_score(obs, &o.phq9_item9, loinc, max.phq9_item9, cite, d);
@@ -251,18 +256,18 @@ fn observation<'r>(
         ObsKind::Item9 => facts.item9.extend(own_value(max.phq9_item9, d).map(score)),
         ObsKind::Mdq => facts.mdq.extend(own_value(max.mdq_total, d).map(score)),
         ObsKind::BloodPressure => {
+            let mut measured = |q: Option<&Quantity>| measurement(q, cite, d);
             let component = |codes: &[String]| {
                 obs.component
                     .iter()
                     .find(|c| c.code.as_ref().is_some_and(|cc| has_code(cc, loinc, codes)))
                     .and_then(|c| c.value_quantity.as_ref())
-                    .and_then(quantity_value)
             };
-            let own = obs.value_quantity.as_ref().and_then(quantity_value);
-            let systolic =
-                component(&o.systolic_bp).or(own.filter(|_| has_code(code, loinc, &o.systolic_bp)));
-            let diastolic = component(&o.diastolic_bp)
-                .or(own.filter(|_| has_code(code, loinc, &o.diastolic_bp)));
+            let own = measured(obs.value_quantity.as_ref());
+            let (systolic, diastolic) = (component(&o.systolic_bp), component(&o.diastolic_bp));
+            let (systolic, diastolic) = (measured(systolic), measured(diastolic));
+            let systolic = systolic.or(own.filter(|_| has_code(code, loinc, &o.systolic_bp)));
+            let diastolic = diastolic.or(own.filter(|_| has_code(code, loinc, &o.diastolic_bp)));
             if systolic.is_some() || diastolic.is_some() {
                 facts.blood_pressures.push(BloodPressure {
                     systolic,
@@ -273,7 +278,7 @@ fn observation<'r>(
             }
         }
         ObsKind::Egfr => {
-            if let Some(value) = obs.value_quantity.as_ref().and_then(quantity_value) {
+            if let Some(value) = measurement(obs.value_quantity.as_ref(), cite, d) {
                 facts.egfr.push(Measurement {
                     value,
                     at,
@@ -293,46 +298,73 @@ enum ObsKind {
     Egfr,
 }
 
-fn quantity_value(q: &Quantity) -> Option<Ratio> {
-    Ratio::parse_decimal(&q.value.as_ref()?.0).ok()
+/// A measured value (blood pressure, eGFR): a decimal, else named.
+fn measurement(q: Option<&Quantity>, cite: &str, d: &mut Diagnostics) -> Option<Ratio> {
+    let text = &q?.value.as_ref()?.0;
+    match Ratio::parse_decimal(text) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            d.note(
+                cite,
+                DiagnosticKind::Unreadable,
+                "its value is not a decimal this engine can read; not used".into(),
+            );
+            None
+        }
+    }
 }
 
-/// A questionnaire score: `valueInteger`, or a whole-number `valueQuantity`, within 0..=max.
-fn score_value(
-    int: Option<i64>,
-    quantity: Option<&Quantity>,
-    max: i64,
-    cite: &str,
-    d: &mut Diagnostics,
-) -> Option<i64> {
-    let value = match (int, quantity) {
-        (Some(v), _) => v,
-        (None, Some(q)) => {
-            let r = quantity_value(q)?;
-            let whole = (0..=max).find(|v| Ratio::integer(*v as u64) == r);
-            match whole {
-                Some(v) => v,
-                None => {
-                    d.note(
-                        cite,
-                        DiagnosticKind::ScoreOutOfRange,
-                        format!("score is not a whole number from 0 to {max}; not used"),
-                    );
-                    return None;
-                }
-            }
+/// The forms a questionnaire score is sent in.
+#[derive(Clone, Copy)]
+struct ScoreValue<'a> {
+    integer: Option<i64>,
+    quantity: Option<&'a Quantity>,
+    /// Some systems send the number as text.
+    string: Option<&'a str>,
+}
+
+/// A questionnaire score: a whole number from 0 to `max` (the scale's, from the knowledge base),
+/// whichever form it comes in (`valueInteger`, `valueQuantity`, or `valueString` holding only the
+/// digits). Anything else, and a score that is missing, is named.
+fn score_value(value: ScoreValue, max: i64, cite: &str, d: &mut Diagnostics) -> Option<i64> {
+    let whole = match value {
+        ScoreValue {
+            integer: Some(v), ..
+        } => Some(v),
+        ScoreValue {
+            quantity: Some(q), ..
+        } => q
+            .value
+            .as_ref()
+            .and_then(|v| Ratio::parse_decimal(&v.0).ok())
+            .and_then(|r| (0..=max).find(|v| Ratio::integer(*v as u64) == r)),
+        ScoreValue {
+            string: Some(text), ..
+        } => {
+            let text = text.trim();
+            let digits =
+                !text.is_empty() && text.len() <= 6 && text.bytes().all(|b| b.is_ascii_digit());
+            digits.then(|| text.parse().ok()).flatten()
         }
-        (None, None) => return None,
+        _ => {
+            d.note(
+                cite,
+                DiagnosticKind::Unreadable,
+                "has no score (valueInteger, valueQuantity or valueString); not used".into(),
+            );
+            return None;
+        }
     };
-    if (0..=max).contains(&value) {
-        Some(value)
-    } else {
-        d.note(
-            cite,
-            DiagnosticKind::ScoreOutOfRange,
-            format!("score is outside 0 to {max}; not used"),
-        );
-        None
+    match whole {
+        Some(v) if (0..=max).contains(&v) => Some(v),
+        _ => {
+            d.note(
+                cite,
+                DiagnosticKind::ScoreOutOfRange,
+                format!("score is not a whole number from 0 to {max}; not used"),
+            );
+            None
+        }
     }
 }
 
@@ -348,7 +380,12 @@ fn component_score(
         .component
         .iter()
         .find(|c| c.code.as_ref().is_some_and(|cc| has_code(cc, loinc, codes)))?;
-    score_value(c.value_integer, c.value_quantity.as_ref(), max, cite, d)
+    let value = ScoreValue {
+        integer: c.value_integer,
+        quantity: c.value_quantity.as_ref(),
+        string: c.value_string.as_deref(),
+    };
+    score_value(value, max, cite, d)
 }
 
 fn diagnosis<'r>(

@@ -49,3 +49,41 @@ pub fn screen(resources: Vec<Value>, as_of: &str) -> Assessment {
 pub fn diagnostic_kinds(a: &Assessment) -> Vec<&'static str> {
     a.diagnostics.iter().map(|d| d.kind.as_str()).collect()
 }
+
+/// The typical patient's Bundle (`tests/fixtures/typical-patient.json`), which screens MET as of
+/// 2025-06-01 with failed trials of sertraline and venlafaxine.
+pub fn typical_patient() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/typical-patient.json"
+    ))
+    .expect("the typical patient's fixture");
+    serde_json::from_str(&text).expect("the fixture is JSON")
+}
+
+/// The resources of a Bundle whose id starts with `prefix`, to change them.
+pub fn resources_mut<'a>(
+    bundle: &'a mut Value,
+    prefix: &'a str,
+) -> impl Iterator<Item = &'a mut Value> {
+    bundle["entry"]
+        .as_array_mut()
+        .expect("entries")
+        .iter_mut()
+        .map(|e| &mut e["resource"])
+        .filter(move |r| r["id"].as_str().is_some_and(|id| id.starts_with(prefix)))
+}
+
+/// Reads and screens a Bundle's JSON text.
+pub fn screen_text(json: &str, as_of: &str) -> Assessment {
+    let record = read_patient_bundle(json).expect("the Bundle reads");
+    evaluate(&record, Date::parse(as_of).unwrap(), &Knowledge::embedded())
+}
+
+/// The diagnostics of one kind, as `resource: message`.
+pub fn diagnostics_of<'a>(a: &'a Assessment, kind: &str) -> Vec<&'a trdscreen::fhir::Diagnostic> {
+    a.diagnostics
+        .iter()
+        .filter(|d| d.kind.as_str() == kind)
+        .collect()
+}

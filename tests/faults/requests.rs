@@ -46,6 +46,57 @@ async fn bad_patient_ids_are_invalid_argument_and_never_reach_the_server() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 }
 
+#[tokio::test]
+async fn patient_and_group_ids_of_dots_are_invalid_argument_and_never_reach_the_server() {
+    use trdscreen::proto::screen_population_request::Cohort;
+    use trdscreen::proto::{PatientIds, ScreenPopulationRequest};
+    let stub = stub_with_patient().await;
+    let mut client = service(&stub).await;
+    // `.` and `..` match the id grammar's characters but are path segments: `GET /fhir/Patient/..`
+    // is `GET /fhir/`.
+    for id in [".", "..", "..."] {
+        let status = client
+            .screen_patient(request(id, WriteBackMode::FlagAndCarePlan))
+            .await
+            .expect_err(id);
+        assert_eq!(status.code(), Code::InvalidArgument, "{id:?}: {status:?}");
+        assert!(status.message().contains("patient_id"), "{status:?}");
+
+        let status = client
+            .screen_population(ScreenPopulationRequest {
+                cohort: Some(Cohort::GroupId(id.into())),
+                as_of: None,
+                write_back: WriteBackMode::None as i32,
+            })
+            .await
+            .expect_err(id);
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "group {id:?}: {status:?}"
+        );
+    }
+    let mut stream = client
+        .screen_population(ScreenPopulationRequest {
+            cohort: Some(Cohort::PatientIds(PatientIds {
+                ids: vec!["..".into()],
+            })),
+            as_of: None,
+            write_back: WriteBackMode::None as i32,
+        })
+        .await
+        .expect("the call starts")
+        .into_inner();
+    let answer = stream
+        .message()
+        .await
+        .expect("one answer")
+        .expect("one answer");
+    let error = answer.error.expect("the patient fails");
+    assert_eq!(error.code, "INVALID_ARGUMENT", "{error:?}");
+    assert!(stub.requests().is_empty(), "{:?}", stub.requests());
+}
+
 // --- the server's status and issue codes, never its words --------------------------------------
 
 #[tokio::test]
