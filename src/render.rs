@@ -274,13 +274,14 @@ pub fn batch_summary(r: &crate::batch::report::Report) -> String {
     }
     if let Some(i) = &r.input {
         out.push_str(&format!(
-            "Input: {} lines in {} files; {} malformed, {} of other types, {} without a patient, {} with a bad patient id, {} of other shards; {} patient ids with resources but no Patient.\n",
+            "Input: {} lines in {} files; {} malformed, {} of other types, {} without a patient, {} with a bad patient id, {} Medications with a bad id, {} of other shards; {} patient ids with resources but no Patient.\n",
             i.lines,
             i.files,
             i.malformed_lines,
             i.other_type,
             i.no_patient,
             i.bad_patient_id,
+            i.bad_medication_id,
             i.other_shard,
             p.not_in_population
         ));

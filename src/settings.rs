@@ -364,7 +364,15 @@ impl Settings {
                 .map_err(|e| SettingsError(format!("cannot read {}: {e}", path.display())))?,
             None => String::new(),
         };
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+        Settings::from_text(&text, env)
+    }
+
+    /// The settings from a settings file's text and the environment, checked.
+    pub fn from_text(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
             SettingsError(format!(
                 "the settings file is not valid TOML: {}",
                 e.message()

@@ -1,6 +1,7 @@
 //! The little read from every NDJSON line before it is routed: its type, its id, whose it is and
 //! which Medication it points at. Everything else in the line is skipped without being built.
 
+use crate::fhir::id::is_fhir_id;
 use crate::fhir::resources::Typed;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -42,6 +43,9 @@ pub enum Line<'a> {
     /// A type screening reads that names no patient (or names one in a form that is not a
     /// reference to a Patient by id).
     NoPatient,
+    /// A Medication whose id is not a FHIR id: it could never be referenced, and its id must not
+    /// reach the bucket files, where a line break or a tab in it would forge another line.
+    BadId,
     /// A resource of a type screening does not read.
     OtherType,
     /// Not JSON, or not a FHIR resource.
@@ -61,7 +65,8 @@ pub fn classify(text: &str) -> Line<'_> {
             None => Line::NoPatient,
         },
         "Medication" => match head.id {
-            Some(id) => Line::Medication { id },
+            Some(id) if is_fhir_id(&id) => Line::Medication { id },
+            Some(_) => Line::BadId,
             None => Line::OtherType,
         },
         // Medication is the one read type that names no patient: matched above.
@@ -89,17 +94,32 @@ pub fn classify(text: &str) -> Line<'_> {
 }
 
 /// The id in a literal reference to `kind` (`Kind/id`, an absolute URL ending in it, with or
-/// without `/_history/n`), when it is one.
+/// without `/_history/n`), when it is one and a FHIR id.
 pub fn referenced_id<'r>(reference: &'r str, kind: &str) -> Option<&'r str> {
     let path = reference.split("/_history/").next().unwrap_or(reference);
     let (rest, id) = path.rsplit_once('/')?;
     let named = rest.rsplit('/').next().unwrap_or(rest);
-    (named == kind && !id.is_empty()).then_some(id)
+    (named == kind && is_fhir_id(id)).then_some(id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_that_are_not_fhir_ids_never_reach_the_bucket_files() {
+        // A line break in an id (an escape in the JSON) would forge a line of another patient.
+        let medication = r#"{"resourceType":"Medication","id":"x\nRp1"}"#;
+        assert_eq!(classify(medication), Line::BadId);
+        let request = r#"{"resourceType":"MedicationRequest","subject":{"reference":"Patient/p2"},"medicationReference":{"reference":"Medication/x\nRp1"}}"#;
+        assert_eq!(
+            classify(request),
+            Line::Clinical {
+                patient: "p2".into(),
+                medication: None
+            }
+        );
+    }
 
     #[test]
     fn a_condition_is_routed_to_its_subject() {

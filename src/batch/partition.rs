@@ -36,6 +36,8 @@ pub struct InputStats {
     pub no_patient: u64,
     /// Patients and resources whose patient id is not a valid FHIR id.
     pub bad_patient_id: u64,
+    /// Medications whose own id is not a valid FHIR id.
+    pub bad_medication_id: u64,
     /// Lines of patients in other shards.
     pub other_shard: u64,
 }
@@ -302,6 +304,7 @@ impl InputStats {
         self.other_type += o.other_type;
         self.no_patient += o.no_patient;
         self.bad_patient_id += o.bad_patient_id;
+        self.bad_medication_id += o.bad_medication_id;
         self.other_shard += o.other_shard;
     }
 }
@@ -382,6 +385,7 @@ fn route(
             medications.write_all(text.as_bytes())?;
             medications.write_all(b"\n")?;
         }
+        Line::BadId => stats.bad_medication_id += 1,
         Line::NoPatient => stats.no_patient += 1,
         Line::OtherType => stats.other_type += 1,
         Line::Malformed => stats.malformed_lines += 1,

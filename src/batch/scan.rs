@@ -94,7 +94,7 @@ impl Scan {
                     self.outside_filter += 1;
                 }
             }
-            Line::NoPatient | Line::OtherType | Line::Malformed => {}
+            Line::NoPatient | Line::BadId | Line::OtherType | Line::Malformed => {}
         }
     }
 }

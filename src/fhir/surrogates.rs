@@ -33,7 +33,11 @@ pub fn repair(json: &str) -> Option<Repaired> {
 fn lone_surrogate_escapes(b: &[u8]) -> Vec<usize> {
     let mut lone = Vec::new();
     let mut i = 0;
-    while let Some(found) = b[i..].iter().position(|&c| c == b'\\') {
+    // `i` may step past the end after a backslash that ends the text.
+    while let Some(found) = b
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&c| c == b'\\'))
+    {
         i += found;
         if b.get(i + 1) != Some(&b'u') {
             i += 2;
@@ -179,6 +183,14 @@ fn plain_name(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_that_ends_in_a_backslash_is_no_panic() {
+        // Found by fuzzing (fuzz/regressions/bundle/): the scan stepped past the end.
+        assert_eq!(repair("{\"a\": 1}\n\\"), None);
+        assert_eq!(repair("\\"), None);
+        assert_eq!(repair("\\u12"), None);
+    }
 
     #[test]
     fn a_lone_surrogate_becomes_the_replacement_character_and_its_element_is_named() {

@@ -41,7 +41,8 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 use std::path::Path;
 use text::Token;
 
-const EMBEDDED: [(&str, &str); 5] = [
+/// The knowledge files compiled into the binary, by file name.
+pub const EMBEDDED: [(&str, &str); 5] = [
     ("drugs.toml", include_str!("../../knowledge/drugs.toml")),
     ("codes.toml", include_str!("../../knowledge/codes.toml")),
     ("policy.toml", include_str!("../../knowledge/policy.toml")),
@@ -246,7 +247,8 @@ impl Knowledge {
         Knowledge::from_texts(&texts)
     }
 
-    fn from_texts(texts: &[(&str, String); 5]) -> Result<Knowledge, KnowledgeError> {
+    /// The knowledge base from the texts of its five files, in the order of [`EMBEDDED`].
+    pub fn from_texts(texts: &[(&str, String); 5]) -> Result<Knowledge, KnowledgeError> {
         fn parse<T: serde::de::DeserializeOwned>(
             name: &str,
             text: &str,

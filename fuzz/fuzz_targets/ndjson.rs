@@ -1,0 +1,48 @@
+//! NDJSON lines as the nightly job reads them: routed to bucket files by the first pass, grouped by
+//! patient and screened by the second. Beyond "never a panic", the routing must not let one line
+//! become another: every resource line that reaches a patient's group is one the first pass routed.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::sync::LazyLock;
+use trdscreen::batch::ndjson::record_of;
+use trdscreen::batch::partition::{group_bucket, partition};
+use trdscreen::batch::progress::Progress;
+use trdscreen::batch::shard::Shard;
+use trdscreen::date::Date;
+use trdscreen::fhir::PatientId;
+use trdscreen::knowledge::Knowledge;
+use trdscreen::screening::evaluate;
+
+static KNOWLEDGE: LazyLock<Knowledge> = LazyLock::new(Knowledge::embedded);
+
+fuzz_target!(|data: &[u8]| {
+    let dir = tempdir();
+    let input = dir.join("input.ndjson");
+    std::fs::write(&input, data).unwrap();
+    let work = dir.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let progress = Progress::new(false);
+    let shard = Shard::new(0, 1).unwrap();
+    let parts = partition(&[input], shard, &work, 1 << 20, &progress, None).unwrap();
+    let mut routed = 0;
+    for i in 0..parts.buckets.len() {
+        let text = parts.take_bucket(i).unwrap();
+        let (groups, medications) = group_bucket(&text);
+        for group in &groups {
+            routed += group.resources.len() as u64;
+            let id = PatientId::parse(group.patient).expect("a bucket holds only valid patient ids");
+            let record = record_of(id, group, &medications);
+            let _ = evaluate(&record, Date::parse("2025-06-01").unwrap(), &KNOWLEDGE);
+        }
+    }
+    assert_eq!(routed, parts.stats.clinical_resources, "a line became another line");
+    std::fs::remove_dir_all(&dir).unwrap();
+});
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("trdscreen-fuzz-ndjson-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
