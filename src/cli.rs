@@ -304,7 +304,17 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => return fail(1, &e.to_string()),
             };
             let bytes = match read_input(&file) {
-                Ok(bytes) => bytes,
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
+                    return fail(
+                        2,
+                        &format!(
+                            "{}: not read: larger than {} MiB, the most a Bundle may be",
+                            file.display(),
+                            MAX_BUNDLE_FILE_BYTES >> 20
+                        ),
+                    );
+                }
                 Err(e) => return fail(1, &format!("cannot read {}: {e}", file.display())),
             };
             // Input that is not text is input that is not a Bundle.
@@ -669,14 +679,24 @@ fn synth(options: crate::synth::SynthOptions, out: &Path) -> ExitCode {
     printed(&report, ExitCode::SUCCESS)
 }
 
-fn read_input(file: &PathBuf) -> std::io::Result<Vec<u8>> {
-    if file.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
-        Ok(bytes)
+/// The largest Bundle `evaluate` reads: past the record's resource limit (100,000) at a few
+/// kilobytes a resource, so no Bundle the engine would judge is refused for its size.
+const MAX_BUNDLE_FILE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// A file's (or standard input's) bytes, at most [`MAX_BUNDLE_FILE_BYTES`]: a larger input is
+/// refused before it is all in memory (`None`).
+fn read_input(file: &PathBuf) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let source: Box<dyn Read> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin())
     } else {
-        std::fs::read(file)
-    }
+        Box::new(std::fs::File::open(file)?)
+    };
+    let mut bytes = Vec::new();
+    source
+        .take(MAX_BUNDLE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= MAX_BUNDLE_FILE_BYTES).then_some(bytes))
 }
 
 /// Prints `text` on standard output: `code` when it was written or its reader went away (`|

@@ -297,6 +297,23 @@ fn output_that_cannot_be_written_is_an_error_and_a_closed_pipe_a_quiet_end() {
 }
 
 #[test]
+fn a_bundle_file_larger_than_512_mib_is_refused_before_it_is_read_whole() {
+    let path = std::env::temp_dir().join(format!("trdscreen-cli-huge-{}.json", std::process::id()));
+    // A sparse file: 600 MiB of zeros that take no disk.
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(600 * 1024 * 1024)
+        .unwrap();
+    let out = trdscreen(&["evaluate", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("larger than 512 MiB"), "{stderr}");
+}
+
+#[test]
 fn input_that_is_not_utf8_is_bad_input() {
     let path =
         std::env::temp_dir().join(format!("trdscreen-cli-latin1-{}.json", std::process::id()));
