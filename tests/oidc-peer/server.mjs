@@ -6,7 +6,8 @@
 //   node server.mjs DIR
 //
 // Makes an RSA and an EC P-256 signing key at each start, writes their private PEMs to DIR/keys/
-// (the tests sign hand-made tokens with them, so that only the claim under test is wrong), listens
+// (the tests sign hand-made tokens with them, so that only the claim under test is wrong), with
+// rs256.pub.pem and stranger.pem (a key it never publishes), listens
 // on a free loopback port and writes the issuer URL to DIR/issuer once it answers.
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
@@ -47,6 +48,11 @@ const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const jwk = (pair, kid, alg) => ({ ...pair.privateKey.export({ format: 'jwk' }), kid, alg, use: 'sig' });
 writeFileSync(join(dir, 'keys', 'rs256.pem'), rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
 writeFileSync(join(dir, 'keys', 'es256.pem'), ec.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+// The RSA key's public half as PEM (what an attacker has, for the HMAC-with-the-public-key case),
+// and an RSA key the provider never publishes (for wrong signatures and unknown key ids).
+writeFileSync(join(dir, 'keys', 'rs256.pub.pem'), rsa.publicKey.export({ format: 'pem', type: 'spki' }));
+const stranger = generateKeyPairSync('rsa', { modulusLength: 2048 });
+writeFileSync(join(dir, 'keys', 'stranger.pem'), stranger.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
 
 const server = createServer();
 server.listen(0, '127.0.0.1', () => {
