@@ -5,6 +5,7 @@
 //! transports ([`cli`]; gRPC and batch later).
 
 pub mod allocator;
+pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod cli;
