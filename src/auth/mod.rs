@@ -13,6 +13,8 @@
 
 pub mod jwt;
 pub mod permission;
+pub mod rate;
 
 pub use jwt::{JwtSettings, JwtVerifier, bearer_token};
 pub use permission::{Caller, Permission, Permissions};
+pub use rate::{Limited, RateLimiter, RateSettings};
