@@ -640,3 +640,177 @@ mod audit_trail {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+// --- the service's published keys ----------------------------------------------------------------
+
+mod published_keys {
+    use jsonwebtoken::jwk::JwkSet;
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+    use serde_json::{Value, json};
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use trdscreen::auth::{JWKS_PATH, PublishedKey, jwks_router, public_jwks};
+
+    fn openssl(args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl must be installed to make the test keys");
+        assert!(out.status.success(), "openssl {args:?}");
+    }
+
+    fn keys_dir(test: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("trdscreen-jwks-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn rsa(dir: &Path, name: &str) -> Vec<u8> {
+        let path = dir.join(name);
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            path.to_str().unwrap(),
+        ]);
+        std::fs::read(path).unwrap()
+    }
+
+    fn ec(dir: &Path, name: &str) -> Vec<u8> {
+        let path = dir.join(name);
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            path.to_str().unwrap(),
+        ]);
+        std::fs::read(path).unwrap()
+    }
+
+    /// A SMART client assertion as the service signs it.
+    fn assertion(pem: &[u8], alg: Algorithm, kid: &str) -> String {
+        let key = match alg {
+            Algorithm::RS384 => EncodingKey::from_rsa_pem(pem).unwrap(),
+            _ => EncodingKey::from_ec_pem(pem).unwrap(),
+        };
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.into());
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 300;
+        let claims = json!({"iss": "trdscreen", "sub": "trdscreen", "aud": "https://ehr.example/token", "exp": exp, "jti": kid});
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    /// Verifies as an EHR's authorization server would: the key of the assertion's kid in the set.
+    fn verifies(set: &JwkSet, token: &str) -> bool {
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        let Some(jwk) = set.find(header.kid.as_deref().unwrap()) else {
+            return false;
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&["https://ehr.example/token"]);
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_published_set_verifies_assertions_of_both_keys_during_a_rotation() {
+        let dir = keys_dir("rotation");
+        let current = rsa(&dir, "current.pem");
+        let next = ec(&dir, "next.pem");
+        let unpublished = rsa(&dir, "other.pem");
+        let jwks = public_jwks(&[
+            PublishedKey {
+                pem: &current,
+                algorithm: Algorithm::RS384,
+                kid: None,
+            },
+            PublishedKey {
+                pem: &next,
+                algorithm: Algorithm::ES384,
+                kid: Some("next-2026"),
+            },
+        ])
+        .unwrap();
+        assert!(!jwks.contains("\"d\""), "no private parameter is published");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, jwks_router(jwks)).await.unwrap();
+        });
+        let response = reqwest::get(format!("http://{address}{JWKS_PATH}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/jwk-set+json"
+        );
+        let set: JwkSet = response.json().await.unwrap();
+        assert_eq!(set.keys.len(), 2);
+        let current_kid = set.keys[0].common.key_id.clone().unwrap();
+        assert_eq!(
+            current_kid.len(),
+            43,
+            "an RFC 7638 SHA-256 thumbprint, base64url"
+        );
+        assert_eq!(set.keys[1].common.key_id.as_deref(), Some("next-2026"));
+
+        assert!(verifies(
+            &set,
+            &assertion(&current, Algorithm::RS384, &current_kid)
+        ));
+        assert!(verifies(
+            &set,
+            &assertion(&next, Algorithm::ES384, "next-2026")
+        ));
+        // A key not published, under either kid, does not verify.
+        assert!(!verifies(
+            &set,
+            &assertion(&unpublished, Algorithm::RS384, &current_kid)
+        ));
+        assert!(!verifies(
+            &set,
+            &assertion(&unpublished, Algorithm::RS384, "other")
+        ));
+        let missing = reqwest::get(format!("http://{address}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        server.abort();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_published_keys_with_one_kid_are_refused() {
+        let dir = keys_dir("same-kid");
+        let a = rsa(&dir, "a.pem");
+        let b = rsa(&dir, "b.pem");
+        let key = |pem| PublishedKey {
+            pem,
+            algorithm: Algorithm::RS384,
+            kid: Some("k"),
+        };
+        assert!(public_jwks(&[key(&a), key(&b)]).is_err());
+        // The same key twice has the same thumbprint.
+        let thumb = |pem| PublishedKey {
+            pem,
+            algorithm: Algorithm::RS384,
+            kid: None,
+        };
+        assert!(public_jwks(&[thumb(&a), thumb(&a)]).is_err());
+        assert!(public_jwks(&[thumb(&a), thumb(&b)]).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -11,10 +11,12 @@
 //! issuer's keys cannot be had. Their words are fixed: nothing of a token (claims, header, the
 //! issuer's answers) is ever copied into an error or a log line.
 
+pub mod jwks;
 pub mod jwt;
 pub mod permission;
 pub mod rate;
 
+pub use jwks::{JWKS_PATH, PublishedKey, jwks_router, public_jwk, public_jwks};
 pub use jwt::{JwtSettings, JwtVerifier, bearer_token};
 pub use permission::{Caller, Permission, Permissions};
 pub use rate::{Limited, RateLimiter, RateSettings};
