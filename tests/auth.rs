@@ -814,3 +814,168 @@ mod published_keys {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+// --- callers by client certificate ----------------------------------------------------------------
+
+mod client_certificates {
+    use rustls_pki_types::CertificateDer;
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use trdscreen::auth::{MtlsSettings, Permission, certificate_caller, certificate_identity};
+    use trdscreen::error::Error;
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl must be installed to make the test certificates");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A CA, and a certificate it signs for `subject` with the extensions `ext` (none when
+    /// empty), as DER.
+    fn certificate(dir: &Path, name: &str, subject: &str, ext: &str) -> Vec<u8> {
+        if !dir.join("ca.pem").exists() {
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=test CA",
+                ],
+            );
+        }
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                subject,
+            ],
+        );
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-outform",
+            "DER",
+            "-out",
+            &format!("{name}.der"),
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        if !ext.is_empty() {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+            args.extend(["-extfile".to_owned(), format!("{name}.ext")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        openssl(dir, &args);
+        std::fs::read(dir.join(format!("{name}.der"))).unwrap()
+    }
+
+    fn dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("trdscreen-mtls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_client_certificate_names_its_caller_by_uri_san_else_dns_san_never_by_common_name() {
+        let dir = dir();
+        let spiffe = "spiffe://hospital.example/ns/ehr/sa/orders";
+        let uri = certificate(
+            &dir,
+            "uri",
+            "/CN=ignored.example",
+            &format!("subjectAltName=DNS:orders.hospital.example,URI:{spiffe}"),
+        );
+        let dns = certificate(
+            &dir,
+            "dns",
+            "/CN=ignored.example",
+            "subjectAltName=DNS:nightly.hospital.example",
+        );
+        let cn_only = certificate(
+            &dir,
+            "cn",
+            "/CN=cn-only.hospital.example",
+            "basicConstraints=CA:FALSE",
+        );
+
+        let settings = MtlsSettings {
+            clients: BTreeMap::from([(
+                spiffe.to_owned(),
+                vec!["screening.read".to_owned(), "screening.write".to_owned()],
+            )]),
+        };
+        let caller = certificate_caller(&[CertificateDer::from(uri)], &settings).unwrap();
+        assert_eq!(caller.id, spiffe);
+        assert_eq!(
+            caller.permissions.iter().collect::<Vec<_>>(),
+            vec![Permission::ScreeningRead, Permission::ScreeningWrite]
+        );
+        let dns = CertificateDer::from(dns);
+        assert_eq!(
+            certificate_identity(std::slice::from_ref(&dns)).unwrap(),
+            "nightly.hospital.example"
+        );
+        // Authenticated, but the table grants this identity nothing.
+        let unlisted = certificate_caller(&[dns], &settings).unwrap();
+        assert!(matches!(
+            unlisted.require(Permission::ScreeningRead),
+            Err(Error::PermissionDenied(_))
+        ));
+        match certificate_identity(&[CertificateDer::from(cn_only)]) {
+            Err(Error::Unauthenticated(s)) => {
+                assert!(s.contains("subject alternative name"), "{s}")
+            }
+            other => panic!("a certificate with a common name only: {other:?}"),
+        }
+        assert!(matches!(
+            certificate_identity(&[]),
+            Err(Error::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            certificate_identity(&[CertificateDer::from(b"not DER".to_vec())]),
+            Err(Error::Unauthenticated(_))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
