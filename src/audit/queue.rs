@@ -121,6 +121,8 @@ pub struct AuditQueue<S> {
     state: Mutex<State>,
     /// One flush at a time.
     flushing: tokio::sync::Mutex<()>,
+    /// Wakes the sender when a record arrives.
+    arrived: tokio::sync::Notify,
 }
 
 struct State {
@@ -164,6 +166,7 @@ impl<S: AuditSink> AuditQueue<S> {
                 spill_bytes: if spilling { spill_bytes } else { 0 },
             }),
             flushing: tokio::sync::Mutex::new(()),
+            arrived: tokio::sync::Notify::new(),
         })
     }
 
@@ -179,6 +182,8 @@ impl<S: AuditSink> AuditQueue<S> {
         let mut state = self.lock();
         if !state.spilling && state.memory.len() < self.settings.memory_capacity {
             state.memory.push_back(line);
+            drop(state);
+            self.arrived.notify_one();
             return Ok(Recorded::Queued);
         }
         // Memory full, or the endpoint down: everything in memory goes first, in order.
@@ -194,6 +199,45 @@ impl<S: AuditSink> AuditQueue<S> {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Moves the records waiting in memory to the spill file (fsync'd): at shutdown, so that no
+    /// record waits only in memory when the process ends.
+    pub fn persist(&self) -> Result<()> {
+        let mut state = self.lock();
+        if state.memory.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<Line> = state.memory.drain(..).collect();
+        if let Err(e) = self.append(&mut state, &lines) {
+            for l in lines.into_iter().rev() {
+                state.memory.push_front(l);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Sends what waits whenever a record arrives and every `interval` (to retry a down endpoint),
+    /// until `stop` completes; then flushes once more and persists what is left to disk.
+    pub async fn run_sender(&self, interval: std::time::Duration, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                () = self.arrived.notified() => {}
+                () = tokio::time::sleep(interval) => {}
+            }
+            if let Err(e) = self.flush().await {
+                tracing::error!(error = %e, "audit records cannot be sent or spilled");
+            }
+        }
+        if let Err(e) = self.flush().await {
+            tracing::error!(error = %e, "audit records cannot be sent or spilled");
+        }
+        if let Err(e) = self.persist() {
+            tracing::error!(error = %e, "audit records in memory cannot be written to disk at shutdown");
         }
     }
 
@@ -567,6 +611,58 @@ mod tests {
         ));
         q.flush().await.unwrap();
         assert_eq!(sink.taken(), ids(0..5), "what was refused was never taken");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_sender_delivers_what_arrives_and_persists_what_it_cannot_send_at_shutdown() {
+        let d = dir("sender");
+        let sink = Memory::default();
+        let q = Arc::new(AuditQueue::open(&d, settings(10), sink.clone()).unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sender = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                q.run_sender(std::time::Duration::from_secs(3600), async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        };
+        for n in 0..3 {
+            q.record(&event(n)).unwrap();
+        }
+        stop.send(()).unwrap();
+        sender.await.unwrap();
+        assert_eq!(
+            sink.taken(),
+            ids(0..3),
+            "sent, at the latest by the last flush"
+        );
+
+        // The endpoint down at shutdown: what waits in memory is on disk when the sender ends.
+        sink.down.store(true, Ordering::SeqCst);
+        let q = AuditQueue::open(&d, settings(10), sink.clone()).unwrap();
+        for n in 3..5 {
+            assert_eq!(q.record(&event(n)).unwrap(), Recorded::Queued);
+        }
+        q.run_sender(std::time::Duration::from_secs(3600), async {})
+            .await;
+        drop(q);
+        sink.down.store(false, Ordering::SeqCst);
+        let q = AuditQueue::open(&d, settings(10), sink.clone()).unwrap();
+        assert!(q.level().spilling);
+        q.flush().await.unwrap();
+        assert_eq!(sink.taken(), ids(0..5));
+
+        // persist() alone: queued records survive the process.
+        let q = AuditQueue::open(&d, settings(10), sink.clone()).unwrap();
+        q.record(&event(5)).unwrap();
+        q.persist().unwrap();
+        drop(q);
+        let q = AuditQueue::open(&d, settings(10), sink.clone()).unwrap();
+        q.flush().await.unwrap();
+        assert_eq!(sink.taken(), ids(0..6));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
