@@ -15,7 +15,9 @@ pub mod event;
 pub mod queue;
 
 pub use event::{
-    Access, AuditEvent, AuditOutcome, WrittenResource, bundle_evaluated, patient_screened,
-    population_patient_screened, written_back,
+    Access, AuditEvent, AuditOutcome, WrittenResource, bundle_evaluated, new_event_id,
+    patient_screened, population_patient_screened, written_back,
 };
-pub use queue::{AuditQueue, AuditQueueSettings, AuditSink, FhirAuditSink, Flushed, Recorded};
+pub use queue::{
+    AuditQueue, AuditQueueSettings, AuditSink, FhirAuditSink, Flushed, QueueLevel, Recorded,
+};
