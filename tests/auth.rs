@@ -459,10 +459,17 @@ async fn an_issuer_that_cannot_be_reached_is_unavailable_not_unauthenticated() {
         b64url(br#"{"alg":"RS256","typ":"at+jwt","kid":"k"}"#),
         b64url(br#"{"iss":"x"}"#)
     );
-    assert!(matches!(
-        verifier.verify(&token).await,
-        Err(Error::Unavailable(_))
-    ));
+    for _ in 0..3 {
+        assert!(matches!(
+            verifier.verify(&token).await,
+            Err(Error::Unavailable(_))
+        ));
+    }
+    assert_eq!(
+        verifier.jwks_fetches(),
+        1,
+        "an issuer that is down is not asked again by every request"
+    );
 }
 
 // --- the audit trail on a real FHIR server -------------------------------------------------------

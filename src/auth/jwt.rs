@@ -62,6 +62,9 @@ pub struct JwtSettings {
     pub jwks_refresh_min_interval_secs: u64,
     /// Keys older than this are fetched again before use (kept if that fails).
     pub jwks_max_age_secs: u64,
+    /// After a failed fetch, the issuer is asked again only this much later (requests meanwhile
+    /// use the cached keys, or are refused `UNAVAILABLE` when there are none).
+    pub jwks_retry_after_failure_secs: u64,
     pub timeout_secs: u64,
     pub connect_timeout_secs: u64,
     /// Largest metadata document or JWKS read.
@@ -80,6 +83,7 @@ impl Default for JwtSettings {
             leeway_secs: 30,
             jwks_refresh_min_interval_secs: 60,
             jwks_max_age_secs: 3600,
+            jwks_retry_after_failure_secs: 10,
             timeout_secs: 10,
             connect_timeout_secs: 5,
             max_document_bytes: 256 * 1024,
@@ -149,6 +153,9 @@ struct FetchState {
     jwks_url: Option<String>,
     /// When a token's unknown `kid` last caused a fetch.
     last_unknown_kid_fetch: Option<Instant>,
+    /// When a fetch last failed, and how: an issuer that is down is asked again only after
+    /// `jwks_retry_after_failure_secs`, not by every request.
+    last_failure: Option<(Instant, Error)>,
 }
 
 #[derive(Clone, Copy)]
@@ -223,6 +230,7 @@ impl JwtVerifier {
             fetch: Mutex::new(FetchState {
                 jwks_url: settings.jwks_url.clone(),
                 last_unknown_kid_fetch: None,
+                last_failure: None,
             }),
             fetches: AtomicU64::new(0),
         })
@@ -322,6 +330,14 @@ impl JwtVerifier {
         }
     }
 
+    fn has_keys(&self) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .fetched
+            .is_some()
+    }
+
     fn stale(&self) -> bool {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         match keys.fetched {
@@ -369,6 +385,17 @@ impl JwtVerifier {
                 if !self.stale() {
                     return Ok(()); // another request fetched them while this one waited
                 }
+                let retry = Duration::from_secs(self.settings.jwks_retry_after_failure_secs);
+                if let Some((at, error)) = &state.last_failure
+                    && now.duration_since(*at) < retry
+                {
+                    // Failed a moment ago: the cached keys (if any) go on, else the same error.
+                    return if self.has_keys() {
+                        Ok(())
+                    } else {
+                        Err(error.clone())
+                    };
+                }
             }
             Why::UnknownKey(generation) => {
                 let current = self
@@ -402,6 +429,7 @@ impl JwtVerifier {
             self.fetch_keys(&url).await
         }
         .await;
+        state.last_failure = fetched.as_ref().err().map(|e| (Instant::now(), e.clone()));
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         match fetched {
             Ok(new) => {
