@@ -381,25 +381,37 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// Cuts a last line without its newline (an append cut by a crash, never acknowledged); the
-/// file's new length.
+/// file's new length. Reads only the file's tail (at most one line's worth).
 fn cut_torn_line(path: &Path, len: u64) -> Result<u64> {
     if len == 0 {
         return Ok(0);
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| io_error("cannot read the audit spill file", &e))?;
-    let keep = bytes
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |i| i as u64 + 1);
+    let repair = |e: std::io::Error| io_error("cannot repair the audit spill file", &e);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(repair)?;
+    let window = len.min(MAX_LINE_BYTES as u64 + 1);
+    file.seek(SeekFrom::Start(len - window)).map_err(repair)?;
+    let mut tail = Vec::with_capacity(window as usize);
+    (&mut file)
+        .take(window)
+        .read_to_end(&mut tail)
+        .map_err(repair)?;
+    let keep = match tail.iter().rposition(|b| *b == b'\n') {
+        Some(i) => len - window + i as u64 + 1,
+        None if window == len => 0,
+        None => {
+            return Err(Error::NotConfigured(
+                "the audit spill file ends in a line that is too long".into(),
+            ));
+        }
+    };
     if keep != len {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| io_error("cannot repair the audit spill file", &e))?;
         file.set_len(keep)
             .and_then(|()| file.sync_data())
-            .map_err(|e| io_error("cannot repair the audit spill file", &e))?;
+            .map_err(repair)?;
     }
     Ok(keep)
 }
