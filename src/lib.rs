@@ -5,6 +5,8 @@
 //! transports ([`cli`]; gRPC and batch later).
 
 pub mod allocator;
+pub mod audit;
+pub mod auth;
 pub mod batch;
 pub mod cli;
 pub mod date;

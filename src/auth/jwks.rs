@@ -1,0 +1,101 @@
+//! The service's own public keys, published as a JWKS for the EHR (issue 17): the SMART Backend
+//! Services client signs its assertions with a private key, and the EHR's authorization server
+//! fetches the matching public key from a URL it was given. Two keys may be published at once,
+//! the current one and the next, so the private key can be rotated without downtime: publish both,
+//! wait until the EHR has fetched the set (its cache lifetime), switch the signer to the next key,
+//! then drop the old one.
+//!
+//! Each key's `kid` is the configured one or, by default, its RFC 7638 thumbprint (SHA-256), which
+//! the signer then puts in its assertions' header. Served at `GET /.well-known/jwks.json` as
+//! `application/jwk-set+json` on a port that serves no patient data (the metrics or health port).
+
+use crate::error::{Error, Result};
+use crate::summary;
+use axum::http::header;
+use axum::response::IntoResponse;
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey};
+
+/// The path the set is served at.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// One private key whose public half is published.
+#[derive(Clone, Copy)]
+pub struct PublishedKey<'a> {
+    /// PEM private key (PKCS#8 or PKCS#1 for RSA, PKCS#8 or SEC1 for EC).
+    pub pem: &'a [u8],
+    /// RS384 or ES384 (what SMART Backend Services asks for), or RS256 / ES256.
+    pub algorithm: Algorithm,
+    /// The `kid`; default: the key's thumbprint.
+    pub kid: Option<&'a str>,
+}
+
+/// The public JWK of a private key, with its `kid`, `alg` and `use: sig`. Only public parameters
+/// are in it.
+pub fn public_jwk(key: &PublishedKey) -> Result<Jwk> {
+    let encoding = match key.algorithm {
+        Algorithm::RS256 | Algorithm::RS384 => EncodingKey::from_rsa_pem(key.pem),
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(key.pem),
+        _ => {
+            return Err(Error::NotConfigured(
+                "a published key is RS256, RS384, ES256 or ES384".into(),
+            ));
+        }
+    }
+    .map_err(|_| {
+        Error::NotConfigured("a published key is not a PEM key of its algorithm".into())
+    })?;
+    let mut jwk = Jwk::from_encoding_key(&encoding, key.algorithm)
+        .map_err(|_| Error::NotConfigured("cannot derive a published key's public half".into()))?;
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    jwk.common.key_id = Some(match key.kid {
+        Some(kid) => kid.to_owned(),
+        None => jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|_| Error::NotConfigured("cannot compute a key's thumbprint".into()))?,
+    });
+    Ok(jwk)
+}
+
+/// The JSON text of the set of `keys` (current first, then next); their `kid`s must differ.
+pub fn public_jwks(keys: &[PublishedKey]) -> Result<String> {
+    let mut set = JwkSet { keys: Vec::new() };
+    for key in keys {
+        let jwk = public_jwk(key)?;
+        if set
+            .keys
+            .iter()
+            .any(|k| k.common.key_id == jwk.common.key_id)
+        {
+            return Err(Error::NotConfigured(summary!(
+                "two published keys have the same kid ({} keys given)",
+                keys.len()
+            )));
+        }
+        set.keys.push(jwk);
+    }
+    serde_json::to_string(&set)
+        .map_err(|_| Error::NotConfigured("cannot encode the published keys".into()))
+}
+
+/// A router serving `jwks` (from [`public_jwks`]) at [`JWKS_PATH`], for the service's
+/// non-patient-data HTTP port; anything else is 404.
+pub fn jwks_router(jwks: String) -> axum::Router {
+    let jwks = bytes::Bytes::from(jwks);
+    axum::Router::new().route(
+        JWKS_PATH,
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move {
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/jwk-set+json"),
+                        (header::CACHE_CONTROL, "max-age=300"),
+                    ],
+                    jwks,
+                )
+                    .into_response()
+            }
+        }),
+    )
+}

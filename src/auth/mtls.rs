@@ -1,0 +1,69 @@
+//! Callers authenticated by a client certificate (mutual TLS, issue 17). The TLS layer verifies
+//! the chain against the configured CA bundle and the validity dates (rustls' WebPKI client
+//! verifier, `tls.client_ca_file` once wired); this module names the caller the verified
+//! certificate identifies and the permissions the settings give that identity.
+//!
+//! The identity is the certificate's first URI subject alternative name (a SPIFFE id such as
+//! `spiffe://hospital.example/ns/ehr/sa/orders`), else its first DNS name. The subject's common
+//! name is never used (RFC 6125 deprecates it). Permissions come from `[auth.mtls.clients]`:
+//!
+//! ```toml
+//! [auth.mtls.clients]
+//! "spiffe://hospital.example/ns/ehr/sa/orders" = ["screening.read", "screening.write"]
+//! ```
+//!
+//! An identity the table does not name holds no permission (every method is then
+//! `PERMISSION_DENIED`).
+
+use super::permission::{Caller, Permissions};
+use crate::error::{Error, Result};
+use rustls_pki_types::CertificateDer;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The issuer recorded for certificate callers in the audit trail.
+pub const MTLS_ISSUER: &str = "urn:trdscreen:mtls";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MtlsSettings {
+    /// Identity (URI or DNS SAN) to the scopes it is granted.
+    pub clients: BTreeMap<String, Vec<String>>,
+}
+
+/// The identity of a verified client certificate (the leaf, first of the chain).
+pub fn certificate_identity(chain: &[CertificateDer<'_>]) -> Result<String> {
+    let leaf = chain.first().ok_or(Error::Unauthenticated(
+        "no client certificate was presented".into(),
+    ))?;
+    let cert = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|_| Error::Unauthenticated("the client certificate cannot be read".into()))?;
+    let name = cert
+        .valid_uri_names()
+        .next()
+        .or_else(|| cert.valid_dns_names().next())
+        .ok_or(Error::Unauthenticated(
+            "the client certificate names no URI or DNS subject alternative name".into(),
+        ))?;
+    if name.is_empty() || name.len() > 255 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Unauthenticated(
+            "the client certificate's name is not 1 to 255 printable characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The caller a verified client certificate names, with the permissions the settings give it.
+pub fn certificate_caller(chain: &[CertificateDer<'_>], settings: &MtlsSettings) -> Result<Caller> {
+    let id = certificate_identity(chain)?;
+    let permissions = settings
+        .clients
+        .get(&id)
+        .map(|scopes| Permissions::from_scopes(scopes.iter().map(String::as_str)))
+        .unwrap_or(Permissions::NONE);
+    Ok(Caller {
+        id,
+        issuer: MTLS_ISSUER.to_owned(),
+        permissions,
+    })
+}
