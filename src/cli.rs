@@ -298,7 +298,7 @@ pub fn run(cli: Cli) -> ExitCode {
             let _ = telemetry::init_logging(LogFormat::Text);
             let knowledge = match knowledge.map_or_else(
                 || Ok(Knowledge::embedded()),
-                |dir| Knowledge::load_with_overrides(&dir),
+                |dir| crate::knowledge::load_with_overrides(&dir),
             ) {
                 Ok(k) => k,
                 Err(e) => return fail(1, &e.to_string()),

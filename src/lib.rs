@@ -4,18 +4,17 @@
 //! Layers, data flowing one way: [`fhir`] (resources in) → [`screening`] (pure evaluation) →
 //! transports ([`cli`]; gRPC and batch later).
 
+pub use trdscreen_core::{date, fnv, ratio, screening};
+
 pub mod allocator;
 pub mod batch;
 pub mod cli;
-pub mod date;
 pub mod error;
 pub mod fhir;
 pub mod grpc;
 pub mod knowledge;
 pub mod output;
-pub mod ratio;
 pub mod render;
-pub mod screening;
 pub mod service;
 pub mod settings;
 pub mod synth;

@@ -48,7 +48,7 @@ impl Screener {
     /// Loads the knowledge base and, when a FHIR base URL is configured, builds the FHIR client.
     pub fn new(settings: &Settings, secrets: &Secrets) -> Result<Screener> {
         let knowledge = match &settings.knowledge_dir {
-            Some(dir) => Knowledge::load_with_overrides(dir)
+            Some(dir) => crate::knowledge::load_with_overrides(dir)
                 .map_err(|e| Error::NotConfigured(summary!("{}", e)))?,
             None => Knowledge::embedded(),
         };

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use trdscreen::knowledge::{Knowledge, Role};
+use trdscreen_core::knowledge::{Knowledge, Role};
 
 fn ingredients_of(medication: serde_json::Value) -> Vec<String> {
     // 28 days, so no dose subtlety matters; a high enough dose that no hypnotic limit applies.
@@ -134,7 +134,7 @@ fn every_antidepressant_is_recognised_by_code_by_product_text_and_by_brand() {
     );
 
     // By brand: every brand drugs.toml gives an antidepressant names that ingredient and no other.
-    let file: toml::Value = toml::from_str(include_str!("../knowledge/drugs.toml")).unwrap();
+    let file: toml::Value = toml::from_str(include_str!("../../../knowledge/drugs.toml")).unwrap();
     let mut brands = 0;
     for drug in file["drug"]
         .as_array()
@@ -189,14 +189,14 @@ fn an_atc_code_identifies_the_drug_when_nothing_else_does() {
 // ---------------------------------------------------------------------------------------------
 
 fn typical_patient() -> serde_json::Value {
-    serde_json::from_str(include_str!("fixtures/typical-patient.json")).unwrap()
+    serde_json::from_str(include_str!("../../../tests/fixtures/typical-patient.json")).unwrap()
 }
 
-fn screen_fixture(bundle: &serde_json::Value) -> trdscreen::screening::Assessment {
-    let record = trdscreen::fhir::read_patient_bundle(&bundle.to_string()).unwrap();
-    trdscreen::screening::evaluate(
+fn screen_fixture(bundle: &serde_json::Value) -> trdscreen_core::screening::Assessment {
+    let record = trdscreen_core::fhir::read_patient_bundle(&bundle.to_string()).unwrap();
+    trdscreen_core::screening::evaluate(
         &record,
-        trdscreen::date::Date::parse("2025-06-01").unwrap(),
+        trdscreen_core::date::Date::parse("2025-06-01").unwrap(),
         &Knowledge::embedded(),
     )
 }
@@ -211,7 +211,7 @@ fn resource_mut<'b>(bundle: &'b mut serde_json::Value, id: &str) -> &'b mut serd
         .unwrap_or_else(|| panic!("{id} is in the fixture"))
 }
 
-fn kinds_for<'a>(a: &'a trdscreen::screening::Assessment, resource: &str) -> Vec<&'a str> {
+fn kinds_for<'a>(a: &'a trdscreen_core::screening::Assessment, resource: &str) -> Vec<&'a str> {
     a.diagnostics
         .iter()
         .filter(|d| d.resource == resource)
@@ -246,7 +246,11 @@ fn rxnorm_product_codes_without_text_are_recognised_not_dropped() {
         }
     }
     let a = screen_fixture(&bundle);
-    assert_eq!(a.status, trdscreen::screening::TrdStatus::Met, "{a:#?}");
+    assert_eq!(
+        a.status,
+        trdscreen_core::screening::TrdStatus::Met,
+        "{a:#?}"
+    );
     assert_eq!(a.failed_adequate_trials, 2);
     let sertraline = a
         .trials
@@ -320,7 +324,8 @@ fn every_product_maps_to_each_drug_it_contains() {
 
     // Every product of the eCQM Antidepressant Medication value set, by its code alone.
     let k = Knowledge::embedded();
-    let table: toml::Value = toml::from_str(include_str!("../knowledge/products.toml")).unwrap();
+    let table: toml::Value =
+        toml::from_str(include_str!("../../../knowledge/products.toml")).unwrap();
     let antidepressant_medication = table["value_set"]
         .as_array()
         .unwrap()
@@ -331,7 +336,8 @@ fn every_product_maps_to_each_drug_it_contains() {
     for product in antidepressant_medication["products"].as_array().unwrap() {
         let code = product["rxnorm"].as_str().unwrap();
         let name = product["name"].as_str().unwrap();
-        let Some(trdscreen::knowledge::RxnormConcept::Product(p)) = k.rxnorm_concept(code) else {
+        let Some(trdscreen_core::knowledge::RxnormConcept::Product(p)) = k.rxnorm_concept(code)
+        else {
             panic!("{code} is a product");
         };
         let mut listed: Vec<&str> = p.drugs().map(|d| k.drug(d).name.as_str()).collect();
@@ -376,7 +382,8 @@ fn every_tracked_drug_has_product_codes_unless_no_published_value_set_lists_it()
         "zuranolone",
     ];
     let k = Knowledge::embedded();
-    let table: toml::Value = toml::from_str(include_str!("../knowledge/products.toml")).unwrap();
+    let table: toml::Value =
+        toml::from_str(include_str!("../../../knowledge/products.toml")).unwrap();
     let mut covered = std::collections::BTreeSet::new();
     for set in table["value_set"].as_array().unwrap() {
         for product in set["products"].as_array().unwrap() {
@@ -477,7 +484,7 @@ fn free_text_does_not_override_a_recognised_code() {
         "{}",
         conflict.message
     );
-    assert_eq!(a.status, trdscreen::screening::TrdStatus::Met);
+    assert_eq!(a.status, trdscreen_core::screening::TrdStatus::Met);
 }
 
 #[test]

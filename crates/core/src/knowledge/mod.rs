@@ -12,44 +12,35 @@ pub use files::{FlagCodes, HintDef, HintSeverity, Role, SuggestionDef};
 pub use products::{ProductInfo, RxnormConcept};
 pub use reading::Named;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
-/// FNV-1a: the knowledge indexes are small maps keyed by short trusted strings, looked up for every
-/// word of every product text; SipHash's DoS resistance buys nothing here and costs most of a lookup.
-#[derive(Default)]
-pub struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-}
+/// The knowledge indexes hash with FNV-1a (see [`crate::fnv`]).
+type Fnv = crate::fnv::Fnv1a;
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
-use std::path::Path;
 use text::Token;
 
 /// The knowledge files compiled into the binary, by file name.
 pub const EMBEDDED: [(&str, &str); 5] = [
-    ("drugs.toml", include_str!("../../knowledge/drugs.toml")),
-    ("codes.toml", include_str!("../../knowledge/codes.toml")),
-    ("policy.toml", include_str!("../../knowledge/policy.toml")),
-    ("hints.toml", include_str!("../../knowledge/hints.toml")),
+    (
+        "drugs.toml",
+        include_str!("../../../../knowledge/drugs.toml"),
+    ),
+    (
+        "codes.toml",
+        include_str!("../../../../knowledge/codes.toml"),
+    ),
+    (
+        "policy.toml",
+        include_str!("../../../../knowledge/policy.toml"),
+    ),
+    (
+        "hints.toml",
+        include_str!("../../../../knowledge/hints.toml"),
+    ),
     (
         "products.toml",
-        include_str!("../../knowledge/products.toml"),
+        include_str!("../../../../knowledge/products.toml"),
     ),
 ];
 
@@ -222,25 +213,15 @@ impl Knowledge {
             .clone()
     }
 
-    /// The embedded files, each replaced by a file of the same name in `dir` when there is one.
-    pub fn load_with_overrides(dir: &Path) -> Result<Knowledge, KnowledgeError> {
-        if !dir.is_dir() {
-            return Err(KnowledgeError::Read {
-                file: dir.display().to_string(),
-                reason: "not a directory".into(),
-            });
-        }
+    /// The embedded files, each replaced by the site's text where `site` has one: `site(name)`
+    /// gives the text of the site's file of that name, `None` when the site keeps the embedded one.
+    /// Reading the site's files is the caller's (the service reads a directory).
+    pub fn with_overrides(
+        mut site: impl FnMut(&str) -> Result<Option<String>, KnowledgeError>,
+    ) -> Result<Knowledge, KnowledgeError> {
         let mut texts = Vec::new();
         for (name, embedded) in EMBEDDED {
-            let path = dir.join(name);
-            let text = if path.exists() {
-                std::fs::read_to_string(&path).map_err(|e| KnowledgeError::Read {
-                    file: path.display().to_string(),
-                    reason: e.to_string(),
-                })?
-            } else {
-                embedded.to_owned()
-            };
+            let text = site(name)?.unwrap_or_else(|| embedded.to_owned());
             texts.push((name, text));
         }
         let texts: [(&str, String); 5] = texts.try_into().expect("five files");
@@ -742,13 +723,12 @@ fn validate_hints(h: &HintsFile) -> Result<(), KnowledgeError> {
     Ok(())
 }
 
+/// FNV-1a of the texts, each ended by a NUL byte.
 fn fnv1a<'a>(texts: impl Iterator<Item = &'a str>) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let mut hash = crate::fnv::Fnv1a::default();
     for text in texts {
-        for byte in text.bytes().chain([0u8]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        hash.update(text.as_bytes());
+        hash.update(&[0]);
     }
-    hash
+    hash.value()
 }

@@ -6,20 +6,30 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{Value, json};
 use std::sync::LazyLock;
-use trdscreen::date::Date;
-use trdscreen::fhir::read_patient_bundle;
-use trdscreen::knowledge::Knowledge;
-use trdscreen::screening::evaluate;
+use trdscreen_core::date::Date;
+use trdscreen_core::fhir::read_patient_bundle;
+use trdscreen_core::knowledge::Knowledge;
+use trdscreen_core::screening::evaluate;
 
 /// Every story's Bundle with its evaluation day.
 static STORIES: LazyLock<Vec<(Value, Date)>> = LazyLock::new(|| {
-    let file: super::File =
-        toml::from_str(&std::fs::read_to_string("tests/fixtures/scenarios.toml").unwrap()).unwrap();
+    let file: super::File = toml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/scenarios.toml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
     let mut stories: Vec<(Value, Date)> = file
         .scenario
         .iter()
         .map(|s| {
-            let path = std::path::Path::new("tests/fixtures/scenarios").join(&s.file);
+            let path = std::path::Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/fixtures/scenarios"
+            ))
+            .join(&s.file);
             let text = std::fs::read_to_string(path).unwrap();
             (
                 serde_json::from_str(&text).unwrap(),
@@ -27,7 +37,11 @@ static STORIES: LazyLock<Vec<(Value, Date)>> = LazyLock::new(|| {
             )
         })
         .collect();
-    let typical = std::fs::read_to_string("tests/fixtures/typical-patient.json").unwrap();
+    let typical = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/typical-patient.json"
+    ))
+    .unwrap();
     stories.push((
         serde_json::from_str(&typical).unwrap(),
         Date::parse("2025-06-01").unwrap(),

@@ -22,14 +22,14 @@
 
 use criterion::{Criterion, Throughput, criterion_group};
 use std::hint::black_box;
-use trdscreen::date::Date;
-use trdscreen::fhir::read_patient_bundle;
-use trdscreen::knowledge::Knowledge;
-use trdscreen::screening::evaluate;
+use trdscreen_core::date::Date;
+use trdscreen_core::fhir::read_patient_bundle;
+use trdscreen_core::knowledge::Knowledge;
+use trdscreen_core::screening::evaluate;
 
 const TYPICAL_PATIENT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/typical-patient.json"
+    "/../../tests/fixtures/typical-patient.json"
 ));
 
 fn as_of() -> Date {

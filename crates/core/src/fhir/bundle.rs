@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn every_fixture_reads_the_same_in_one_pass_as_carefully() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
         let mut files = vec![std::path::PathBuf::from(dir)];
         let mut read = 0;
         while let Some(path) = files.pop() {

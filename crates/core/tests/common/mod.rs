@@ -2,10 +2,10 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
-use trdscreen::date::Date;
-use trdscreen::fhir::read_patient_bundle;
-use trdscreen::knowledge::Knowledge;
-use trdscreen::screening::{Assessment, evaluate};
+use trdscreen_core::date::Date;
+use trdscreen_core::fhir::read_patient_bundle;
+use trdscreen_core::knowledge::Knowledge;
+use trdscreen_core::screening::{Assessment, evaluate};
 
 pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
 
@@ -55,7 +55,7 @@ pub fn diagnostic_kinds(a: &Assessment) -> Vec<&'static str> {
 pub fn typical_patient() -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/typical-patient.json"
+        "/../../tests/fixtures/typical-patient.json"
     ))
     .expect("the typical patient's fixture");
     serde_json::from_str(&text).expect("the fixture is JSON")
@@ -81,7 +81,10 @@ pub fn screen_text(json: &str, as_of: &str) -> Assessment {
 }
 
 /// The diagnostics of one kind, as `resource: message`.
-pub fn diagnostics_of<'a>(a: &'a Assessment, kind: &str) -> Vec<&'a trdscreen::fhir::Diagnostic> {
+pub fn diagnostics_of<'a>(
+    a: &'a Assessment,
+    kind: &str,
+) -> Vec<&'a trdscreen_core::fhir::Diagnostic> {
     a.diagnostics
         .iter()
         .filter(|d| d.kind.as_str() == kind)

@@ -3,8 +3,8 @@
 mod common;
 use common::*;
 use serde_json::json;
-use trdscreen::fhir::{BundleError, read_patient_bundle};
-use trdscreen::screening::TrdStatus;
+use trdscreen_core::fhir::{BundleError, read_patient_bundle};
+use trdscreen_core::screening::TrdStatus;
 
 #[test]
 fn malformed_json_is_an_error_that_says_so_without_echoing_content() {
@@ -250,11 +250,11 @@ fn scores_outside_the_scale_are_named_and_not_used() {
 
 const TYPICAL_AS_OF: &str = "2025-06-01";
 
-fn typical_met() -> trdscreen::screening::Assessment {
+fn typical_met() -> trdscreen_core::screening::Assessment {
     screen_text(&typical_patient().to_string(), TYPICAL_AS_OF)
 }
 
-fn ingredients(a: &trdscreen::screening::Assessment) -> Vec<&str> {
+fn ingredients(a: &trdscreen_core::screening::Assessment) -> Vec<&str> {
     a.trials.iter().map(|t| t.ingredient.as_str()).collect()
 }
 

@@ -1,20 +1,19 @@
-//! The knowledge base is data: the embedded files are valid, a site's file replaces the built-in one,
-//! and a wrong override is refused with a message that names the file and the problem.
+//! The knowledge base is data: the embedded files are valid, a site's file replaces the built-in one
+//! (`Knowledge::with_overrides`; reading them from a directory is the service's), and a wrong
+//! override is refused with a message that names the file and the problem.
 
 mod common;
 use common::*;
 use serde_json::json;
-use trdscreen::date::Date;
-use trdscreen::fhir::read_patient_bundle;
-use trdscreen::knowledge::Knowledge;
-use trdscreen::screening::evaluate;
+use trdscreen_core::date::Date;
+use trdscreen_core::fhir::read_patient_bundle;
+use trdscreen_core::knowledge::{Knowledge, KnowledgeError};
+use trdscreen_core::screening::evaluate;
 
-fn override_dir(name: &str, file: &str, text: &str) -> std::path::PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("trdscreen-knowledge-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(file), text).unwrap();
-    dir
+/// The knowledge base with one of the site's files replaced by `text` (as the service reads a
+/// directory of override files, `trdscreen::knowledge::load_with_overrides`).
+fn with_site_file(file: &str, text: &str) -> Result<Knowledge, KnowledgeError> {
+    Knowledge::with_overrides(|name| Ok((name == file).then(|| text.to_owned())))
 }
 
 #[test]
@@ -29,10 +28,9 @@ fn the_embedded_knowledge_is_valid_and_versioned() {
 
 #[test]
 fn a_site_policy_replaces_the_default_and_changes_the_ruleset_version() {
-    let embedded = include_str!("../knowledge/policy.toml");
+    let embedded = include_str!("../../../knowledge/policy.toml");
     let four_weeks = embedded.replace("min_duration_weeks = 6", "min_duration_weeks = 4");
-    let k = Knowledge::load_with_overrides(&override_dir("policy", "policy.toml", &four_weeks))
-        .unwrap();
+    let k = with_site_file("policy.toml", &four_weeks).unwrap();
     assert_ne!(k.ruleset_version, Knowledge::embedded().ruleset_version);
     let resources = vec![order(
         "mr1",
@@ -56,7 +54,7 @@ fn a_site_policy_replaces_the_default_and_changes_the_ruleset_version() {
 
 #[test]
 fn wrong_overrides_are_refused_with_the_file_and_the_problem() {
-    let embedded = include_str!("../knowledge/policy.toml");
+    let embedded = include_str!("../../../knowledge/policy.toml");
     let cases = [
         (
             embedded.replace("min_duration_weeks = 6", "min_duration_weeks = 9"),
@@ -75,19 +73,16 @@ fn wrong_overrides_are_refused_with_the_file_and_the_problem() {
         ),
         ("not toml at all [".to_owned(), "policy.toml"),
     ];
-    for (n, (text, message)) in cases.iter().enumerate() {
-        let err =
-            Knowledge::load_with_overrides(&override_dir(&format!("bad{n}"), "policy.toml", text))
-                .unwrap_err();
+    for (text, message) in &cases {
+        let err = with_site_file("policy.toml", text).unwrap_err();
         assert!(
             err.to_string().contains("policy.toml") && err.to_string().contains(message),
             "{err}"
         );
     }
-    let missing_hint = include_str!("../knowledge/hints.toml")
+    let missing_hint = include_str!("../../../knowledge/hints.toml")
         .replace("code = \"pregnancy\"", "code = \"pregnant\"");
-    let err = Knowledge::load_with_overrides(&override_dir("hints", "hints.toml", &missing_hint))
-        .unwrap_err();
+    let err = with_site_file("hints.toml", &missing_hint).unwrap_err();
     assert!(
         err.to_string()
             .contains("hint `pregnancy` must be defined exactly once"),
@@ -109,8 +104,7 @@ products = [
   { rxnorm = "900001", name = "lithium carbonate 300 MG Oral Capsule", drugs = ["lithium"] },
 ]
 "#;
-    let k =
-        Knowledge::load_with_overrides(&override_dir("products", "products.toml", site)).unwrap();
+    let k = with_site_file("products.toml", site).unwrap();
     assert_ne!(k.ruleset_version, Knowledge::embedded().ruleset_version);
     assert_eq!(
         k.product_count(),
@@ -173,14 +167,10 @@ products = [
             "must name its oid, version, repo, path and commit, or give a source",
         ),
     ];
-    for (n, (text, message)) in cases.iter().enumerate() {
-        let err = Knowledge::load_with_overrides(&override_dir(
-            &format!("products{n}"),
-            "products.toml",
-            text,
-        ))
-        .unwrap_err()
-        .to_string();
+    for (text, message) in &cases {
+        let err = with_site_file("products.toml", text)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("products.toml") && err.contains(message),
             "{err}"

@@ -4,10 +4,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::Path;
-use trdscreen::date::Date;
-use trdscreen::fhir::read_patient_bundle;
-use trdscreen::knowledge::Knowledge;
-use trdscreen::screening::evaluate;
+use trdscreen_core::date::Date;
+use trdscreen_core::fhir::read_patient_bundle;
+use trdscreen_core::knowledge::Knowledge;
+use trdscreen_core::screening::evaluate;
 
 #[derive(Deserialize)]
 struct File {
@@ -59,7 +59,11 @@ struct ExpectedTrial {
 }
 
 fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
-    let path = Path::new("tests/fixtures/scenarios").join(&s.file);
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/scenarios"
+    ))
+    .join(&s.file);
     let text = std::fs::read_to_string(&path).expect("fixture exists");
     let record = match read_patient_bundle(&text) {
         Ok(r) => r,
@@ -202,8 +206,14 @@ fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
 
 #[test]
 fn every_clinical_story_screens_as_the_rules_say() {
-    let file: File =
-        toml::from_str(&std::fs::read_to_string("tests/fixtures/scenarios.toml").unwrap()).unwrap();
+    let file: File = toml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/scenarios.toml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
     let k = Knowledge::embedded();
     let mut failures = Vec::new();
     for s in &file.scenario {
@@ -232,9 +242,20 @@ fn every_clinical_story_screens_as_the_rules_say() {
 
 #[test]
 fn every_fixture_has_a_story() {
-    let file: File =
-        toml::from_str(&std::fs::read_to_string("tests/fixtures/scenarios.toml").unwrap()).unwrap();
-    for entry in std::fs::read_dir("tests/fixtures/scenarios").unwrap() {
+    let file: File = toml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/scenarios.toml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/scenarios"
+    ))
+    .unwrap()
+    {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(
             file.scenario.iter().any(|s| s.file == name),

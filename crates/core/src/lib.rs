@@ -1,0 +1,16 @@
+//! trdscreen's clinical core: one patient's FHIR R4 record in, an explained screening for
+//! treatment-resistant depression out. Pure functions over data: no I/O, no clock, no async runtime,
+//! no transport, so that every clinical test builds and runs without the service's dependencies.
+//!
+//! Layers, data flowing one way: [`date`] and [`ratio`] (exact values) → [`fhir`] (the lenient
+//! resource types and one patient's record) → [`knowledge`] (the knowledge base, parsed from the
+//! texts of its files) → [`screening`] (`evaluate(record, as_of, knowledge) -> Assessment`).
+//! The service (`trdscreen`: gRPC, the CLI, the nightly job, the FHIR client) sits on top and
+//! reads files, including a site's knowledge overrides.
+
+pub mod date;
+pub mod fhir;
+pub mod fnv;
+pub mod knowledge;
+pub mod ratio;
+pub mod screening;
