@@ -17,6 +17,7 @@ pub mod output;
 pub mod render;
 pub mod service;
 pub mod settings;
+pub mod signal;
 pub mod synth;
 pub mod telemetry;
 pub mod writeback;

@@ -356,3 +356,40 @@ fn argument_errors_are_one_line_with_exit_code_2() {
             .contains("Usage: trdscreen evaluate")
     );
 }
+
+#[test]
+fn bad_settings_exit_2_so_that_a_cron_job_does_not_retry_them() {
+    let dir = std::env::temp_dir().join(format!("trdscreen-cli-settings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("settings.toml");
+    std::fs::write(&file, "[grpc]\nlisten = \"not an address\"\n").unwrap();
+    let file = file.to_str().unwrap();
+    let nightly = [
+        "batch",
+        "--ndjson",
+        "examples/population",
+        "--as-of",
+        "2026-11-01",
+    ];
+    for args in [
+        [&nightly[..], &["-c", file]].concat(),
+        vec!["export", "--out", dir.to_str().unwrap(), "-c", file],
+        vec!["screen", "--patient", "p1", "-c", file],
+        vec!["serve", "-c", file],
+    ] {
+        let out = trdscreen(&args);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("grpc.listen"), "{args:?}: {stderr}");
+    }
+    // A bad environment override is a bad setting too.
+    let out = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+        .args(nightly)
+        .env("TRDSCREEN_BATCH_CONCURRENCY", "many")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("TRDSCREEN_BATCH_CONCURRENCY"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
