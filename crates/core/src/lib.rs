@@ -14,3 +14,20 @@ pub mod fnv;
 pub mod knowledge;
 pub mod ratio;
 pub mod screening;
+
+#[cfg(test)]
+mod tests {
+    /// The core's own dependencies are data crates only; `cargo tree -p trdscreen-core -e normal`
+    /// shows the whole tree (serde, serde_json, thiserror, toml and theirs).
+    #[test]
+    fn the_core_depends_on_no_io_transport_or_runtime_crate() {
+        let manifest: toml::Table = toml::from_str(include_str!("../Cargo.toml")).unwrap();
+        let deps = manifest["dependencies"].as_table().unwrap();
+        let mut names: Vec<&str> = deps.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["serde", "serde_json", "thiserror", "toml"]);
+        for section in ["build-dependencies", "target"] {
+            assert!(!manifest.contains_key(section), "{section}");
+        }
+    }
+}
