@@ -165,7 +165,7 @@ impl Screener {
 
     /// The members of a FHIR Group: the cohort of a ScreenPopulation call or a nightly job.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<PatientId>> {
-        let id = PatientId::parse(group_id)
+        let id = crate::fhir::GroupId::parse(group_id)
             .map_err(|e| Error::InvalidArgument(summary!("group_id: {}", e)))?;
         crate::fhir::fetch::group_members(self.client()?, &id).await
     }

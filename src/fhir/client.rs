@@ -647,22 +647,19 @@ pub(crate) fn transport_error(e: &reqwest::Error, what: impl Ours) -> Error {
 /// The name of a resource type this service reads or writes, for a message or a log field; any
 /// other name (one a server sent, say in a Bulk Data manifest) is `other`.
 pub fn known_type(name: &str) -> &'static str {
-    const KNOWN: [&str; 12] = [
+    // Besides the types screening reads (one list, `Typed::NAMES`): what the service itself
+    // reads, writes or receives.
+    const OTHERS: [&str; 6] = [
         "Patient",
         "Group",
-        "Condition",
-        "MedicationRequest",
-        "MedicationStatement",
-        "Medication",
-        "Observation",
-        "Procedure",
         "Flag",
         "CarePlan",
         "OperationOutcome",
         "Bundle",
     ];
-    KNOWN
+    crate::fhir::resources::Typed::NAMES
         .iter()
+        .chain(OTHERS.iter())
         .find(|k| **k == name)
         .copied()
         .unwrap_or("other")

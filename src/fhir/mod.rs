@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod whole;
 
 pub use trdscreen_core::fhir::{
-    BundleError, Deceased, Diagnostic, DiagnosticKind, Entry, FhirId, PatientId, PatientRecord,
-    TooManyResources, bundle, datatypes, id, read_patient_bundle, record, resources, surrogates,
+    BundleError, Deceased, Diagnostic, DiagnosticKind, Entry, FhirId, GroupId, MedicationId,
+    PatientId, PatientRecord, TooManyResources, bundle, datatypes, id, read_patient_bundle, record,
+    resources, surrogates,
 };

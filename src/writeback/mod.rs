@@ -193,9 +193,7 @@ fn id_from_location(location: &str, resource_type: &str) -> Option<String> {
 /// URL and into the caller's `Type/id` reference, so anything else is as good as no id.
 fn fhir_id(id: Option<&str>) -> Option<String> {
     let id = id?;
-    crate::fhir::PatientId::parse(id)
-        .ok()
-        .map(|_| id.to_owned())
+    crate::fhir::FhirId::parse(id).ok().map(|_| id.to_owned())
 }
 
 async fn find(

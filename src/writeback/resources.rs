@@ -143,7 +143,7 @@ pub fn care_plan(
 fn is_reference(citation: &str) -> bool {
     let mut parts = citation.split('/');
     matches!((parts.next(), parts.next(), parts.next()), (Some(t), Some(id), None)
-        if t.starts_with(|c: char| c.is_ascii_uppercase()) && crate::fhir::PatientId::parse(id).is_ok())
+        if t.starts_with(|c: char| c.is_ascii_uppercase()) && crate::fhir::FhirId::parse(id).is_ok())
 }
 
 /// The resource as the service compares it: without the server's `id`, `meta` and narrative.

@@ -43,20 +43,46 @@ impl fmt::Display for FhirId {
     }
 }
 
-/// The id of the Patient whose record is screened.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct PatientId(FhirId);
+/// The id types of the resources the service names by id: one grammar ([`FhirId`]), one type
+/// per resource type, so that a Group's id is never passed where a Patient's is expected.
+macro_rules! logical_ids {
+    ($($(#[$doc:meta])* $name:ident: $resource:literal;)+) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(FhirId);
+
+        impl $name {
+            /// The resource type whose id this is.
+            pub const RESOURCE_TYPE: &'static str = $resource;
+
+            pub fn parse(text: &str) -> Result<$name, InvalidId> {
+                FhirId::parse(text).map($name)
+            }
+
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )+};
+}
+
+logical_ids! {
+    /// The id of the Patient whose record is screened.
+    PatientId: "Patient";
+    /// A Group's id: a cohort to screen, a Group-level Bulk Data export.
+    GroupId: "Group";
+    /// A Medication's id, read by id when an order references one that was not sent.
+    MedicationId: "Medication";
+}
 
 impl PatientId {
-    pub fn parse(text: &str) -> Result<PatientId, InvalidId> {
-        FhirId::parse(text).map(PatientId)
-    }
-
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-
     /// Whether a `subject`/`patient` reference points at this patient: the Patient entry's own
     /// `fullUrl`, `Patient/{id}` (optionally `/_history/n`), or an absolute URL of it on
     /// `server_base`, the server this record comes from. An absolute URL on any other server, or
@@ -82,12 +108,6 @@ impl PatientId {
             }
             _ => false,
         }
-    }
-}
-
-impl fmt::Display for PatientId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }
 

@@ -10,5 +10,5 @@ pub mod resources;
 pub mod surrogates;
 
 pub use bundle::{BundleError, read_patient_bundle};
-pub use id::{FhirId, PatientId};
+pub use id::{FhirId, GroupId, MedicationId, PatientId};
 pub use record::{Deceased, Diagnostic, DiagnosticKind, Entry, PatientRecord, TooManyResources};
