@@ -18,13 +18,7 @@ use trdscreen::fhir::client::{FhirClient, Idempotent};
 use trdscreen::settings::{AuthMode, BulkSettings, Settings, SigningAlgorithm};
 
 fn env_url(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            eprintln!("skipped: {name} is not set (scripts/test starts the FHIR servers)");
-            None
-        }
-    }
+    service::fhir_env(name)
 }
 
 /// Polls as often as sekmet asks (Retry-After: 1).

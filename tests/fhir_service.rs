@@ -94,6 +94,9 @@ fn assert_no_unresolved_references(a: &Assessment) {
 #[tokio::test]
 async fn screening_medication_requests_naming_their_medication_by_reference_equals_evaluate_bundle()
 {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     let fhir = Fhir::plain();
     let loaded = fhir
         .load("fhir/requests-medication-reference.json", "mr-ref")
@@ -125,6 +128,9 @@ async fn screening_medication_requests_naming_their_medication_by_reference_equa
 #[tokio::test]
 async fn screening_medication_statements_naming_their_medication_by_reference_equals_evaluate_bundle()
  {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     let fhir = Fhir::plain();
     let loaded = fhir
         .load("fhir/statements-medication-reference.json", "ms-ref")
@@ -148,6 +154,9 @@ async fn screening_medication_statements_naming_their_medication_by_reference_eq
 
 #[tokio::test]
 async fn screening_the_typical_patient_equals_evaluate_bundle() {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     // Requests with coded medications, and an augmentation MedicationStatement whose Medication is
     // a reference (aripiprazole).
     let fhir = Fhir::plain();
@@ -219,6 +228,9 @@ fn references(list: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn write_back_keeps_one_flag_and_one_care_plan_updates_them_in_place_and_retires_them() {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     let fhir = Fhir::plain();
     let loaded = fhir
         .load("fhir/requests-medication-reference.json", "lifecycle")
@@ -398,6 +410,9 @@ const RACE_ROUNDS: usize = 25;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_writing_back_the_same_new_patient_at_once_make_one_flag_and_one_care_plan() {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     let fhir = Fhir::plain();
     let replicas: Vec<Arc<Screener>> = (0..REPLICAS)
         .map(|_| {
@@ -466,6 +481,9 @@ async fn replicas_writing_back_the_same_new_patient_at_once_make_one_flag_and_on
 
 #[tokio::test]
 async fn write_back_modes_none_flag_and_the_default_write_what_they_name() {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     let fhir = Fhir::plain();
     let loaded = fhir
         .load("fhir/statements-medication-reference.json", "modes")
@@ -502,6 +520,9 @@ async fn write_back_modes_none_flag_and_the_default_write_what_they_name() {
 
 #[tokio::test]
 async fn unknown_patient_is_not_found() {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     let mut svc = start(settings(&service::fhir_url())).await;
     let status = svc
         .client
@@ -516,6 +537,9 @@ async fn unknown_patient_is_not_found() {
 
 #[tokio::test]
 async fn malformed_patient_ids_are_invalid_argument() {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     let mut svc = start(settings(&service::fhir_url())).await;
     let too_long = "a".repeat(65);
     for id in ["../Patient", "a/b", "x?y=1", "", too_long.as_str()] {
@@ -745,6 +769,9 @@ async fn slow_proxy(target: SocketAddr, delay: Duration, accepted: Arc<Notify>) 
 
 #[tokio::test]
 async fn shutdown_lets_the_call_in_flight_finish_and_refuses_new_connections() {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     let fhir = Fhir::plain();
     let loaded = fhir
         .load("fhir/requests-medication-reference.json", "shutdown")

@@ -167,6 +167,9 @@ fn assert_no_trace_of(haystack: &str, secrets: &[&str], what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_exports_its_metrics_and_traces_and_the_dashboard_and_alerts_query_only_them() {
+    if !crate::service::fhir_servers() {
+        return;
+    }
     let mut exported = against_the_fhir_server().await;
     exported.extend(against_a_failing_fhir_server().await);
     for (file, names) in [

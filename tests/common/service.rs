@@ -26,6 +26,32 @@ fn from_env(name: &str) -> String {
     }
 }
 
+/// Whether the real FHIR servers scripts/test starts are there (`TRDSCREEN_TEST_FHIR_URL`). A test
+/// that needs them starts with `if !crate::service::fhir_servers() { return; }`: under a plain
+/// `cargo test` without them it prints a line and passes as skipped; with
+/// `TRDSCREEN_REQUIRE_FHIR=1` (scripts/test sets it) their absence fails the test instead, so the
+/// CI run never skips one.
+pub fn fhir_servers() -> bool {
+    fhir_env("TRDSCREEN_TEST_FHIR_URL").is_some()
+}
+
+/// The variable's value; when it is not set, `None` after a line saying the test is skipped, or a
+/// failure under `TRDSCREEN_REQUIRE_FHIR=1`.
+pub fn fhir_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("TRDSCREEN_REQUIRE_FHIR").is_ok_and(|v| v == "1") => {
+            panic!(
+                "{name} is not set, and TRDSCREEN_REQUIRE_FHIR=1 says the FHIR servers must be there"
+            )
+        }
+        _ => {
+            eprintln!("skipped: {name} is not set (scripts/test starts the FHIR servers)");
+            None
+        }
+    }
+}
+
 /// The base URL of the plain (no authentication) FHIR server.
 pub fn fhir_url() -> String {
     from_env("TRDSCREEN_TEST_FHIR_URL")
