@@ -64,7 +64,10 @@ fn expected_rows(patients: &[Vec<Value>]) -> BTreeMap<String, String> {
             let assessment = trdscreen::screening::evaluate(&record, as_of, &k);
             let mut row = Vec::new();
             write_csv_row(&mut row, &summarise(&assessment, None, Duration::ZERO)).unwrap();
-            (assessment.patient_id, String::from_utf8(row).unwrap())
+            (
+                assessment.patient_id.to_string(),
+                String::from_utf8(row).unwrap(),
+            )
         })
         .collect()
 }

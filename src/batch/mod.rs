@@ -573,7 +573,7 @@ pub fn summarise(
         Some(Err(e)) => (Some("failed".to_owned()), Some(error_kind(e).to_owned())),
     };
     PatientSummary {
-        patient: a.patient_id.clone(),
+        patient: a.patient_id.to_string(),
         status: Some(status_name(a.status).to_owned()),
         failed_adequate_trials: a.failed_adequate_trials,
         trials: a.trials.len() as u32,

@@ -1,7 +1,8 @@
 //! The result of screening one patient, with the gRPC contract's field and enum names
 //! (`trdscreen.v1.Assessment`), so the JSON a person sees is the message a client receives.
 
-use crate::fhir::Diagnostic;
+use crate::date::Date;
+use crate::fhir::{Diagnostic, PatientId};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,7 +99,7 @@ pub struct Reason {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Assessment {
-    pub patient_id: String,
+    pub patient_id: PatientId,
     pub status: TrdStatus,
     pub failed_adequate_trials: u32,
     pub trials: Vec<TreatmentTrial>,
@@ -107,10 +108,16 @@ pub struct Assessment {
     pub suggestions: Vec<Suggestion>,
     pub reasons: Vec<Reason>,
     pub ruleset_version: String,
-    /// RFC 3339: the start (UTC) of the day the record was evaluated as of.
-    pub as_of: String,
+    /// The day the record was evaluated as of; written as RFC 3339, the start (UTC) of the day.
+    #[serde(serialize_with = "start_of_day")]
+    pub as_of: Date,
     pub diagnostics: Vec<Diagnostic>,
     /// `Type/id` of the depression Conditions active (not refuted, not abated) as of `as_of`: what a
     /// CarePlan made from this assessment addresses.
     pub depression_conditions: Vec<String>,
+}
+
+/// A day as the contract's timestamps write it: RFC 3339, the start of the day in UTC.
+fn start_of_day<S: serde::Serializer>(day: &Date, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{day}T00:00:00Z"))
 }

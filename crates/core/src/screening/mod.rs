@@ -150,7 +150,7 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
     all_diagnostics.dedup();
 
     Assessment {
-        patient_id: record.patient_id.to_string(),
+        patient_id: record.patient_id.clone(),
         status,
         failed_adequate_trials: failed,
         trials: trial_views,
@@ -159,7 +159,7 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
         suggestions,
         reasons,
         ruleset_version: k.ruleset_version.clone(),
-        as_of: format!("{as_of}T00:00:00Z"),
+        as_of,
         diagnostics: all_diagnostics,
         depression_conditions: facts
             .active_in("depression", k)
