@@ -22,6 +22,7 @@ pub use assessment::*;
 use crate::date::Date;
 use crate::fhir::{Diagnostic, DiagnosticKind, PatientRecord};
 use crate::knowledge::Knowledge;
+use status::Judgement;
 
 /// Diagnostics collected while screening, added to those of reading the record.
 #[derive(Debug, Default)]
@@ -48,33 +49,19 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
     };
     let episode = episode::current(&facts.depression_scores, as_of, k);
 
-    let judged: Vec<outcome::Judged> = (0..trials.len())
-        .map(|i| outcome::judge(i, &trials, &facts.depression_scores, as_of, k))
-        .collect();
-    let counted: Vec<bool> = trials
-        .iter()
-        .map(|t| episode.counts(t.end_or(as_of)))
-        .collect();
     let judgements: Vec<status::Judgement> = trials
         .iter()
-        .zip(&judged)
-        .zip(&counted)
-        .map(|((trial, j), counted)| status::Judgement {
+        .enumerate()
+        .map(|(i, trial)| status::Judgement {
             trial,
-            outcome: j.outcome,
-            counted: *counted,
+            judged: outcome::judge(i, &trials, &facts.depression_scores, as_of, k),
+            counted: episode.counts(trial.end_or(as_of)),
         })
         .collect();
     let tally = status::tally(&judgements);
     let status = tally.status();
 
-    let baselines: Vec<_> = trials
-        .iter()
-        .zip(&judged)
-        .zip(&counted)
-        .map(|((t, j), c)| (t, j.baseline, *c))
-        .collect();
-    let severity = staging::severity_score(&baselines, &facts.depression_scores, &episode);
+    let severity = staging::severity_score(&judgements, &facts.depression_scores, &episode);
     let staging = Staging {
         thase_rush_stage: staging::thase_rush(&tally, &facts, &episode, k),
         maudsley_score: staging::maudsley(
@@ -107,41 +94,45 @@ pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessmen
         reason::status_reason(status, &tally, &trials, k),
         reason::episode_reason(&episode, k),
     ];
-    reason::trial_reasons(&trials, &judged, &counted, as_of, k, &mut reasons);
+    reason::trial_reasons(&trials, &judgements, as_of, k, &mut reasons);
 
-    let trial_views = trials
+    let trial_views = judgements
         .iter()
-        .zip(&judged)
-        .zip(&counted)
-        .map(|((t, j), counted)| {
-            let info = k.drug(t.drug);
-            let switched_to = j.switched_to.map_or(&[][..], |n| &trials[n].evidence);
-            let mut evidence = reason::owned(&t.evidence, 2 + switched_to.len());
-            evidence.extend(
-                j.baseline
-                    .iter()
-                    .chain(&j.end_score)
-                    .map(|s| s.citation.to_owned()),
-            );
-            evidence.extend(switched_to.iter().map(|e| (*e).to_owned()));
-            TreatmentTrial {
-                ingredient: info.name.clone(),
-                rxnorm_ingredient: info.rxnorm.clone(),
-                drug_class: info.class.clone().unwrap_or_default(),
-                start: t.start.to_string(),
-                end: t.end.map(|e| e.to_string()),
-                weeks: f64::from(t.days(as_of)) / 7.0,
-                daily_dose_mg: t.daily_mg.map(|mg| mg.rounded(3)),
-                adequate_dose: t.dose == trial::DoseAdequacy::Adequate,
-                adequate_duration: t.adequate_duration,
-                outcome: j.outcome,
-                outcome_inferred: j.inferred,
-                augmentation: t.augmentation,
-                counted: *counted,
-                evidence,
-                course: t.course,
-            }
-        })
+        .map(
+            |Judgement {
+                 trial: t,
+                 judged: j,
+                 counted,
+             }| {
+                let info = k.drug(t.drug);
+                let switched_to = j.switched_to.map_or(&[][..], |n| &trials[n].evidence);
+                let mut evidence = reason::owned(&t.evidence, 2 + switched_to.len());
+                evidence.extend(
+                    j.baseline
+                        .iter()
+                        .chain(&j.end_score)
+                        .map(|s| s.citation.to_owned()),
+                );
+                evidence.extend(switched_to.iter().map(|e| (*e).to_owned()));
+                TreatmentTrial {
+                    ingredient: info.name.clone(),
+                    rxnorm_ingredient: info.rxnorm.clone(),
+                    drug_class: info.class.clone().unwrap_or_default(),
+                    start: t.start.to_string(),
+                    end: t.end.map(|e| e.to_string()),
+                    weeks: f64::from(t.days(as_of)) / 7.0,
+                    daily_dose_mg: t.daily_mg.map(|mg| mg.rounded(3)),
+                    adequate_dose: t.dose == trial::DoseAdequacy::Adequate,
+                    adequate_duration: t.adequate_duration,
+                    outcome: j.outcome,
+                    outcome_inferred: j.inferred,
+                    augmentation: t.augmentation,
+                    counted: *counted,
+                    evidence,
+                    course: t.course,
+                }
+            },
+        )
         .collect();
 
     let mut all_diagnostics = record.diagnostics.clone();

@@ -3,7 +3,7 @@
 use super::assessment::{Reason, TrdStatus, TrialOutcome};
 use super::episode::Episode;
 use super::outcome::Judged;
-use super::status::{CourseTally, Tally};
+use super::status::{CourseTally, Judgement, Tally};
 use super::trial::{DoseAdequacy, Trial};
 use crate::date::Date;
 use crate::knowledge::Knowledge;
@@ -126,15 +126,15 @@ pub fn episode_reason(episode: &Episode, k: &Knowledge) -> Reason {
 /// A reason per trial, in order of start, each course of several trials explained before its first.
 pub fn trial_reasons(
     trials: &[Trial],
-    judged: &[Judged],
-    counted: &[bool],
+    judgements: &[Judgement],
     as_of: Date,
     k: &Knowledge,
     out: &mut Vec<Reason>,
 ) {
     let mut course = Vec::new();
     let mut last_course = None;
-    for (i, t) in trials.iter().enumerate() {
+    for (i, j) in judgements.iter().enumerate() {
+        let t = j.trial;
         if t.course.is_some() && t.course != last_course {
             last_course = t.course;
             course.clear();
@@ -149,7 +149,7 @@ pub fn trial_reasons(
                 out.push(course_reason(&course, k));
             }
         }
-        out.push(trial_reason(t, &judged[i], trials, counted[i], as_of, k));
+        out.push(trial_reason(t, &j.judged, trials, j.counted, as_of, k));
     }
 }
 

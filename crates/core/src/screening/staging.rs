@@ -4,7 +4,6 @@
 use super::episode::Episode;
 use super::facts::{Facts, ProcedureKind, Score};
 use super::status::{Judgement, Tally};
-use super::trial::Trial;
 use crate::date::Date;
 use crate::knowledge::Knowledge;
 use std::collections::BTreeSet;
@@ -115,14 +114,14 @@ fn episode_onset(input: &MaudsleyInput, k: &Knowledge) -> Date {
 /// Baseline severity: the baseline of the earliest counted antidepressant trial, else the first score
 /// in the episode.
 pub fn severity_score<'s>(
-    judged: &[(&Trial, Option<&'s Score<'s>>, bool)],
+    judged: &[Judgement<'s>],
     scores: &'s [Score<'s>],
     episode: &Episode,
 ) -> Option<&'s Score<'s>> {
     judged
         .iter()
-        .filter(|(t, _, counted)| *counted && !t.augmentation)
-        .min_by_key(|(t, _, _)| t.start)
-        .and_then(|(_, baseline, _)| *baseline)
+        .filter(|j| j.counted && !j.trial.augmentation)
+        .min_by_key(|j| j.trial.start)
+        .and_then(|j| j.judged.baseline)
         .or_else(|| scores.iter().find(|s| s.at.day >= episode.start))
 }

@@ -2,13 +2,15 @@
 //! the courses that failed adequately, U those that would if their dose or outcome were confirmed.
 
 use super::assessment::{TrdStatus, TrialOutcome};
+use super::outcome::Judged;
 use super::trial::{DoseAdequacy, Trial};
 use crate::knowledge::DrugId;
 
-/// A trial with its judged outcome and whether it lies in the current episode.
+/// A trial with its judged outcome and whether it lies in the current episode: one value per
+/// trial, so that nothing pairs parallel lists by index.
 pub struct Judgement<'t> {
     pub trial: &'t Trial<'t>,
-    pub outcome: TrialOutcome,
+    pub judged: Judged<'t>,
     pub counted: bool,
 }
 
@@ -36,7 +38,7 @@ pub struct Tally {
 }
 
 fn failed_adequately(j: &Judgement) -> bool {
-    j.outcome == TrialOutcome::Failed
+    j.judged.outcome == TrialOutcome::Failed
         && j.trial.adequate_duration
         && j.trial.dose == DoseAdequacy::Adequate
 }
@@ -44,7 +46,7 @@ fn failed_adequately(j: &Judgement) -> bool {
 fn would_count_if_confirmed(j: &Judgement) -> bool {
     j.trial.adequate_duration
         && matches!(
-            (j.outcome, j.trial.dose),
+            (j.judged.outcome, j.trial.dose),
             (TrialOutcome::Failed, DoseAdequacy::Unconfirmed)
                 | (TrialOutcome::Unknown, DoseAdequacy::Adequate)
         )
