@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
@@ -35,7 +35,7 @@ pub fn free_port() -> u16 {
 
 /// `trdscreen serve` started from the built binary with `TRDSCREEN_...` settings in its environment.
 pub struct Served {
-    child: Option<Child>,
+    child: Option<crate::child::Running>,
     pub grpc: SocketAddr,
     pub metrics: SocketAddr,
     stderr: PathBuf,
@@ -52,19 +52,20 @@ impl Served {
             grpc.port()
         ));
         let log = std::fs::File::create(&stderr).expect("a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .env("TRDSCREEN_GRPC_LISTEN", grpc.to_string())
-            .env("TRDSCREEN_TELEMETRY_METRICS_LISTEN", metrics.to_string())
-            .env("TRDSCREEN_TELEMETRY_LOG_FORMAT", "json")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("trdscreen serve starts");
+        let child = crate::child::spawn(
+            Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+                .arg("serve")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("RUST_LOG", "info")
+                .env("TRDSCREEN_GRPC_LISTEN", grpc.to_string())
+                .env("TRDSCREEN_TELEMETRY_METRICS_LISTEN", metrics.to_string())
+                .env("TRDSCREEN_TELEMETRY_LOG_FORMAT", "json")
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(Stdio::null())
+                .stderr(log),
+            "trdscreen serve starts",
+        );
         let mut served = Served {
             child: Some(child),
             grpc,
@@ -144,10 +145,7 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        drop(self.child.take()); // stopped as every `crate::child::Running` is
         let _ = std::fs::remove_file(&self.stderr);
     }
 }

@@ -9,8 +9,7 @@
 //! produce these faults on demand) and its own in-process gRPC service, and checks outcomes and
 //! the requests the stub saw.
 
-#[path = "../common/stub.rs"]
-mod stub;
+use crate::stub;
 
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! service it does not know and once nothing listens, 2 for an address that is not HOST:PORT.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn trdscreen(args: &[&str]) -> Output {
@@ -18,18 +18,11 @@ fn free_port() -> u16 {
     listener.local_addr().expect("has an address").port()
 }
 
-/// `trdscreen serve` as a child process, killed when dropped.
+/// `trdscreen serve` as a child process (killed when dropped, as every [`crate::child::Running`]).
 struct Server {
-    child: Child,
+    child: crate::child::Running,
     address: SocketAddr,
     _dir: TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct TempDir(std::path::PathBuf);
@@ -46,15 +39,16 @@ fn serve() -> Server {
     std::fs::create_dir_all(&dir).unwrap();
     let settings = dir.join("settings.toml");
     std::fs::write(&settings, format!("[grpc]\nlisten = \"{address}\"\n")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
-        .args(["serve", "-c"])
-        .arg(&settings)
-        // The metrics endpoint (where the build has one) must not collide with another test's.
-        .env("TRDSCREEN_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts trdscreen serve");
+    let child = crate::child::spawn(
+        Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .args(["serve", "-c"])
+            .arg(&settings)
+            // The metrics endpoint (where the build has one) must not collide with another test's.
+            .env("TRDSCREEN_TELEMETRY_METRICS_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        "starts trdscreen serve",
+    );
     let mut server = Server {
         child,
         address,

@@ -3,8 +3,7 @@
 //! skipped; shards split the population exactly; a checkpoint makes a rerun screen no one twice;
 //! and, against the real FHIR server, a job killed half way and resumed writes no duplicate Flag.
 
-#[path = "common/service.rs"]
-mod service;
+use crate::service;
 
 use serde_json::{Value, json};
 use service::{Fhir, fixture_resources, unique_prefix, with_prefix};
@@ -20,9 +19,7 @@ use trdscreen::knowledge::Knowledge;
 
 const AS_OF: &str = "2025-06-01";
 
-#[path = "batch/export.rs"]
 mod export;
-#[path = "batch/incremental.rs"]
 mod incremental;
 
 /// Tests that write to the FHIR server take turns: an incremental export sees every change on the
@@ -351,13 +348,14 @@ fn a_killed_job_resumes_without_screening_anyone_twice_or_duplicating_a_flag() {
         ("TRDSCREEN_FHIR_BASE_URL", base.as_str()),
         ("TRDSCREEN_BATCH_WRITES_PER_SECOND", "20"),
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
-        .args(args)
-        .envs(env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::child::spawn(
+        Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .args(args)
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        "the nightly job starts",
+    );
     let half = patients.len() / 2;
     let mut lines = 0;
     for _ in 0..600 {
@@ -463,13 +461,14 @@ fn scratch_of_a_killed_job_is_owner_only_and_removed_by_the_next_run_never_a_liv
         ("TRDSCREEN_FHIR_BULK_POLL_INTERVAL_SECS", "1"),
         ("TRDSCREEN_BATCH_WRITES_PER_SECOND", "10"),
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
-        .args(args)
-        .envs(env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::child::spawn(
+        Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .args(args)
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        "the nightly job starts",
+    );
     for _ in 0..3000 {
         let lines = std::fs::read_to_string(&checkpoint).map_or(0, |t| t.lines().count());
         if lines > 2 || child.try_wait().unwrap().is_some() {

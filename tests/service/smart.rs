@@ -3,8 +3,7 @@
 //! both registered with the key in TRDSCREEN_TEST_SMART_KEY). The service finds the token endpoint
 //! by discovery and signs its client assertion with RS384.
 
-#[path = "common/service.rs"]
-mod service;
+use crate::service;
 
 use serde_json::Value;
 use service::{Fhir, settings, smart_key_file, smart_url, start, start_with_env, timestamp};

@@ -272,12 +272,13 @@ fn output_that_cannot_be_written_is_an_error_and_a_closed_pipe_a_quiet_end() {
     }
 
     // A reader that takes one byte of more than a pipe holds, then goes away.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
-        .args(["evaluate", long, "--json", "--as-of", "2025-06-01"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("runs");
+    let mut child = crate::child::spawn(
+        Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .args(["evaluate", long, "--json", "--as-of", "2025-06-01"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+        "runs",
+    );
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 1];
     std::io::Read::read_exact(&mut stdout, &mut first).unwrap();

@@ -4,8 +4,7 @@
 //! status codes, health and reflection answer, and shutdown is graceful. Every test loads its own
 //! patients under a unique id prefix, so tests run in any order and in parallel.
 
-#[path = "common/service.rs"]
-mod service;
+use crate::service;
 
 use serde_json::{Value, json};
 use service::{Fhir, Loaded, bundle_json, settings, start, timestamp, unique_prefix};

@@ -4,8 +4,7 @@
 //! Services mode, where the files need the access token. Each test loads its own patients under a
 //! unique id prefix. Skipped, with a message, when the servers' URLs are not set.
 
-#[path = "common/service.rs"]
-mod service;
+use crate::service;
 
 use reqwest::Method;
 use serde_json::{Value, json};

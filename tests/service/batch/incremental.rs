@@ -278,13 +278,14 @@ fn an_incremental_run_killed_half_way_and_run_again_loses_no_one_and_writes_noth
         ("TRDSCREEN_FHIR_BULK_POLL_INTERVAL_SECS", "1"),
         ("TRDSCREEN_BATCH_PATIENTS_PER_SECOND", "15"),
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trdscreen"))
-        .args(&args)
-        .envs(env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::child::spawn(
+        Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .args(&args)
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        "the nightly job starts",
+    );
     let half = patients.len() / 2;
     let mut lines = 0;
     for _ in 0..3000 {

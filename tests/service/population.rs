@@ -3,8 +3,7 @@
 //! stream without ending it; an unknown Group ends the call with NOT_FOUND; the nightly job reads
 //! the same Group patient by patient and writes one Flag per positive patient.
 
-#[path = "common/service.rs"]
-mod service;
+use crate::service;
 
 use serde_json::{Value, json};
 use service::{Fhir, Loaded, settings, start, timestamp, unique_prefix};

@@ -8,13 +8,11 @@
 //! The service reads the real FHIR server scripts/test starts (TRDSCREEN_TEST_FHIR_URL); faults that
 //! server cannot produce (503, 429, a refused token) come from the stub FHIR server.
 
-#[path = "common/service.rs"]
-mod service;
-#[path = "common/stub.rs"]
-mod stub;
-#[path = "common/telemetry.rs"]
-mod telemetry;
+use crate::service;
+use crate::stub;
+mod collector;
 
+use collector::{Receiver, Sample, Served, promql_metric_names, samples, total};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 use service::{Fhir, bundle_json, timestamp, unique_prefix};
@@ -22,7 +20,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use stub::{Action, Answer, Stub};
-use telemetry::{Receiver, Sample, Served, promql_metric_names, samples, total};
 use tonic::Code;
 use trdscreen::proto::{
     Assessment, EvaluateBundleRequest, ScreenPatientRequest, TrdStatus, TrialOutcome, WriteBackMode,
@@ -762,21 +759,22 @@ async fn prometheus_scrapes_the_metrics_endpoint() {
         ),
     )
     .unwrap();
-    let web = format!("127.0.0.1:{}", telemetry::free_port());
-    let mut prometheus = std::process::Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={web}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus starts");
+    let web = format!("127.0.0.1:{}", collector::free_port());
+    let mut prometheus = crate::child::spawn(
+        std::process::Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap()),
+        "prometheus starts",
+    );
     let started = Instant::now();
     let mut last = String::new();
     let up = loop {
