@@ -18,7 +18,8 @@ mod manifest;
 mod poll;
 
 use super::PatientId;
-use super::client::{FhirClient, backoff, status_error};
+use super::client::FhirClient;
+use super::transport::{backoff, status_error};
 use crate::date::DateTime;
 use crate::error::{Error, Result};
 use crate::settings::BulkSettings;

@@ -6,6 +6,7 @@ pub mod body;
 pub mod bulk;
 pub mod client;
 pub mod fetch;
+pub mod transport;
 pub mod whole;
 
 pub use trdscreen_core::fhir::{
