@@ -76,6 +76,44 @@ struct PageLink {
     url: Option<String>,
 }
 
+/// The bearer token of one logical request (all its attempts): a 401 answer to a SMART token
+/// renews it once, in one place for every request the client makes.
+struct Credentials<'a> {
+    auth: &'a Auth,
+    transport: &'a Transport,
+    renewed: bool,
+}
+
+impl<'a> Credentials<'a> {
+    fn new(auth: &'a Auth, transport: &'a Transport) -> Credentials<'a> {
+        Credentials {
+            auth,
+            transport,
+            renewed: false,
+        }
+    }
+
+    /// The token to send now, if the server takes one.
+    async fn token(&self) -> Result<Option<String>> {
+        self.auth.token(self.transport).await
+    }
+
+    /// Whether to send the request again with a new token: after a 401 to a token that can be
+    /// renewed (SMART), once; the refused token is forgotten.
+    async fn renew_after(&mut self, status: StatusCode, sent: Option<&str>) -> bool {
+        if status != StatusCode::UNAUTHORIZED
+            || sent.is_none()
+            || !self.auth.renewable()
+            || self.renewed
+        {
+            return false;
+        }
+        self.renewed = true;
+        self.auth.forget(sent).await;
+        true
+    }
+}
+
 /// What an idempotent request may be retried on.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Idempotent {
@@ -302,10 +340,10 @@ impl FhirClient {
                 label
             )));
         }
-        let mut renewed_token = false;
+        let mut credentials = Credentials::new(&self.auth, &self.transport);
         loop {
             let token = if authorised {
-                self.auth.token(&self.transport).await?
+                credentials.token().await?
             } else {
                 None
             };
@@ -328,13 +366,7 @@ impl FhirClient {
                 .map_err(|e| transport_error(&e, label))?;
             let status = response.status();
             tracing::debug!(resource_type = label, method = %method, status = status.as_u16(), "FHIR request");
-            if status == StatusCode::UNAUTHORIZED
-                && token.is_some()
-                && self.auth.renewable()
-                && !renewed_token
-            {
-                renewed_token = true;
-                self.auth.forget(token.as_deref()).await;
+            if credentials.renew_after(status, token.as_deref()).await {
                 continue;
             }
             return Ok(response);
@@ -354,9 +386,9 @@ impl FhirClient {
         resource_type: &'static str,
     ) -> Result<Reply> {
         let mut attempt = 0;
-        let mut renewed_token = false;
+        let mut credentials = Credentials::new(&self.auth, &self.transport);
         loop {
-            let token = self.auth.token(&self.transport).await?;
+            let token = credentials.token().await?;
             let mut request = self
                 .transport
                 .http()
@@ -415,10 +447,7 @@ impl FhirClient {
                     } else {
                         tracing::debug!(resource_type, method = %method, status = status.as_u16(), "FHIR request refused");
                     }
-                    if status == StatusCode::UNAUTHORIZED && self.auth.renewable() && !renewed_token
-                    {
-                        renewed_token = true;
-                        self.auth.forget(token.as_deref()).await;
+                    if credentials.renew_after(status, token.as_deref()).await {
                         continue;
                     }
                     let retryable =

@@ -125,3 +125,52 @@ async fn a_401_in_bearer_mode_is_unauthenticated_and_not_retried() {
         Some("Bearer s3cret-token")
     );
 }
+
+#[tokio::test]
+async fn a_401_to_a_smart_token_renews_it_once_and_a_second_401_is_unauthenticated() {
+    let stub = stub_with_patient().await;
+    stub.on(
+        "POST",
+        "/auth/token",
+        Action::Reply(Answer::json(
+            200,
+            &json!({"access_token": "a-token", "token_type": "bearer", "expires_in": 300}),
+        )),
+    );
+    stub.on_times(
+        "GET",
+        &patient_path(),
+        1,
+        Action::Reply(Answer::outcome(401, "login", "token expired")),
+    );
+    let mut s = settings(&stub);
+    s.fhir.auth = AuthSettings {
+        mode: AuthMode::Smart,
+        client_id: "trdscreen".into(),
+        token_url: Some(format!("{}/auth/token", stub.origin)),
+        ..AuthSettings::default()
+    };
+    let secrets = Secrets {
+        private_key_pem: Some(super::leaks::private_key()),
+        ..Secrets::default()
+    };
+    let mut client = serve(&s, &secrets).await;
+
+    // The token the server refused is renewed once, and the request sent again.
+    screen(&mut client)
+        .await
+        .expect("screened after one renewal");
+    assert_eq!(stub.count("POST", "/auth/token"), 2);
+    assert_eq!(stub.count("GET", &patient_path()), 2);
+
+    // A server that refuses every token: one renewal, then UNAUTHENTICATED, not a loop.
+    stub.on(
+        "GET",
+        &patient_path(),
+        Action::Reply(Answer::outcome(401, "login", "token expired")),
+    );
+    let status = screen(&mut client).await.expect_err("refused");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_eq!(stub.count("POST", "/auth/token"), 3);
+    assert_eq!(stub.count("GET", &patient_path()), 4);
+}

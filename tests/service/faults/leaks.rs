@@ -172,7 +172,7 @@ async fn a_token_endpoints_error_description_never_reaches_callers() {
 }
 
 /// A fresh RS384-capable key (openssl, as scripts/test makes the SMART test key).
-fn private_key() -> Vec<u8> {
+pub(super) fn private_key() -> Vec<u8> {
     let out = std::process::Command::new("openssl")
         .args([
             "genpkey",
