@@ -59,11 +59,7 @@ struct ExpectedTrial {
 }
 
 fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
-    let path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/scenarios"
-    ))
-    .join(&s.file);
+    let path = Path::new(SCENARIOS).join(&s.file);
     let text = std::fs::read_to_string(&path).expect("fixture exists");
     let record = match read_patient_bundle(&text) {
         Ok(r) => r,
@@ -204,16 +200,24 @@ fn check(s: &Scenario, k: &Knowledge) -> Vec<String> {
     errors
 }
 
+/// The stories' Bundles (tests/fixtures at the workspace root, shared with the service's tests).
+const SCENARIOS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/scenarios"
+);
+
+/// The stories and the outcome the rules give each (tests/fixtures/scenarios.toml).
+fn stories() -> File {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/scenarios.toml"
+    );
+    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 #[test]
 fn every_clinical_story_screens_as_the_rules_say() {
-    let file: File = toml::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/scenarios.toml"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let file: File = stories();
     let k = Knowledge::embedded();
     let mut failures = Vec::new();
     for s in &file.scenario {
@@ -242,20 +246,8 @@ fn every_clinical_story_screens_as_the_rules_say() {
 
 #[test]
 fn every_fixture_has_a_story() {
-    let file: File = toml::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/scenarios.toml"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    for entry in std::fs::read_dir(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/scenarios"
-    ))
-    .unwrap()
-    {
+    let file: File = stories();
+    for entry in std::fs::read_dir(SCENARIOS).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(
             file.scenario.iter().any(|s| s.file == name),
