@@ -6,7 +6,7 @@
 //! closed pipe ends the output quietly with the exit code the command had anyway.
 
 use crate::date::Date;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind as FailureKind};
 use crate::fhir::read_patient_bundle;
 use crate::grpc;
 use crate::knowledge::Knowledge;
@@ -222,9 +222,9 @@ pub fn parse() -> Result<Cli, ExitCode> {
             } else {
                 e.render().to_string()
             };
-            printed(&text, ExitCode::SUCCESS)
+            printed(&text, Exit::Success.code())
         }
-        _ => fail(2, &one_line(&e)),
+        _ => fail(Exit::Refused, &one_line(&e)),
     })
 }
 
@@ -298,16 +298,16 @@ pub fn run(cli: Cli) -> ExitCode {
             let _ = telemetry::init_logging(LogFormat::Text);
             let knowledge = match knowledge.map_or_else(
                 || Ok(Knowledge::embedded()),
-                |dir| Knowledge::load_with_overrides(&dir),
+                |dir| crate::knowledge::load_with_overrides(&dir),
             ) {
                 Ok(k) => k,
-                Err(e) => return fail(1, &e.to_string()),
+                Err(e) => return fail(Exit::Failed, &e.to_string()),
             };
             let bytes = match read_input(&file) {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => {
                     return fail(
-                        2,
+                        Exit::Refused,
                         &format!(
                             "{}: not read: larger than {} MiB, the most a Bundle may be",
                             file.display(),
@@ -315,14 +315,19 @@ pub fn run(cli: Cli) -> ExitCode {
                         ),
                     );
                 }
-                Err(e) => return fail(1, &format!("cannot read {}: {e}", file.display())),
+                Err(e) => {
+                    return fail(
+                        Exit::Failed,
+                        &format!("cannot read {}: {e}", file.display()),
+                    );
+                }
             };
             // Input that is not text is input that is not a Bundle.
             let text = match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(e) => {
                     return fail(
-                        2,
+                        Exit::Refused,
                         &format!(
                             "{}: not a FHIR Bundle: not UTF-8 text (byte {})",
                             file.display(),
@@ -333,22 +338,22 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             let record = match read_patient_bundle(&text) {
                 Ok(record) => record,
-                Err(e) => return fail(2, &format!("{}: {e}", file.display())),
+                Err(e) => return fail(Exit::Refused, &format!("{}: {e}", file.display())),
             };
             if let Err(e) = record.check_size(knowledge.policy.record.max_resources) {
-                return fail(2, &format!("{}: {e}", file.display()));
+                return fail(Exit::Refused, &format!("{}: {e}", file.display()));
             }
             let as_of = as_of.unwrap_or_else(today);
             let assessment = screening::evaluate(&record, as_of, &knowledge);
             let out = if json {
                 match serde_json::to_string_pretty(&assessment) {
                     Ok(out) => out + "\n",
-                    Err(_) => return fail(1, "cannot encode the assessment as JSON"),
+                    Err(_) => return fail(Exit::Failed, "cannot encode the assessment as JSON"),
                 }
             } else {
                 render::summary(&assessment, std::io::stdout().is_terminal())
             };
-            printed(&out, ExitCode::SUCCESS)
+            printed(&out, Exit::Success.code())
         }
     }
 }
@@ -356,11 +361,12 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Settings, secrets and the screener, or the exit code and message of what is wrong.
 fn start(config: Option<&Path>) -> Result<(Settings, Screener), ExitCode> {
     let env = |name: &str| std::env::var(name).ok();
-    let settings = Settings::load(config, &env).map_err(|e| fail(1, &e.to_string()))?;
+    let settings = Settings::load(config, &env).map_err(|e| fail(Exit::Refused, &e.to_string()))?;
     let secrets = settings
         .secrets(&env)
-        .map_err(|e| fail(1, &e.to_string()))?;
-    let screener = Screener::new(&settings, &secrets).map_err(|e| fail(1, &e.to_string()))?;
+        .map_err(|e| fail(Exit::Refused, &e.to_string()))?;
+    let screener =
+        Screener::new(&settings, &secrets).map_err(|e| fail(Exit::of_start(&e), &e.to_string()))?;
     Ok((settings, screener))
 }
 
@@ -370,7 +376,8 @@ pub fn start_telemetry(
     settings: &Settings,
     knowledge: &Knowledge,
 ) -> Result<telemetry::TelemetryGuard, ExitCode> {
-    let guard = telemetry::init(&settings.telemetry).map_err(|e| fail(1, &e.to_string()))?;
+    let guard =
+        telemetry::init(&settings.telemetry).map_err(|e| fail(Exit::Failed, &e.to_string()))?;
     telemetry::record_build_info(&knowledge.ruleset_version);
     Ok(guard)
 }
@@ -379,7 +386,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| fail(1, &format!("cannot start the async runtime: {e}")))
+        .map_err(|e| {
+            fail(
+                Exit::Failed,
+                &format!("cannot start the async runtime: {e}"),
+            )
+        })
 }
 
 fn serve(config: Option<&Path>) -> ExitCode {
@@ -400,15 +412,15 @@ fn serve(config: Option<&Path>) -> ExitCode {
             Ok(bound) => bound,
             Err(e) => {
                 return fail(
-                    1,
+                    Exit::Failed,
                     &format!("cannot listen on {}: {e}", settings.grpc.listen),
                 );
             }
         };
         tracing::info!(address = %bound.address, "serving trdscreen.v1.TrdScreening");
-        match bound.serve(grpc::server::termination_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(1, &format!("the gRPC server stopped: {e}")),
+        match bound.serve(crate::signal::termination()).await {
+            Ok(()) => Exit::Success.code(),
+            Err(e) => fail(Exit::Failed, &format!("the gRPC server stopped: {e}")),
         }
     })
 }
@@ -419,12 +431,20 @@ fn health(address: &grpc::health_probe::Address, service: &str, timeout: Duratio
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
+        Err(e) => {
+            return fail(
+                Exit::Failed,
+                &format!("cannot start the async runtime: {e}"),
+            );
+        }
     };
     match rt.block_on(grpc::health_probe::check(address, service, timeout)) {
-        Ok(ServingStatus::Serving) => printed("SERVING\n", ExitCode::SUCCESS),
-        Ok(status) => fail(1, &format!("{address} answers {}", status.as_str_name())),
-        Err(e) => fail(1, &e.to_string()),
+        Ok(ServingStatus::Serving) => printed("SERVING\n", Exit::Success.code()),
+        Ok(status) => fail(
+            Exit::Failed,
+            &format!("{address} answers {}", status.as_str_name()),
+        ),
+        Err(e) => fail(Exit::Failed, &e.to_string()),
     }
 }
 
@@ -447,11 +467,11 @@ fn screen(
     let as_of = as_of.unwrap_or_else(today);
     let screened = match rt.block_on(screener.screen_patient(patient, as_of, write_back)) {
         Ok(s) => s,
-        Err(e) => return fail(e.exit_code(), &e.to_string()),
+        Err(e) => return fail(Exit::of_error(&e), &e.to_string()),
     };
     let code = match screened.write_back {
-        Some(Err(_)) => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
+        Some(Err(_)) => Exit::Failed.code(),
+        _ => Exit::Success.code(),
     };
     let out = if json {
         let write_back = screened.write_back.as_ref().map(|r| match r {
@@ -465,7 +485,7 @@ fn screen(
         let out = serde_json::json!({"assessment": screened.assessment, "write_back": write_back});
         match serde_json::to_string_pretty(&out) {
             Ok(text) => text + "\n",
-            Err(_) => return fail(1, "cannot encode the assessment as JSON"),
+            Err(_) => return fail(Exit::Failed, "cannot encode the assessment as JSON"),
         }
     } else {
         let mut text = render::summary(&screened.assessment, std::io::stdout().is_terminal());
@@ -507,11 +527,11 @@ fn batch(args: BatchArgs) -> ExitCode {
             !args.no_type_filter,
         ) {
             Ok(request) => Source::Bulk(request),
-            Err(e) => return fail(2, &e.to_string()),
+            Err(e) => return fail(Exit::Refused, &e.to_string()),
         },
         _ => {
             return fail(
-                2,
+                Exit::Refused,
                 "name a source: --ndjson DIR, --group ID or --search QUERY",
             );
         }
@@ -554,26 +574,13 @@ fn batch(args: BatchArgs) -> ExitCode {
     match ran {
         Ok((report, ending)) => {
             let code = match ending {
-                Ending::Success => ExitCode::SUCCESS,
-                Ending::Partial => ExitCode::from(3),
-                Ending::Failure => ExitCode::from(1),
+                Ending::Success => Exit::Success.code(),
+                Ending::Partial => Exit::Partial.code(),
+                Ending::Failure => Exit::Failed.code(),
             };
             printed(&render::batch_summary(&report), code)
         }
-        Err(e) => fail(job_error_code(&e), &e.to_string()),
-    }
-}
-
-/// 2 for what no retry can mend (bad arguments, settings, a checkpoint of another job, an export
-/// that is not whole), 1 for the rest.
-fn job_error_code(e: &crate::batch::JobError) -> u8 {
-    use crate::batch::JobError;
-    use crate::fhir::bulk::local::LocalError;
-    match e {
-        JobError::Service(Error::InvalidArgument(_) | Error::NotConfigured(_))
-        | JobError::Checkpoint(_)
-        | JobError::Export(LocalError::NotWhole { .. } | LocalError::BadManifest { .. }) => 2,
-        _ => 1,
+        Err(e) => fail(Exit::of_job(&e), &e.to_string()),
     }
 }
 
@@ -585,7 +592,10 @@ fn export(args: ExportArgs) -> ExitCode {
     };
     let _ = telemetry::init_logging(settings.telemetry.log_format);
     if !screener.has_fhir_server() {
-        return fail(2, "the export needs a FHIR server (fhir.base_url)");
+        return fail(
+            Exit::Refused,
+            "the export needs a FHIR server (fhir.base_url)",
+        );
     }
     let request = match bulk_request(
         &screener,
@@ -595,7 +605,7 @@ fn export(args: ExportArgs) -> ExitCode {
         !args.no_type_filter,
     ) {
         Ok(request) => request,
-        Err(e) => return fail(2, &e.to_string()),
+        Err(e) => return fail(Exit::Refused, &e.to_string()),
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -612,9 +622,9 @@ fn export(args: ExportArgs) -> ExitCode {
     match exported {
         Ok(summary) => {
             print!("{}", render::export_summary(&summary, &args.out));
-            ExitCode::SUCCESS
+            Exit::Success.code()
         }
-        Err(e) => fail(job_error_code(&e), &e.to_string()),
+        Err(e) => fail(Exit::of_job(&e), &e.to_string()),
     }
 }
 
@@ -661,7 +671,7 @@ fn synth(options: crate::synth::SynthOptions, out: &Path) -> ExitCode {
     let started = std::time::Instant::now();
     let summary = match crate::synth::write_population(&options, out) {
         Ok(summary) => summary,
-        Err(e) => return fail(1, &format!("cannot write the population: {e}")),
+        Err(e) => return fail(Exit::Failed, &format!("cannot write the population: {e}")),
     };
     let seconds = started.elapsed().as_secs_f64();
     let mut report = format!(
@@ -676,7 +686,7 @@ fn synth(options: crate::synth::SynthOptions, out: &Path) -> ExitCode {
         "  deliberately bad: {} malformed lines, {} resources of a foreign type, {} of patients not exported\n",
         summary.malformed_lines, summary.foreign_type_lines, summary.orphan_resources
     ));
-    printed(&report, ExitCode::SUCCESS)
+    printed(&report, Exit::Success.code())
 }
 
 /// The largest Bundle `evaluate` reads: past the record's resource limit (100,000) at a few
@@ -704,11 +714,72 @@ fn read_input(file: &PathBuf) -> std::io::Result<Option<Vec<u8>>> {
 fn printed(text: &str, code: ExitCode) -> ExitCode {
     match output::stdout(text) {
         Ok(()) | Err(OutputError::Closed) => code,
-        Err(OutputError::Failed(kind)) => fail(1, &format!("cannot write the output: {kind}")),
+        Err(OutputError::Failed(kind)) => {
+            fail(Exit::Failed, &format!("cannot write the output: {kind}"))
+        }
     }
 }
 
-fn fail(code: u8, message: &str) -> ExitCode {
+fn fail(exit: Exit, message: &str) -> ExitCode {
     output::stderr_line(&format!("trdscreen: {message}"));
-    ExitCode::from(code)
+    exit.code()
+}
+
+/// The exit codes of every command, decided here alone (README; docs/decisions.md "Exit codes"):
+/// a CronJob's pod failure policy retries 1 and never 2 or 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// 0: done.
+    Success,
+    /// 1: the environment failed (the FHIR server, the disk, the runtime, a stop signal): a retry
+    /// may succeed.
+    Failed,
+    /// 2: what was given is wrong (arguments, input, settings, a checkpoint of another job, an
+    /// export that is not whole): no retry can mend it.
+    Refused,
+    /// 3: the nightly job ran, and some patients failed.
+    Partial,
+}
+
+impl Exit {
+    fn code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Exit::Success => 0,
+            Exit::Failed => 1,
+            Exit::Refused => 2,
+            Exit::Partial => 3,
+        })
+    }
+
+    /// An error that ends a command's work: the person's input (a bad id, a bad Bundle) is
+    /// refused, everything else is the environment.
+    fn of_error(e: &Error) -> Exit {
+        match e.kind() {
+            FailureKind::InvalidArgument => Exit::Refused,
+            _ => Exit::Failed,
+        }
+    }
+
+    /// An error starting the service from its settings: what they name (a knowledge directory, a
+    /// base URL) is refused as the settings are.
+    fn of_start(e: &Error) -> Exit {
+        match e.kind() {
+            FailureKind::InvalidArgument | FailureKind::NotConfigured => Exit::Refused,
+            _ => Exit::Failed,
+        }
+    }
+
+    /// The nightly job's and the export's errors.
+    fn of_job(e: &crate::batch::JobError) -> Exit {
+        use crate::batch::JobError;
+        use crate::fhir::bulk::local::LocalError;
+        match e {
+            JobError::Service(e) => Exit::of_start(e),
+            JobError::Checkpoint(_)
+            | JobError::Export(LocalError::NotWhole { .. } | LocalError::BadManifest { .. }) => {
+                Exit::Refused
+            }
+            _ => Exit::Failed,
+        }
+    }
 }

@@ -5,9 +5,9 @@
 //! [`summary!`](crate::summary) whose arguments are all [`Ours`] (numbers, literals, other
 //! summaries, errors of our own whose text is fixed); a `String` does not compile.
 //!
-//! Each edge maps the kind in one place: gRPC status codes in `grpc::status` (also the code names of
-//! `PatientError`, `write_back.error_code` and the nightly job's report), exit codes in
-//! [`Error::exit_code`].
+//! Each edge maps the [`ErrorKind`] once: gRPC status codes in `grpc::status` (also the code names of
+//! `PatientError` and `write_back.error_code`), the command line's exit codes in `cli` (one table of
+//! them), the nightly job's report and journal names in `batch` (`batch::error_kind`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -47,14 +47,50 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What went wrong, without the words: what every edge maps, each in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    Timeout,
+    PermissionDenied,
+    Unauthenticated,
+    ResourceExhausted,
+    BadGateway,
+    Conflict,
+    NotConfigured,
+}
+
+impl ErrorKind {
+    /// Every kind, for the edges' tests that each maps them all.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::NotFound,
+        ErrorKind::Unavailable,
+        ErrorKind::Timeout,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Unauthenticated,
+        ErrorKind::ResourceExhausted,
+        ErrorKind::BadGateway,
+        ErrorKind::Conflict,
+        ErrorKind::NotConfigured,
+    ];
+}
+
 impl Error {
-    /// The command line's exit code for an error that ends a command: `2` for what the person
-    /// typed (a bad id, a bad Bundle), `1` for everything else (the environment: the FHIR server,
-    /// the settings, the disk). The nightly job keeps its own codes (README).
-    pub fn exit_code(&self) -> u8 {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidArgument(_) => 2,
-            _ => 1,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Error::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
+            Error::BadGateway(_) => ErrorKind::BadGateway,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::NotConfigured(_) => ErrorKind::NotConfigured,
         }
     }
 
@@ -235,7 +271,6 @@ mod tests {
             e.to_string(),
             "FHIR server unavailable: the FHIR server failed the Patient read (500)"
         );
-        assert_eq!(e.exit_code(), 1);
-        assert_eq!(Error::InvalidArgument("x".into()).exit_code(), 2);
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
     }
 }

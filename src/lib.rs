@@ -1,25 +1,30 @@
-//! trdscreen: screens one patient's FHIR R4 record for treatment-resistant depression and explains
-//! every conclusion with the resources behind it.
+//! trdscreen: the service that screens patients' FHIR R4 records for treatment-resistant
+//! depression and explains every conclusion with the resources behind it.
 //!
-//! Layers, data flowing one way: [`fhir`] (resources in) → [`screening`] (pure evaluation) →
-//! transports ([`cli`]; gRPC and batch later).
+//! The clinical core is its own crate, [`trdscreen_core`] (dates, ratios, the FHIR model, the
+//! knowledge base, the screening engine; no I/O), re-exported here as [`date`], [`ratio`], [`fnv`],
+//! [`screening`], [`knowledge`] and the model half of [`fhir`]. This crate holds the edges, data
+//! flowing one way: [`fhir`]'s HTTP client, SMART auth and Bulk Data reader and [`knowledge`]'s
+//! override files (resources and knowledge in) → [`service`] (the one screening path, and
+//! [`writeback`]) → the transports: [`grpc`], [`cli`], [`batch`] (the nightly job). [`settings`] are
+//! read once at start-up; [`error`] is the error every edge maps once; [`telemetry`] observes.
+
+pub use trdscreen_core::{date, fnv, ratio, screening};
 
 pub mod allocator;
 pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod cli;
-pub mod date;
 pub mod error;
 pub mod fhir;
 pub mod grpc;
 pub mod knowledge;
 pub mod output;
-pub mod ratio;
 pub mod render;
-pub mod screening;
 pub mod service;
 pub mod settings;
+pub mod signal;
 pub mod synth;
 pub mod telemetry;
 pub mod writeback;

@@ -49,8 +49,8 @@ pub fn summary(a: &Assessment, color: bool) -> String {
     let _ = writeln!(
         out,
         "Patient {}  as of {}  (rules {})",
-        safe(&a.patient_id),
-        safe(a.as_of.get(..10).unwrap_or(&a.as_of)),
+        safe(a.patient_id.as_str()),
+        safe(&a.as_of.to_string()),
         safe(&a.ruleset_version)
     );
     let _ = write!(

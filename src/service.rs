@@ -48,7 +48,7 @@ impl Screener {
     /// Loads the knowledge base and, when a FHIR base URL is configured, builds the FHIR client.
     pub fn new(settings: &Settings, secrets: &Secrets) -> Result<Screener> {
         let knowledge = match &settings.knowledge_dir {
-            Some(dir) => Knowledge::load_with_overrides(dir)
+            Some(dir) => crate::knowledge::load_with_overrides(dir)
                 .map_err(|e| Error::NotConfigured(summary!("{}", e)))?,
             None => Knowledge::embedded(),
         };
@@ -165,7 +165,7 @@ impl Screener {
 
     /// The members of a FHIR Group: the cohort of a ScreenPopulation call or a nightly job.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<PatientId>> {
-        let id = PatientId::parse(group_id)
+        let id = crate::fhir::GroupId::parse(group_id)
             .map_err(|e| Error::InvalidArgument(summary!("group_id: {}", e)))?;
         crate::fhir::fetch::group_members(self.client()?, &id).await
     }

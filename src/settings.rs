@@ -2,11 +2,11 @@
 //! start-up. Secrets (private key, bearer token, TLS key) come from files or the environment only,
 //! never from the settings file itself or the command line.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub grpc: GrpcSettings,
@@ -19,7 +19,7 @@ pub struct Settings {
     pub knowledge_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpcSettings {
     pub listen: String,
@@ -53,7 +53,7 @@ impl Default for GrpcSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FhirSettings {
     /// The FHIR R4 base URL, e.g. `https://ehr.example.org/fhir`.
@@ -97,7 +97,7 @@ impl Default for FhirSettings {
 }
 
 /// Bulk Data `$export` (`[fhir.bulk]`): how the status URL is polled and the files downloaded.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BulkSettings {
     /// First wait between status polls when the server sends no `Retry-After`; doubled per poll.
@@ -137,7 +137,7 @@ impl Default for BulkSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
     #[default]
@@ -148,14 +148,14 @@ pub enum AuthMode {
     Smart,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub enum SigningAlgorithm {
     #[default]
     RS384,
     ES384,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     pub mode: AuthMode,
@@ -187,7 +187,7 @@ impl Default for AuthSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum DefaultWriteBack {
     None,
@@ -196,7 +196,7 @@ pub enum DefaultWriteBack {
     FlagAndCarePlan,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WriteBackSettings {
     /// What a request with WRITE_BACK_MODE_UNSPECIFIED writes.
@@ -218,7 +218,7 @@ impl Default for WriteBackSettings {
 }
 
 /// The nightly job (`trdscreen batch`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatchSettings {
     /// Patients read and screened at once from the FHIR server (per-patient sources), and
@@ -246,7 +246,7 @@ impl Default for BatchSettings {
 }
 
 /// Metrics, traces and logs (docs/metrics.md).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
     /// Address of the Prometheus `/metrics` endpoint (its own port); empty turns it off.
@@ -266,7 +266,7 @@ impl Default for TelemetrySettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// Human-readable lines on stderr.
@@ -300,7 +300,8 @@ enum Kind {
     Integer,
 }
 
-/// `TRDSCREEN_<SECTION>_<KEY>` overrides `[section] key`; e.g. `TRDSCREEN_FHIR_BASE_URL`.
+/// `TRDSCREEN_<SECTION>_<KEY>` overrides `[section] key`; e.g. `TRDSCREEN_FHIR_BASE_URL`. Every
+/// setting is here (a test walks the settings and fails on one left out).
 const OVERRIDABLE: &[(&str, Kind)] = &[
     ("grpc.listen", Kind::Text),
     ("grpc.max_request_bytes", Kind::Integer),
@@ -558,6 +559,67 @@ fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every leaf of the settings as `section.key` paths, with whether it is a number.
+    fn leaves(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, bool)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    leaves(v, &path, out);
+                }
+            }
+            v => out.push((prefix.to_owned(), v.is_number())),
+        }
+    }
+
+    #[test]
+    fn every_setting_can_be_overridden_from_the_environment() {
+        let mut all = Vec::new();
+        leaves(
+            &serde_json::to_value(Settings::default()).unwrap(),
+            "",
+            &mut all,
+        );
+        assert!(all.len() >= 40, "{all:?}");
+        for (path, number) in &all {
+            let kind = OVERRIDABLE.iter().find(|(p, _)| p == path).map(|(_, k)| *k);
+            match kind {
+                Some(Kind::Integer) => assert!(*number, "{path} is not a number"),
+                Some(Kind::Text) => assert!(!*number, "{path} is a number"),
+                None => panic!("{path} has no environment override (OVERRIDABLE)"),
+            }
+        }
+        assert_eq!(
+            OVERRIDABLE.len(),
+            all.len(),
+            "OVERRIDABLE names a setting that is not one"
+        );
+        // Each override reaches its setting: a value other than the default, read back. Not
+        // every value is valid for every setting (those are refused, and skipped here); what must
+        // not happen is that a variable is ignored.
+        let mut reached = 0;
+        for (path, number) in &all {
+            let (value, expected) = if *number {
+                ("7", serde_json::json!(7))
+            } else {
+                ("json", serde_json::json!("json"))
+            };
+            let name = env_name(path);
+            let env = |n: &str| (n == name).then(|| value.to_owned());
+            if let Ok(settings) = Settings::from_text("", &env) {
+                let settings = serde_json::to_value(settings).unwrap();
+                let got = settings.pointer(&format!("/{}", path.replace('.', "/")));
+                assert_eq!(got, Some(&expected), "{name}");
+                reached += 1;
+            }
+        }
+        assert!(reached >= 30, "{reached}");
+    }
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| {

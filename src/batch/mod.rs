@@ -19,11 +19,10 @@ pub mod scratch;
 pub mod shard;
 
 use crate::date::Date;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::fhir::PatientId;
 use crate::fhir::bulk::ExportRequest;
 use crate::fhir::bulk::local;
-use crate::grpc::status::{code, code_name};
 use crate::screening::{Assessment, TrdStatus, TrialOutcome};
 use crate::service::{Screener, WriteBackRequest};
 use crate::settings::BatchSettings;
@@ -574,7 +573,7 @@ pub fn summarise(
         Some(Err(e)) => (Some("failed".to_owned()), Some(error_kind(e).to_owned())),
     };
     PatientSummary {
-        patient: a.patient_id.clone(),
+        patient: a.patient_id.to_string(),
         status: Some(status_name(a.status).to_owned()),
         failed_adequate_trials: a.failed_adequate_trials,
         trials: a.trials.len() as u32,
@@ -600,9 +599,24 @@ pub(crate) fn failed(patient: &str, e: &Error, elapsed: Duration) -> PatientSumm
     }
 }
 
-/// The error's kind as the service names it everywhere (the gRPC status name).
+/// The error's kind as the report and the journal name it: the name of its gRPC status, as the
+/// service names errors everywhere (a test in `grpc::status` holds the two together).
 pub fn error_kind(e: &Error) -> &'static str {
-    code_name(code(e))
+    error_kind_name(e.kind())
+}
+
+pub fn error_kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
+        ErrorKind::NotFound => "NOT_FOUND",
+        ErrorKind::Unavailable | ErrorKind::BadGateway => "UNAVAILABLE",
+        ErrorKind::Timeout => "DEADLINE_EXCEEDED",
+        ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+        ErrorKind::Unauthenticated => "UNAUTHENTICATED",
+        ErrorKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        ErrorKind::Conflict => "ABORTED",
+        ErrorKind::NotConfigured => "FAILED_PRECONDITION",
+    }
 }
 
 pub fn status_name(status: TrdStatus) -> &'static str {
@@ -623,7 +637,7 @@ fn scope_name(scope: Option<Scope>) -> &'static str {
 }
 
 async fn stop_on_signal(shared: Arc<Shared>) {
-    crate::grpc::server::termination_signal().await;
+    crate::signal::termination().await;
     tracing::warn!("stopping: finishing the patients in progress, then saving the checkpoint");
     shared.stop.store(true, Ordering::Relaxed);
 }

@@ -3,7 +3,7 @@
 //! cached until shortly before it expires and renewed once on a 401).
 
 use super::body::{self, BodyError};
-use super::client::{FhirClient, observed, request_span, traced};
+use super::transport::{Transport, backoff, observed, request_span, traced};
 use crate::error::{Error, Result};
 use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
 use crate::summary;
@@ -123,11 +123,11 @@ impl Auth {
     }
 
     /// The bearer token to send, if any.
-    pub async fn token(&self, client: &FhirClient) -> Result<Option<String>> {
+    pub async fn token(&self, transport: &Transport) -> Result<Option<String>> {
         match self {
             Auth::None => Ok(None),
             Auth::Bearer(token) => Ok(Some(token.clone())),
-            Auth::Smart(smart) => smart.token(client).await.map(Some),
+            Auth::Smart(smart) => smart.token(transport).await.map(Some),
         }
     }
 
@@ -143,7 +143,7 @@ impl Auth {
 }
 
 impl Smart {
-    async fn token(&self, client: &FhirClient) -> Result<String> {
+    async fn token(&self, transport: &Transport) -> Result<String> {
         // One request for a token at a time: callers waiting here then share the new token.
         let mut state = self.state.lock().await;
         if let Some((token, expires)) = &state.token
@@ -154,10 +154,10 @@ impl Smart {
         let fetched = async {
             let token_url = match (&state.token_url, &self.configured_token_url) {
                 (Some(url), _) | (None, Some(url)) => url.clone(),
-                (None, None) => self.discover(client).await?,
+                (None, None) => self.discover(transport).await?,
             };
             state.token_url = Some(token_url.clone());
-            self.request_token(client, &token_url).await
+            self.request_token(transport, &token_url).await
         }
         .await;
         telemetry::record_token_fetch(fetched.is_ok());
@@ -166,10 +166,10 @@ impl Smart {
         Ok(token)
     }
 
-    async fn discover(&self, client: &FhirClient) -> Result<String> {
+    async fn discover(&self, transport: &Transport) -> Result<String> {
         let url = format!("{}/.well-known/smart-configuration", self.base);
         let span = request_span(&Method::GET, "smart-configuration");
-        let request = client
+        let request = transport
             .http()
             .get(&url)
             .header(reqwest::header::ACCEPT, "application/json");
@@ -213,10 +213,10 @@ impl Smart {
 
     async fn request_token(
         &self,
-        client: &FhirClient,
+        transport: &Transport,
         token_url: &str,
     ) -> Result<(String, Duration)> {
-        let policy = client.retry_policy();
+        let policy = transport.retry_policy();
         let mut attempt = 0;
         loop {
             // A fresh assertion (and jti) per attempt: servers refuse a replayed jti.
@@ -230,7 +230,7 @@ impl Smart {
                 .append_pair("scope", &self.scope)
                 .finish();
             let span = request_span(&Method::POST, "token");
-            let request = client
+            let request = transport
                 .http()
                 .post(token_url)
                 .header(
@@ -253,7 +253,7 @@ impl Smart {
                 && attempt < policy.max_retries
             {
                 telemetry::record_retry(reason);
-                tokio::time::sleep(super::client::backoff(policy, attempt)).await;
+                tokio::time::sleep(backoff(policy, attempt)).await;
                 attempt += 1;
                 continue;
             }

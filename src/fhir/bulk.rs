@@ -18,8 +18,8 @@ mod manifest;
 mod poll;
 
 use super::PatientId;
-use super::client::{FhirClient, backoff, status_error};
-use super::record::InvalidId;
+use super::client::FhirClient;
+use super::transport::{backoff, status_error};
 use crate::date::DateTime;
 use crate::error::{Error, Result};
 use crate::settings::BulkSettings;
@@ -39,28 +39,7 @@ pub enum ExportLevel {
     Group(GroupId),
 }
 
-/// A `Group` resource id (FHIR id rules: 1 to 64 of `A-Z a-z 0-9 - .`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupId(String);
-
-impl GroupId {
-    pub fn parse(text: &str) -> Result<GroupId, InvalidId> {
-        if is_fhir_id(text) {
-            Ok(GroupId(text.to_owned()))
-        } else {
-            Err(InvalidId)
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// One grammar for every id: the FHIR id's (which refuses `.` and `..`).
-fn is_fhir_id(text: &str) -> bool {
-    super::id::is_fhir_id(text)
-}
+pub use super::GroupId;
 
 /// A FHIR resource type name (`Patient`, `MedicationRequest`): an upper-case letter, then letters.
 /// Also what output files are named after, so nothing else may reach a file name.

@@ -4,7 +4,7 @@
 
 use super::client::{FhirClient, SearchEntry};
 use super::whole::WholeRecord;
-use super::{PatientId, PatientRecord};
+use super::{GroupId, MedicationId, PatientId, PatientRecord};
 use crate::error::{Error, Result};
 use crate::knowledge::Knowledge;
 use serde::Deserialize;
@@ -170,7 +170,7 @@ async fn read_missing_medications(
             .map(|p| p.trim_start_matches('/'))
             .unwrap_or(path);
         if let Some(id) = relative.strip_prefix("Medication/")
-            && PatientId::parse(id).is_ok()
+            && MedicationId::parse(id).is_ok()
             && !have.contains(relative)
         {
             missing.insert(id.to_owned());
@@ -192,7 +192,7 @@ async fn read_missing_medications(
 }
 
 /// The active members of a Group that are Patients, each once, in the Group's order.
-pub async fn group_members(client: &FhirClient, group_id: &PatientId) -> Result<Vec<PatientId>> {
+pub async fn group_members(client: &FhirClient, group_id: &GroupId) -> Result<Vec<PatientId>> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Group {

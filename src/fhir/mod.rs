@@ -4,16 +4,13 @@
 pub mod auth;
 pub mod body;
 pub mod bulk;
-pub mod bundle;
 pub mod client;
-pub mod datatypes;
 pub mod fetch;
-pub mod id;
-pub mod record;
-pub mod resources;
-pub mod surrogates;
+pub mod transport;
 pub mod whole;
 
-pub use bundle::{BundleError, read_patient_bundle};
-pub use id::{FhirId, PatientId};
-pub use record::{Deceased, Diagnostic, DiagnosticKind, Entry, PatientRecord, TooManyResources};
+pub use trdscreen_core::fhir::{
+    BundleError, Deceased, Diagnostic, DiagnosticKind, Entry, FhirId, GroupId, MedicationId,
+    PatientId, PatientRecord, TooManyResources, bundle, datatypes, id, read_patient_bundle, record,
+    resources, surrogates,
+};

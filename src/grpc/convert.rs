@@ -8,7 +8,7 @@ use crate::writeback::Outcome;
 
 pub fn assessment(a: Assessment) -> proto::Assessment {
     proto::Assessment {
-        patient_id: a.patient_id,
+        patient_id: a.patient_id.to_string(),
         status: status(a.status) as i32,
         failed_adequate_trials: a.failed_adequate_trials,
         trials: a.trials.into_iter().map(trial).collect(),
@@ -36,7 +36,7 @@ pub fn assessment(a: Assessment) -> proto::Assessment {
             })
             .collect(),
         ruleset_version: a.ruleset_version,
-        as_of: timestamp(&a.as_of),
+        as_of: Some(timestamp(a.as_of)),
         diagnostics: a
             .diagnostics
             .into_iter()
@@ -99,12 +99,11 @@ fn hint(h: s::Hint) -> proto::Hint {
 }
 
 /// `YYYY-MM-DDT00:00:00Z` (the core's `as_of`) as a Timestamp.
-fn timestamp(text: &str) -> Option<prost_types::Timestamp> {
-    let day = crate::date::Date::parse(text.get(..10)?).ok()?;
-    Some(prost_types::Timestamp {
+fn timestamp(day: crate::date::Date) -> prost_types::Timestamp {
+    prost_types::Timestamp {
         seconds: i64::from(day.days_since_epoch()) * 86_400,
         nanos: 0,
-    })
+    }
 }
 
 pub fn write_back(result: Result<Outcome, Error>) -> proto::WriteBackResult {

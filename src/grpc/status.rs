@@ -1,19 +1,23 @@
 //! The one mapping from the service's errors to gRPC status codes.
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use tonic::{Code, Status};
 
 pub fn code(e: &Error) -> Code {
-    match e {
-        Error::InvalidArgument(_) => Code::InvalidArgument,
-        Error::NotFound(_) => Code::NotFound,
-        Error::Unavailable(_) | Error::BadGateway(_) => Code::Unavailable,
-        Error::Timeout(_) => Code::DeadlineExceeded,
-        Error::PermissionDenied(_) => Code::PermissionDenied,
-        Error::Unauthenticated(_) => Code::Unauthenticated,
-        Error::ResourceExhausted(_) => Code::ResourceExhausted,
-        Error::Conflict(_) => Code::Aborted,
-        Error::NotConfigured(_) => Code::FailedPrecondition,
+    code_of(e.kind())
+}
+
+fn code_of(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::InvalidArgument => Code::InvalidArgument,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::Unavailable | ErrorKind::BadGateway => Code::Unavailable,
+        ErrorKind::Timeout => Code::DeadlineExceeded,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+        ErrorKind::Conflict => Code::Aborted,
+        ErrorKind::NotConfigured => Code::FailedPrecondition,
     }
 }
 
@@ -41,5 +45,21 @@ pub fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nightly_job_names_every_error_kind_as_its_grpc_status() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(
+                crate::batch::error_kind_name(kind),
+                code_name(code_of(kind)),
+                "{kind:?}"
+            );
+        }
     }
 }

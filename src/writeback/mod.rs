@@ -57,7 +57,7 @@ pub async fn write_back(
     let record = record.record();
     let patient = &record.patient_id;
     let patient_reference = format!("Patient/{patient}");
-    let day = assessment.as_of.get(..10).unwrap_or(&assessment.as_of);
+    let day = assessment.as_of.to_string();
     let flag_value = identifier_value("flag", patient);
     let cx = resources::Context {
         patient_reference: &patient_reference,
@@ -66,7 +66,7 @@ pub async fn write_back(
         code_system: &settings.code_system,
         trd_code: &k.flag,
         snomed_system: &k.systems.snomed[0],
-        day,
+        day: &day,
     };
     let mut outcome = Outcome::default();
     let (flag_id, changed) = upsert(client, "Flag", &cx, |existing| {
@@ -193,9 +193,7 @@ fn id_from_location(location: &str, resource_type: &str) -> Option<String> {
 /// URL and into the caller's `Type/id` reference, so anything else is as good as no id.
 fn fhir_id(id: Option<&str>) -> Option<String> {
     let id = id?;
-    crate::fhir::PatientId::parse(id)
-        .ok()
-        .map(|_| id.to_owned())
+    crate::fhir::FhirId::parse(id).ok().map(|_| id.to_owned())
 }
 
 async fn find(

@@ -143,7 +143,7 @@ pub fn care_plan(
 fn is_reference(citation: &str) -> bool {
     let mut parts = citation.split('/');
     matches!((parts.next(), parts.next(), parts.next()), (Some(t), Some(id), None)
-        if t.starts_with(|c: char| c.is_ascii_uppercase()) && crate::fhir::PatientId::parse(id).is_ok())
+        if t.starts_with(|c: char| c.is_ascii_uppercase()) && crate::fhir::FhirId::parse(id).is_ok())
 }
 
 /// The resource as the service compares it: without the server's `id`, `meta` and narrative.
@@ -165,7 +165,7 @@ mod tests {
 
     fn assessment(status: TrdStatus) -> Assessment {
         Assessment {
-            patient_id: "p1".into(),
+            patient_id: crate::fhir::PatientId::parse("p1").unwrap(),
             status,
             failed_adequate_trials: 2,
             trials: Vec::new(),
@@ -177,7 +177,7 @@ mod tests {
             suggestions: Vec::new(),
             reasons: Vec::new(),
             ruleset_version: "test".into(),
-            as_of: "2025-06-01T00:00:00Z".into(),
+            as_of: crate::date::Date::parse("2025-06-01").unwrap(),
             diagnostics: Vec::new(),
             depression_conditions: Vec::new(),
         }

@@ -64,11 +64,19 @@ def test_dependencies_are_built_in_their_own_layer_before_the_sources():
     first_src = next(i for i, (word, rest) in enumerate(builder) if word == "COPY" and rest.startswith("src"))
     assert copies[0].startswith("Cargo.toml Cargo.lock")
     assert runs[0] < first_src < runs[1]
-    # Every [[bench]] of the manifest needs a placeholder, or cargo refuses the manifest.
+    # Every workspace member's manifest is copied before the first build, and every [[bench]] of
+    # every manifest has a placeholder, or cargo refuses the workspace.
     cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
     placeholders = " ".join(rest for word, rest in builder[: runs[0] + 1] if word == "RUN")
-    for bench in cargo.get("bench", []):
-        assert f"benches/{bench['name']}.rs" in placeholders
+    early_copies = " ".join(rest for word, rest in builder[: runs[0]] if word == "COPY")
+    members = [m for m in cargo.get("workspace", {}).get("members", []) if m != "."]
+    assert members, "the workspace names its members"
+    for prefix in [""] + [f"{m}/" for m in members]:
+        manifest = tomllib.loads((ROOT / f"{prefix}Cargo.toml").read_text())
+        if prefix:
+            assert f"{prefix}Cargo.toml" in early_copies, f"{prefix}Cargo.toml is not copied"
+        for bench in manifest.get("bench", []):
+            assert f"{prefix}benches/{bench['name']}.rs" in placeholders
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:

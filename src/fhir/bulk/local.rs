@@ -26,8 +26,9 @@ pub const EXTENSION: &str = "urn:trdscreen:export";
 pub const CHANGED_PATIENTS: &str = "changed-patients.txt";
 const MARKER_VERSION: u32 = 1;
 
-/// The resource types a record must hold all of to be whole (Medications aside: a Patient or Group
-/// export leaves them out, and they are read by id).
+/// The resource types a record must hold all of to be whole: the Patient and `Typed::NAMES`,
+/// Medications aside (a Patient or Group export leaves them out, and they are read by id); a test
+/// holds the two lists together.
 pub const WHOLE_TYPES: [&str; 6] = [
     "Patient",
     "Condition",
@@ -503,6 +504,20 @@ pub fn ndjson_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_record_holds_the_patient_and_every_type_screening_reads_but_medications() {
+        let mut expected = vec!["Patient"];
+        expected.extend(
+            crate::fhir::resources::Typed::NAMES
+                .iter()
+                .filter(|t| **t != "Medication"),
+        );
+        expected.sort_unstable();
+        let mut whole = WHOLE_TYPES.to_vec();
+        whole.sort_unstable();
+        assert_eq!(whole, expected);
+    }
 
     fn codes() -> BTreeSet<String> {
         ["44261-6", "8480-6"].map(str::to_owned).into()
