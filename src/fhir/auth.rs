@@ -3,7 +3,8 @@
 //! cached until shortly before it expires and renewed once on a 401).
 
 use super::body::{self, BodyError};
-use super::transport::{Transport, backoff, observed, request_span, traced};
+use super::retry::{AskedWait, Attempt, Rules, Stop, with_retries};
+use super::transport::{Transport, observed, request_span, traced};
 use crate::error::{Error, Result};
 use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
 use crate::summary;
@@ -217,16 +218,24 @@ impl Smart {
         token_url: &str,
     ) -> Result<(String, Duration)> {
         let policy = transport.retry_policy();
-        let mut attempt = 0;
-        loop {
+        let rules = Rules {
+            policy,
+            retries: policy.max_retries,
+            asked: AskedWait::UpTo(policy.retry_after_cap),
+        };
+        let attempt = |_| async move {
             // A fresh assertion (and jti) per attempt: servers refuse a replayed jti.
+            let assertion = match self.assertion(token_url) {
+                Ok(assertion) => assertion,
+                Err(e) => return Attempt::Failed(e),
+            };
             let form = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("grant_type", "client_credentials")
                 .append_pair(
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 )
-                .append_pair("client_assertion", &self.assertion(token_url)?)
+                .append_pair("client_assertion", &assertion)
                 .append_pair("scope", &self.scope)
                 .finish();
             let span = request_span(&Method::POST, "token");
@@ -239,63 +248,90 @@ impl Smart {
                 )
                 .header(reqwest::header::ACCEPT, "application/json")
                 .body(form);
-            let result = observed_send(traced(request, &span), &Method::POST, "token")
+            let response = match observed_send(traced(request, &span), &Method::POST, "token")
                 .instrument(span)
-                .await;
-            let retry = match &result {
-                Err(e) if e.is_timeout() => Some(RetryReason::Timeout),
-                Err(_) => Some(RetryReason::Connect),
-                Ok(r) if r.status().as_u16() == 429 => Some(RetryReason::TooManyRequests),
-                Ok(r) if r.status().is_server_error() => Some(RetryReason::ServerError),
-                Ok(_) => None,
-            };
-            if let Some(reason) = retry
-                && attempt < policy.max_retries
+                .await
             {
-                telemetry::record_retry(reason);
-                tokio::time::sleep(backoff(policy, attempt)).await;
-                attempt += 1;
-                continue;
-            }
-            let response = result.map_err(|e| unreachable_auth(&e, "token endpoint"))?;
+                Ok(response) => response,
+                Err(e) => {
+                    return Attempt::Again {
+                        error: unreachable_auth(&e, "token endpoint"),
+                        reason: Some(if e.is_timeout() {
+                            RetryReason::Timeout
+                        } else {
+                            RetryReason::Connect
+                        }),
+                        asked: None,
+                    };
+                }
+            };
             let status = response.status();
-            if !status.is_success() {
-                let head = body::read_head(response, AUTHORIZATION_ANSWER_LIMIT).await;
-                let error = serde_json::from_slice::<serde_json::Value>(&head)
-                    .ok()
-                    .and_then(|v| {
-                        let error = v.get("error")?.as_str()?;
-                        TOKEN_ERRORS.iter().find(|known| **known == error).copied()
-                    });
-                tracing::warn!(
-                    status = status.as_u16(),
-                    error = error.unwrap_or("unknown"),
-                    "SMART token request refused"
-                );
-                return Err(Error::Unauthenticated(match error {
-                    Some(error) => summary!(
-                        "the token endpoint refused the client ({}, {})",
-                        status.as_u16(),
-                        error
-                    ),
-                    None => summary!(
-                        "the token endpoint refused the client ({})",
-                        status.as_u16()
-                    ),
-                }));
+            let reason = if status.as_u16() == 429 {
+                Some(RetryReason::TooManyRequests)
+            } else if status.is_server_error() {
+                Some(RetryReason::ServerError)
+            } else {
+                None
+            };
+            match (status.is_success(), reason) {
+                (true, _) => match token_of(response).await {
+                    Ok(token) => Attempt::Done(token),
+                    Err(e) => Attempt::Failed(e),
+                },
+                (false, Some(reason)) => Attempt::Again {
+                    error: refusal(response).await,
+                    reason: Some(reason),
+                    asked: None,
+                },
+                (false, None) => Attempt::Failed(refusal(response).await),
             }
-            let answer = read_answer(response, "token endpoint").await?;
-            let token: TokenResponse = serde_json::from_slice(&answer).map_err(|_| {
-                Error::BadGateway("the token endpoint's answer is not a token".into())
-            })?;
-            let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
-            tracing::info!(
-                expires_in = lifetime.as_secs(),
-                "obtained a SMART access token"
-            );
-            return Ok((token.access_token, lifetime));
-        }
+        };
+        with_retries(rules, attempt, |_, _| {})
+            .await
+            .map_err(Stop::into_error)
     }
+}
+
+/// The token endpoint's refusal in our words: its status and, when it is one of OAuth's, its
+/// error code (never its description).
+async fn refusal(response: reqwest::Response) -> Error {
+    let status = response.status();
+    let head = body::read_head(response, AUTHORIZATION_ANSWER_LIMIT).await;
+    let error = serde_json::from_slice::<serde_json::Value>(&head)
+        .ok()
+        .and_then(|v| {
+            let error = v.get("error")?.as_str()?;
+            TOKEN_ERRORS.iter().find(|known| **known == error).copied()
+        });
+    tracing::warn!(
+        status = status.as_u16(),
+        error = error.unwrap_or("unknown"),
+        "SMART token request refused"
+    );
+    Error::Unauthenticated(match error {
+        Some(error) => summary!(
+            "the token endpoint refused the client ({}, {})",
+            status.as_u16(),
+            error
+        ),
+        None => summary!(
+            "the token endpoint refused the client ({})",
+            status.as_u16()
+        ),
+    })
+}
+
+/// The access token of a successful answer, and its lifetime.
+async fn token_of(response: reqwest::Response) -> Result<(String, Duration)> {
+    let answer = read_answer(response, "token endpoint").await?;
+    let token: TokenResponse = serde_json::from_slice(&answer)
+        .map_err(|_| Error::BadGateway("the token endpoint's answer is not a token".into()))?;
+    let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
+    tracing::info!(
+        expires_in = lifetime.as_secs(),
+        "obtained a SMART access token"
+    );
+    Ok((token.access_token, lifetime))
 }
 
 /// Sends a request to the authorization server, timing it up to its answer's head (the body is

@@ -10,17 +10,19 @@
 //! Logs name the resource type, the method and the status, never a URL (URLs carry patient ids).
 
 use super::auth::Auth;
+use super::retry::{AskedWait, Attempt, Rules, Stop, with_retries};
 use super::transport::{
-    Failure, RetryPolicy, Transport, backoff, exchange, header_text, request_span, retry_after,
+    Failure, RetryPolicy, Transport, exchange, header_text, request_span, retry_after,
     retry_reason, status_error, too_large, traced, transport_error,
 };
 use crate::error::{Error, Result};
 use crate::settings::{FhirSettings, Secrets};
 use crate::summary;
-use crate::telemetry::{self, RetryReason};
+use crate::telemetry::RetryReason;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -81,7 +83,7 @@ struct PageLink {
 struct Credentials<'a> {
     auth: &'a Auth,
     transport: &'a Transport,
-    renewed: bool,
+    renewed: AtomicBool,
 }
 
 impl<'a> Credentials<'a> {
@@ -89,7 +91,7 @@ impl<'a> Credentials<'a> {
         Credentials {
             auth,
             transport,
-            renewed: false,
+            renewed: AtomicBool::new(false),
         }
     }
 
@@ -100,15 +102,14 @@ impl<'a> Credentials<'a> {
 
     /// Whether to send the request again with a new token: after a 401 to a token that can be
     /// renewed (SMART), once; the refused token is forgotten.
-    async fn renew_after(&mut self, status: StatusCode, sent: Option<&str>) -> bool {
+    async fn renew_after(&self, status: StatusCode, sent: Option<&str>) -> bool {
         if status != StatusCode::UNAUTHORIZED
             || sent.is_none()
             || !self.auth.renewable()
-            || self.renewed
+            || self.renewed.swap(true, Ordering::Relaxed)
         {
             return false;
         }
-        self.renewed = true;
         self.auth.forget(sent).await;
         true
     }
@@ -340,7 +341,7 @@ impl FhirClient {
                 label
             )));
         }
-        let mut credentials = Credentials::new(&self.auth, &self.transport);
+        let credentials = Credentials::new(&self.auth, &self.transport);
         loop {
             let token = if authorised {
                 credentials.token().await?
@@ -385,99 +386,111 @@ impl FhirClient {
         idempotent: Idempotent,
         resource_type: &'static str,
     ) -> Result<Reply> {
-        let mut attempt = 0;
-        let mut credentials = Credentials::new(&self.auth, &self.transport);
-        loop {
-            let token = credentials.token().await?;
-            let mut request = self
-                .transport
-                .http()
-                .request(method.clone(), url)
-                .header(reqwest::header::ACCEPT, FHIR_JSON);
-            if let Some(token) = &token {
-                request = request.bearer_auth(token);
-            }
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            if let Some(body) = body {
-                request = request
-                    .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
-                    .body(body.to_vec());
-            }
-            let span = request_span(&method, resource_type);
-            let outcome = exchange(
-                traced(request, &span),
-                &method,
-                resource_type,
-                self.transport.max_response_bytes(),
-            )
-            .instrument(span)
-            .await;
-            let retries_left = idempotent == Idempotent::Yes
-                && attempt < self.transport.retry_policy().max_retries;
-            match outcome {
-                // The same request brings the same answer: not retried.
-                Err(Failure::TooLarge { limit }) => {
-                    tracing::warn!(resource_type, method = %method, limit, "FHIR answer over fhir.max_response_bytes");
-                    return Err(too_large(resource_type, limit));
-                }
-                Err(Failure::Transport(e)) => {
-                    let failure = transport_error(&e, resource_type);
-                    tracing::warn!(resource_type, method = %method, attempt, error = %failure, "FHIR request failed");
-                    if !retries_left {
-                        return Err(failure);
+        let policy = self.transport.retry_policy();
+        let rules = Rules {
+            policy,
+            retries: match idempotent {
+                Idempotent::Yes => policy.max_retries,
+                Idempotent::No => 0,
+            },
+            asked: AskedWait::UpTo(policy.retry_after_cap),
+        };
+        let credentials = Credentials::new(&self.auth, &self.transport);
+        let attempt = |attempt: u32| {
+            let credentials = &credentials;
+            let method = &method;
+            async move {
+                loop {
+                    let token = match credentials.token().await {
+                        Ok(token) => token,
+                        Err(e) => return Attempt::Failed(e),
+                    };
+                    let mut request = self
+                        .transport
+                        .http()
+                        .request(method.clone(), url)
+                        .header(reqwest::header::ACCEPT, FHIR_JSON);
+                    if let Some(token) = &token {
+                        request = request.bearer_auth(token);
                     }
-                    telemetry::record_retry(retry_reason(&e));
-                    tokio::time::sleep(backoff(self.transport.retry_policy(), attempt)).await;
-                }
-                Ok((status, head, body)) if status.is_success() => {
-                    tracing::debug!(resource_type, method = %method, status = status.as_u16(), "FHIR request");
-                    return Ok(Reply {
-                        status,
-                        etag: header_text(&head, reqwest::header::ETAG),
-                        location: header_text(&head, reqwest::header::LOCATION)
-                            .or_else(|| header_text(&head, reqwest::header::CONTENT_LOCATION)),
-                        body,
-                    });
-                }
-                Ok((status, head, body)) => {
-                    if status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 429) {
-                        tracing::warn!(resource_type, method = %method, status = status.as_u16(), attempt, "FHIR request refused");
-                    } else {
-                        tracing::debug!(resource_type, method = %method, status = status.as_u16(), "FHIR request refused");
+                    for (name, value) in headers {
+                        request = request.header(*name, *value);
                     }
-                    if credentials.renew_after(status, token.as_deref()).await {
-                        continue;
+                    if let Some(body) = body {
+                        request = request
+                            .header(reqwest::header::CONTENT_TYPE, FHIR_JSON)
+                            .body(body.to_vec());
                     }
-                    let retryable =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                    if retryable && retries_left {
-                        telemetry::record_retry(if status == StatusCode::TOO_MANY_REQUESTS {
-                            RetryReason::TooManyRequests
-                        } else {
-                            RetryReason::ServerError
-                        });
-                        let wait = match retry_after(&head) {
-                            Some(asked)
-                                if asked > self.transport.retry_policy().retry_after_cap =>
-                            {
-                                return Err(Error::Unavailable(summary!(
-                                    "the FHIR server asked to wait {} s before retrying, more than the {} s allowed",
-                                    asked.as_secs(),
-                                    self.transport.retry_policy().retry_after_cap.as_secs()
-                                )));
+                    let span = request_span(method, resource_type);
+                    let outcome = exchange(
+                        traced(request, &span),
+                        method,
+                        resource_type,
+                        self.transport.max_response_bytes(),
+                    )
+                    .instrument(span)
+                    .await;
+                    return match outcome {
+                        // The same request brings the same answer: not retried.
+                        Err(Failure::TooLarge { limit }) => {
+                            tracing::warn!(resource_type, method = %method, limit, "FHIR answer over fhir.max_response_bytes");
+                            Attempt::Failed(too_large(resource_type, limit))
+                        }
+                        Err(Failure::Transport(e)) => {
+                            let failure = transport_error(&e, resource_type);
+                            tracing::warn!(resource_type, method = %method, attempt, error = %failure, "FHIR request failed");
+                            Attempt::Again {
+                                error: failure,
+                                reason: Some(retry_reason(&e)),
+                                asked: None,
                             }
-                            Some(asked) => asked,
-                            None => backoff(self.transport.retry_policy(), attempt),
-                        };
-                        tokio::time::sleep(wait).await;
-                    } else {
-                        return Err(status_error(status, &body, resource_type));
-                    }
+                        }
+                        Ok((status, head, body)) if status.is_success() => {
+                            tracing::debug!(resource_type, method = %method, status = status.as_u16(), "FHIR request");
+                            Attempt::Done(Reply {
+                                status,
+                                etag: header_text(&head, reqwest::header::ETAG),
+                                location: header_text(&head, reqwest::header::LOCATION).or_else(
+                                    || header_text(&head, reqwest::header::CONTENT_LOCATION),
+                                ),
+                                body,
+                            })
+                        }
+                        Ok((status, head, body)) => {
+                            if status.is_server_error()
+                                || matches!(status.as_u16(), 401 | 403 | 429)
+                            {
+                                tracing::warn!(resource_type, method = %method, status = status.as_u16(), attempt, "FHIR request refused");
+                            } else {
+                                tracing::debug!(resource_type, method = %method, status = status.as_u16(), "FHIR request refused");
+                            }
+                            // A renewed token is the same attempt again, not a retry.
+                            if credentials.renew_after(status, token.as_deref()).await {
+                                continue;
+                            }
+                            let error = status_error(status, &body, resource_type);
+                            if status == StatusCode::TOO_MANY_REQUESTS {
+                                Attempt::Again {
+                                    error,
+                                    reason: Some(RetryReason::TooManyRequests),
+                                    asked: retry_after(&head),
+                                }
+                            } else if status.is_server_error() {
+                                Attempt::Again {
+                                    error,
+                                    reason: Some(RetryReason::ServerError),
+                                    asked: retry_after(&head),
+                                }
+                            } else {
+                                Attempt::Failed(error)
+                            }
+                        }
+                    };
                 }
             }
-            attempt += 1;
-        }
+        };
+        with_retries(rules, attempt, |_, _| {})
+            .await
+            .map_err(Stop::into_error)
     }
 }

@@ -6,6 +6,7 @@ pub mod body;
 pub mod bulk;
 pub mod client;
 pub mod fetch;
+pub(crate) mod retry;
 pub mod transport;
 pub mod whole;
 

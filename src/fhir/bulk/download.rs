@@ -10,7 +10,8 @@ use super::{ExportOutcome, ExportProgress, ExportedFile, ResourceType, TypeFilte
 use crate::error::{Error, LocalPath, Result};
 use crate::fhir::body::{self, ByteBudget};
 use crate::fhir::client::FhirClient;
-use crate::fhir::transport::{backoff, known_type, status_error, transport_error};
+use crate::fhir::retry::{AskedWait, Attempt, Rules, Stop, with_retries};
+use crate::fhir::transport::{known_type, status_error, transport_error};
 use crate::settings::BulkSettings;
 use crate::summary;
 use futures_util::StreamExt;
@@ -194,37 +195,42 @@ impl Run<'_> {
                 known_type(resource_type)
             )));
         }
-        let mut attempt = 1;
-        loop {
-            let failure = match self.fetch(entry, path, events).await {
-                Ok(bytes) => return Ok(bytes),
-                Err(Failed::ForGood(e)) => e,
-                Err(Failed::Retry(e, asked)) if attempt <= self.settings.download_retries => {
-                    tracing::warn!(resource_type = known_type(resource_type), attempt, error = %e, "bulk file download failed; starting again");
-                    let wait =
-                        asked.unwrap_or_else(|| backoff(self.client.retry_policy(), attempt - 1));
-                    tokio::time::sleep(
-                        wait.min(Duration::from_secs(self.settings.poll_interval_max_secs)),
-                    )
-                    .await;
-                    attempt += 1;
-                    let _ = events.send(ExportProgress::Retrying {
-                        resource_type: resource_type.to_owned(),
-                        attempt,
-                    });
-                    continue;
-                }
-                Err(Failed::Retry(e, _)) => match e {
-                    Error::Unavailable(m) => {
-                        Error::Unavailable(summary!("{} ({} attempts)", m, attempt))
-                    }
-                    Error::Timeout(m) => Error::Timeout(summary!("{} ({} attempts)", m, attempt)),
-                    other => other,
+        let rules = Rules {
+            policy: self.client.retry_policy(),
+            retries: self.settings.download_retries,
+            asked: AskedWait::CutTo(Duration::from_secs(self.settings.poll_interval_max_secs)),
+        };
+        let attempt = |_| async {
+            match self.fetch(entry, path, events).await {
+                Ok(bytes) => Attempt::Done(bytes),
+                Err(Failed::ForGood(e)) => Attempt::Failed(e),
+                Err(Failed::Retry(error, asked)) => Attempt::Again {
+                    error,
+                    reason: None,
+                    asked,
                 },
-            };
-            let _ = tokio::fs::remove_file(part_path(path)).await;
-            return Err(failure);
-        }
+            }
+        };
+        let retrying = |attempt: u32, e: &Error| {
+            tracing::warn!(resource_type = known_type(resource_type), attempt = attempt - 1, error = %e, "bulk file download failed; starting again");
+            let _ = events.send(ExportProgress::Retrying {
+                resource_type: resource_type.to_owned(),
+                attempt,
+            });
+        };
+        let failure = match with_retries(rules, attempt, retrying).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(Stop::Failed(e)) => e,
+            Err(Stop::Exhausted(e, attempts)) => match e {
+                Error::Unavailable(m) => {
+                    Error::Unavailable(summary!("{} ({} attempts)", m, attempts))
+                }
+                Error::Timeout(m) => Error::Timeout(summary!("{} ({} attempts)", m, attempts)),
+                other => other,
+            },
+        };
+        let _ = tokio::fs::remove_file(part_path(path)).await;
+        Err(failure)
     }
 
     /// One attempt: GET, then the body chunk by chunk into `name.part`.

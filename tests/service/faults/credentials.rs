@@ -174,3 +174,53 @@ async fn a_401_to_a_smart_token_renews_it_once_and_a_second_401_is_unauthenticat
     assert_eq!(stub.count("POST", "/auth/token"), 3);
     assert_eq!(stub.count("GET", &patient_path()), 4);
 }
+
+#[tokio::test]
+async fn a_token_endpoint_that_is_briefly_unavailable_is_asked_again_within_the_retries() {
+    let stub = stub_with_patient().await;
+    // The first matching rule answers: two 503s, then tokens.
+    stub.on_times(
+        "POST",
+        "/auth/token",
+        2,
+        Action::Reply(Answer::outcome(503, "transient", "busy")),
+    );
+    stub.on(
+        "POST",
+        "/auth/token",
+        Action::Reply(Answer::json(
+            200,
+            &json!({"access_token": "a-token", "token_type": "bearer", "expires_in": 300}),
+        )),
+    );
+    let mut s = settings(&stub);
+    s.fhir.auth = AuthSettings {
+        mode: AuthMode::Smart,
+        client_id: "trdscreen".into(),
+        token_url: Some(format!("{}/auth/token", stub.origin)),
+        ..AuthSettings::default()
+    };
+    let secrets = Secrets {
+        private_key_pem: Some(super::leaks::private_key()),
+        ..Secrets::default()
+    };
+    let mut client = serve(&s, &secrets).await;
+    screen(&mut client)
+        .await
+        .expect("screened after two refused token requests");
+    assert_eq!(stub.count("POST", "/auth/token"), 3);
+
+    // Down for longer than the retries (fhir.max_retries = 3): four requests, then an error.
+    let stub = stub_with_patient().await;
+    stub.on(
+        "POST",
+        "/auth/token",
+        Action::Reply(Answer::outcome(503, "transient", "busy")),
+    );
+    s.fhir.base_url = stub.base();
+    s.fhir.auth.token_url = Some(format!("{}/auth/token", stub.origin));
+    let mut client = serve(&s, &secrets).await;
+    screen(&mut client).await.expect_err("no token");
+    assert_eq!(stub.count("POST", "/auth/token"), 4);
+    assert_eq!(stub.count("GET", &patient_path()), 0);
+}
