@@ -271,38 +271,72 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     let s = samples(&body);
 
-    // RPCs by method and status code, refused ones included.
-    assert_eq!(
-        rpc_count(&s, "ScreenPatient", "0"),
-        2.0,
-        "{}",
-        describe(&s, "rpc_server_duration_seconds_count")
-    );
-    assert_eq!(rpc_count(&s, "ScreenPatient", "3"), 1.0);
-    assert_eq!(rpc_count(&s, "ScreenPatient", "5"), 1.0);
-    assert_eq!(rpc_count(&s, "EvaluateBundle", "0"), 1.0);
-    assert_eq!(rpc_count(&s, "EvaluateBundle", "8"), 1.0);
-    let screen_ok = [
-        ("rpc_method", "ScreenPatient"),
-        ("rpc_grpc_status_code", "0"),
-    ];
-    assert!(total(&s, "rpc_server_duration_seconds_sum", &screen_ok) > 0.0);
-    let mut all_calls = screen_ok.to_vec();
-    all_calls.push(("le", "+Inf"));
-    assert_eq!(
-        total(&s, "rpc_server_duration_seconds_bucket", &all_calls),
-        2.0
-    );
-
-    // Screenings, hints and trials: exactly what the three assessments hold.
+    rpcs_are_counted_by_method_and_status_code_refused_ones_included(&s);
     let assessments: Vec<&Assessment> = [&first, &second, &evaluated]
         .iter()
         .map(|r| r.assessment.as_ref().expect("an assessment"))
         .collect();
+    screenings_hints_and_trials_count_exactly_what_the_assessments_hold(&s, &assessments);
+    fhir_requests_are_counted_by_method_resource_type_and_status_class(&s);
+    write_backs_are_counted_by_resource_and_outcome(&s);
+    build_info_names_the_version_and_the_ruleset(&s, &assessments[0].ruleset_version);
+    // No label anywhere carries a patient id, nor any id of the patient's resources.
+    let secrets = [typical.prefix.as_str(), nobody.as_str()];
+    assert_no_trace_of(&body, &secrets, "/metrics");
+
+    let log_before_stop = served.log();
+    assert_eq!(served.stop().await, Some(0), "a graceful exit");
+
+    let spans = receiver.spans();
+    the_first_call_continues_the_callers_trace_and_its_fhir_requests_are_its_children(
+        &spans, &caller,
+    );
+    a_call_without_a_callers_context_is_a_trace_of_its_own_and_evaluate_reads_no_fhir(&spans);
+    assert_no_trace_of(
+        &receiver.attribute_values().join("\n"),
+        &secrets,
+        "span and metric attributes",
+    );
+    the_otlp_export_carries_the_same_metrics(&receiver.metric_names());
+    logs_are_json_lines_that_name_no_patient(&log_before_stop, &secrets);
+
+    s.into_iter().map(|s| s.name).collect()
+}
+
+/// RPCs by method and status code, refused ones included.
+fn rpcs_are_counted_by_method_and_status_code_refused_ones_included(s: &[Sample]) {
+    assert_eq!(
+        rpc_count(s, "ScreenPatient", "0"),
+        2.0,
+        "{}",
+        describe(s, "rpc_server_duration_seconds_count")
+    );
+    assert_eq!(rpc_count(s, "ScreenPatient", "3"), 1.0);
+    assert_eq!(rpc_count(s, "ScreenPatient", "5"), 1.0);
+    assert_eq!(rpc_count(s, "EvaluateBundle", "0"), 1.0);
+    assert_eq!(rpc_count(s, "EvaluateBundle", "8"), 1.0);
+    let screen_ok = [
+        ("rpc_method", "ScreenPatient"),
+        ("rpc_grpc_status_code", "0"),
+    ];
+    assert!(total(s, "rpc_server_duration_seconds_sum", &screen_ok) > 0.0);
+    let mut all_calls = screen_ok.to_vec();
+    all_calls.push(("le", "+Inf"));
+    assert_eq!(
+        total(s, "rpc_server_duration_seconds_bucket", &all_calls),
+        2.0
+    );
+}
+
+/// Screenings, hints and trials: exactly what the three assessments hold.
+fn screenings_hints_and_trials_count_exactly_what_the_assessments_hold(
+    s: &[Sample],
+    assessments: &[&Assessment],
+) {
     let mut statuses: BTreeMap<&str, f64> = BTreeMap::new();
     let mut hints: BTreeMap<&str, f64> = BTreeMap::new();
     let mut trials: BTreeMap<(&str, &str), f64> = BTreeMap::new();
-    for a in &assessments {
+    for a in assessments {
         *statuses.entry(status_label(a.status)).or_default() += 1.0;
         for h in &a.hints {
             *hints.entry(h.code.as_str()).or_default() += 1.0;
@@ -318,46 +352,48 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
     );
     for (status, n) in &statuses {
         assert_eq!(
-            total(&s, "trdscreen_screenings_total", &[("status", status)]),
+            total(s, "trdscreen_screenings_total", &[("status", status)]),
             *n,
             "{}",
-            describe(&s, "trdscreen_screenings_total")
+            describe(s, "trdscreen_screenings_total")
         );
     }
-    assert_eq!(total(&s, "trdscreen_screenings_total", &[]), 3.0);
+    assert_eq!(total(s, "trdscreen_screenings_total", &[]), 3.0);
     for (code, n) in &hints {
         assert_eq!(
-            total(&s, "trdscreen_hints_total", &[("code", code)]),
+            total(s, "trdscreen_hints_total", &[("code", code)]),
             *n,
             "{}",
-            describe(&s, "trdscreen_hints_total")
+            describe(s, "trdscreen_hints_total")
         );
     }
     assert_eq!(
-        total(&s, "trdscreen_hints_total", &[]),
+        total(s, "trdscreen_hints_total", &[]),
         hints.values().sum::<f64>()
     );
     for ((outcome, counted), n) in &trials {
         assert_eq!(
             total(
-                &s,
+                s,
                 "trdscreen_trials_total",
                 &[("outcome", outcome), ("counted", counted)]
             ),
             *n,
             "{}",
-            describe(&s, "trdscreen_trials_total")
+            describe(s, "trdscreen_trials_total")
         );
     }
+}
 
-    // FHIR requests by method, resource type and status class.
+/// FHIR requests by method, resource type and status class.
+fn fhir_requests_are_counted_by_method_resource_type_and_status_class(s: &[Sample]) {
     assert_eq!(
-        http_count(&s, "GET", "Patient", "2xx"),
+        http_count(s, "GET", "Patient", "2xx"),
         2.0,
         "{}",
-        describe(&s, "http_client_request_duration_seconds_count")
+        describe(s, "http_client_request_duration_seconds_count")
     );
-    assert_eq!(http_count(&s, "GET", "Patient", "4xx"), 1.0);
+    assert_eq!(http_count(s, "GET", "Patient", "4xx"), 1.0);
     for searched in [
         "MedicationRequest",
         "MedicationStatement",
@@ -365,22 +401,24 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
         "Condition",
         "Procedure",
     ] {
-        assert_eq!(http_count(&s, "GET", searched, "2xx"), 2.0, "{searched}");
+        assert_eq!(http_count(s, "GET", searched, "2xx"), 2.0, "{searched}");
     }
     // Created by a conditional create inside a transaction (POST to the base), labelled with the
     // type it creates; the second, identical screening wrote nothing.
-    assert_eq!(http_count(&s, "POST", "Flag", "2xx"), 1.0);
-    assert_eq!(http_count(&s, "POST", "CarePlan", "2xx"), 1.0);
-    assert_eq!(http_count(&s, "PUT", "Flag", "2xx"), 0.0);
+    assert_eq!(http_count(s, "POST", "Flag", "2xx"), 1.0);
+    assert_eq!(http_count(s, "POST", "CarePlan", "2xx"), 1.0);
+    assert_eq!(http_count(s, "PUT", "Flag", "2xx"), 0.0);
     assert!(
         total(
-            &s,
+            s,
             "http_client_request_duration_seconds_sum",
             &[("fhir_resource_type", "Patient")]
         ) > 0.0
     );
+}
 
-    // Write-backs by resource and outcome.
+/// Write-backs by resource and outcome.
+fn write_backs_are_counted_by_resource_and_outcome(s: &[Sample]) {
     for (resource, outcome) in [
         ("Flag", "created"),
         ("Flag", "unchanged"),
@@ -389,19 +427,22 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
     ] {
         assert_eq!(
             total(
-                &s,
+                s,
                 "trdscreen_writebacks_total",
                 &[("resource", resource), ("outcome", outcome)]
             ),
             1.0,
             "{resource} {outcome}: {}",
-            describe(&s, "trdscreen_writebacks_total")
+            describe(s, "trdscreen_writebacks_total")
         );
     }
-    let ruleset = &assessments[0].ruleset_version;
+}
+
+/// The build: the service's version and the ruleset it screens with.
+fn build_info_names_the_version_and_the_ruleset(s: &[Sample], ruleset: &str) {
     assert_eq!(
         total(
-            &s,
+            s,
             "trdscreen_build_info",
             &[
                 ("version", env!("CARGO_PKG_VERSION")),
@@ -410,16 +451,15 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
         ),
         1.0,
         "{}",
-        describe(&s, "trdscreen_build_info")
+        describe(s, "trdscreen_build_info")
     );
-    // No label anywhere carries a patient id, nor any id of the patient's resources.
-    assert_no_trace_of(&body, &[&typical.prefix, &nobody], "/metrics");
+}
 
-    let log_before_stop = served.log();
-    assert_eq!(served.stop().await, Some(0), "a graceful exit");
-
-    // Traces: the first call continues the caller's trace, its FHIR requests are its children.
-    let spans = receiver.spans();
+/// Traces: the first call continues the caller's trace, its FHIR requests are its children.
+fn the_first_call_continues_the_callers_trace_and_its_fhir_requests_are_its_children(
+    spans: &[Span],
+    caller: &(String, String),
+) {
     let (trace, parent) = &caller;
     let rpc = spans
         .iter()
@@ -450,11 +490,16 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
         assert!(names.contains(name), "no {name} child span in {names:?}");
     }
     assert_eq!(
-        descendants(&spans, rpc).len(),
+        descendants(spans, rpc).len(),
         children.len(),
         "FHIR spans are leaves"
     );
-    // The second call, without a caller's context, is a trace of its own with the same shape.
+}
+
+/// The second call, without a caller's context, is a trace of its own with the same shape.
+fn a_call_without_a_callers_context_is_a_trace_of_its_own_and_evaluate_reads_no_fhir(
+    spans: &[Span],
+) {
     let own = spans
         .iter()
         .filter(|s| {
@@ -462,7 +507,7 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
         })
         .collect::<Vec<_>>();
     assert!(
-        own.iter().any(|r| descendants(&spans, r).len() >= 6),
+        own.iter().any(|r| descendants(spans, r).len() >= 6),
         "{own:#?}"
     );
     let evaluate = spans
@@ -470,16 +515,13 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
         .find(|s| s.name == "trdscreen.v1.TrdScreening/EvaluateBundle")
         .expect("an EvaluateBundle span");
     assert!(
-        descendants(&spans, evaluate).is_empty(),
+        descendants(spans, evaluate).is_empty(),
         "EvaluateBundle reads no FHIR server"
     );
-    let values = receiver.attribute_values().join("\n");
-    assert_no_trace_of(
-        &values,
-        &[&typical.prefix, &nobody],
-        "span and metric attributes",
-    );
-    let otlp_metrics = receiver.metric_names();
+}
+
+/// The OTLP export carries the metrics /metrics shows.
+fn the_otlp_export_carries_the_same_metrics(otlp_metrics: &BTreeSet<String>) {
     for name in [
         "rpc.server.duration",
         "trdscreen.screenings",
@@ -491,8 +533,10 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
             "OTLP metrics lack {name}: {otlp_metrics:?}"
         );
     }
+}
 
-    // JSON logs: one object per line, none naming the patient.
+/// JSON logs: one object per line, none naming the patient.
+fn logs_are_json_lines_that_name_no_patient(log_before_stop: &str, secrets: &[&str]) {
     for line in log_before_stop.lines() {
         let entry: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -501,9 +545,7 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
             "{line}"
         );
     }
-    assert_no_trace_of(&log_before_stop, &[&typical.prefix, &nobody], "the log");
-
-    s.into_iter().map(|s| s.name).collect()
+    assert_no_trace_of(log_before_stop, secrets, "the log");
 }
 
 /// A FHIR server (the stub) that refuses the first token and fails the first Patient read and one
