@@ -14,9 +14,34 @@ pub struct Settings {
     pub writeback: WriteBackSettings,
     pub batch: BatchSettings,
     pub telemetry: TelemetrySettings,
+    /// Who may call the gRPC port, and how often.
+    pub callers: CallerSettings,
     /// A directory of knowledge files (drugs.toml, codes.toml, policy.toml, hints.toml) replacing the
     /// built-in ones, file by file.
     pub knowledge_dir: Option<PathBuf>,
+}
+
+/// How callers of the gRPC port prove who they are (docs/security.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallerAuthentication {
+    /// Anyone who reaches the port: only where the network admits nothing but a trusted
+    /// integration engine. The service says so at start-up.
+    #[default]
+    None,
+    /// An OAuth 2.0 bearer access token (JWT) from the identity provider in `[callers.jwt]`,
+    /// whose scopes grant the permissions each method needs.
+    Jwt,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallerSettings {
+    pub authentication: CallerAuthentication,
+    pub jwt: crate::auth::JwtSettings,
+    /// Calls per second per caller and permission (`[callers.rate.limits."screening.read"]`
+    /// `per_second`, `burst`); a permission without a limit is not limited.
+    pub rate: crate::auth::RateSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -294,10 +319,11 @@ impl std::fmt::Debug for Secrets {
 pub struct SettingsError(pub String);
 
 /// The value kind of each setting that an environment variable may override.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Text,
     Integer,
+    Boolean,
 }
 
 /// `TRDSCREEN_<SECTION>_<KEY>` overrides `[section] key`; e.g. `TRDSCREEN_FHIR_BASE_URL`. Every
@@ -347,6 +373,19 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("telemetry.metrics_listen", Kind::Text),
     ("telemetry.otlp_endpoint", Kind::Text),
     ("telemetry.log_format", Kind::Text),
+    ("callers.authentication", Kind::Text),
+    ("callers.jwt.issuer", Kind::Text),
+    ("callers.jwt.audiences", Kind::Text),
+    ("callers.jwt.jwks_url", Kind::Text),
+    ("callers.jwt.leeway_secs", Kind::Integer),
+    ("callers.jwt.jwks_refresh_min_interval_secs", Kind::Integer),
+    ("callers.jwt.jwks_max_age_secs", Kind::Integer),
+    ("callers.jwt.jwks_retry_after_failure_secs", Kind::Integer),
+    ("callers.jwt.timeout_secs", Kind::Integer),
+    ("callers.jwt.connect_timeout_secs", Kind::Integer),
+    ("callers.jwt.max_document_bytes", Kind::Integer),
+    ("callers.jwt.accept_jwt_typ", Kind::Boolean),
+    ("callers.rate.max_callers", Kind::Integer),
     ("knowledge_dir", Kind::Text),
 ];
 
@@ -389,6 +428,11 @@ impl Settings {
                     .parse::<i64>()
                     .map(toml::Value::Integer)
                     .map_err(|_| SettingsError(format!("{name} must be a whole number")))?,
+                Kind::Boolean => match raw.trim() {
+                    "true" => toml::Value::Boolean(true),
+                    "false" => toml::Value::Boolean(false),
+                    _ => return Err(SettingsError(format!("{name} must be true or false"))),
+                },
             };
             set_path(&mut table, path, value);
         }
@@ -400,6 +444,13 @@ impl Settings {
 
     fn check(&self) -> Result<(), SettingsError> {
         let fail = |m: &str| Err(SettingsError(m.to_owned()));
+        if self.callers.authentication == CallerAuthentication::Jwt
+            && (self.callers.jwt.issuer.is_empty() || self.callers.jwt.audiences.is_empty())
+        {
+            return fail(
+                "callers.authentication = \"jwt\" needs callers.jwt.issuer and callers.jwt.audiences",
+            );
+        }
         if self.grpc.listen.parse::<std::net::SocketAddr>().is_err() {
             return fail("grpc.listen must be an address such as 127.0.0.1:50051");
         }
@@ -561,7 +612,7 @@ mod tests {
     use super::*;
 
     /// Every leaf of the settings as `section.key` paths, with whether it is a number.
-    fn leaves(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, bool)>) {
+    fn leaves(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, Kind)>) {
         match value {
             serde_json::Value::Object(map) => {
                 for (key, v) in map {
@@ -573,7 +624,16 @@ mod tests {
                     leaves(v, &path, out);
                 }
             }
-            v => out.push((prefix.to_owned(), v.is_number())),
+            v => out.push((
+                prefix.to_owned(),
+                if v.is_number() {
+                    Kind::Integer
+                } else if v.is_boolean() {
+                    Kind::Boolean
+                } else {
+                    Kind::Text
+                },
+            )),
         }
     }
 
@@ -586,11 +646,10 @@ mod tests {
             &mut all,
         );
         assert!(all.len() >= 40, "{all:?}");
-        for (path, number) in &all {
+        for (path, leaf) in &all {
             let kind = OVERRIDABLE.iter().find(|(p, _)| p == path).map(|(_, k)| *k);
             match kind {
-                Some(Kind::Integer) => assert!(*number, "{path} is not a number"),
-                Some(Kind::Text) => assert!(!*number, "{path} is a number"),
+                Some(kind) => assert_eq!(kind, *leaf, "{path}"),
                 None => panic!("{path} has no environment override (OVERRIDABLE)"),
             }
         }
@@ -603,11 +662,11 @@ mod tests {
         // every value is valid for every setting (those are refused, and skipped here); what must
         // not happen is that a variable is ignored.
         let mut reached = 0;
-        for (path, number) in &all {
-            let (value, expected) = if *number {
-                ("7", serde_json::json!(7))
-            } else {
-                ("json", serde_json::json!("json"))
+        for (path, leaf) in &all {
+            let (value, expected) = match leaf {
+                Kind::Integer => ("7", serde_json::json!(7)),
+                Kind::Boolean => ("true", serde_json::json!(true)),
+                Kind::Text => ("json", serde_json::json!("json")),
             };
             let name = env_name(path);
             let env = |n: &str| (n == name).then(|| value.to_owned());

@@ -45,14 +45,17 @@ const MAX_KEYS: usize = 64;
 /// Smallest RSA modulus accepted, in bytes.
 const MIN_RSA_MODULUS_BYTES: usize = 256;
 
-/// How access tokens are verified (the `[auth.jwt]` settings once wired).
-#[derive(Debug, Clone, Deserialize)]
+/// How access tokens are verified (the `[callers.jwt]` settings).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtSettings {
     /// The identity provider's issuer URL, exactly as its tokens' `iss` and its metadata's
     /// `issuer` say. `https`, or `http` on a loopback address (tests).
     pub issuer: String,
-    /// The audiences accepted in `aud`: this service's resource identifier(s). At least one.
+    /// The audiences accepted in `aud`: this service's resource identifier(s). At least one. In a
+    /// settings file a list or one text of comma-separated values (as an environment variable
+    /// gives it).
+    #[serde(with = "comma_list")]
     pub audiences: Vec<String>,
     /// The JWKS URL; default: the `jwks_uri` of the issuer's metadata.
     pub jwks_url: Option<String>,
@@ -72,6 +75,34 @@ pub struct JwtSettings {
     /// Also accept tokens typed `JWT` or untyped (identity providers that do not follow RFC 9068's
     /// `at+jwt`; such a token could be an ID token, so the audience check is what tells them apart).
     pub accept_jwt_typ: bool,
+}
+
+/// A list written as a TOML list or as one comma-separated text; written back as the text.
+mod comma_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Text(String),
+        List(Vec<String>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match OneOrMany::deserialize(d)? {
+            OneOrMany::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            OneOrMany::List(list) => list,
+        })
+    }
+
+    pub fn serialize<S: Serializer>(list: &[String], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&list.join(","))
+    }
 }
 
 impl Default for JwtSettings {

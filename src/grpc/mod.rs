@@ -1,6 +1,7 @@
 //! The gRPC transport: thin. It checks limits, turns requests into calls of [`Screener`] and
 //! results into the contract's messages; errors become statuses in one place ([`status`]).
 
+pub mod callers;
 pub mod codec;
 pub mod convert;
 pub mod health_probe;
@@ -9,6 +10,7 @@ pub mod server;
 pub mod status;
 pub mod telemetry;
 
+use crate::auth::Permission;
 use crate::date::Date;
 use crate::error::Error;
 use crate::proto;
@@ -24,6 +26,7 @@ use tonic::{Request, Response, Status};
 
 pub struct Service {
     screener: Arc<Screener>,
+    gate: callers::Gate,
     /// Calls handled at once; one more is refused rather than queued without bound.
     permits: Arc<Semaphore>,
     call_timeout: Duration,
@@ -33,14 +36,25 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(screener: Arc<Screener>, g: &GrpcSettings) -> Service {
+    pub fn new(screener: Arc<Screener>, gate: callers::Gate, g: &GrpcSettings) -> Service {
         Service {
             screener,
+            gate,
             permits: Arc::new(Semaphore::new(g.max_concurrent_calls)),
             call_timeout: Duration::from_secs(g.call_timeout_secs),
             max_request_bytes: g.max_request_bytes,
             population_concurrency: g.population_concurrency.max(1),
         }
+    }
+
+    /// The permissions a screening asks for: reading, and writing when the write-back it asks for
+    /// (the configured default filled in) writes.
+    fn screening_needs(&self, mode: WriteBackRequest, read: Permission) -> Vec<Permission> {
+        let mut needs = vec![read];
+        if self.screener.scope(mode).is_some() {
+            needs.push(Permission::ScreeningWrite);
+        }
+        needs
     }
 
     fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
@@ -124,11 +138,13 @@ impl TrdScreening for Service {
         &self,
         request: Request<proto::ScreenPatientRequest>,
     ) -> Result<Response<proto::ScreenPatientResponse>, Status> {
+        let mode = write_back_request(request.get_ref().write_back)?;
+        let needs = self.screening_needs(mode, Permission::ScreeningRead);
+        self.gate.admit(&request, &needs).await?;
         let _permit = self.admit()?;
         let deadline = self.deadline(&request);
         let r = request.into_inner();
         let as_of = as_of(r.as_of.as_ref())?;
-        let mode = write_back_request(r.write_back)?;
         let screened = within(
             deadline,
             self.screener.screen_patient(&r.patient_id, as_of, mode),
@@ -145,6 +161,9 @@ impl TrdScreening for Service {
         &self,
         request: Request<proto::EvaluateBundleRequest>,
     ) -> Result<Response<proto::ScreenPatientResponse>, Status> {
+        self.gate
+            .admit(&request, &[Permission::BundleEvaluate])
+            .await?;
         let _permit = self.admit()?;
         let r = request.into_inner();
         if r.bundle_json.len() > self.max_request_bytes {
@@ -172,10 +191,12 @@ impl TrdScreening for Service {
         &self,
         request: Request<proto::ScreenPopulationRequest>,
     ) -> Result<Response<Self::ScreenPopulationStream>, Status> {
+        let mode = write_back_request(request.get_ref().write_back)?;
+        let needs = self.screening_needs(mode, Permission::PopulationScreen);
+        self.gate.admit(&request, &needs).await?;
         let permit = self.admit()?;
         let r = request.into_inner();
         let as_of = as_of(r.as_of.as_ref())?;
-        let mode = write_back_request(r.write_back)?;
         let ids: Vec<String> = match r.cohort {
             None => {
                 return Err(Status::invalid_argument(

@@ -36,7 +36,14 @@ impl Bound {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let g = &self.settings.grpc;
-        let service = Service::new(self.screener, g);
+        let gate = super::callers::Gate::new(&self.settings.callers)?;
+        if !gate.authenticates() && !self.address.ip().is_loopback() {
+            tracing::warn!(
+                address = %self.address,
+                "callers.authentication is \"none\": anyone who reaches this port can screen any patient and write to the chart"
+            );
+        }
+        let service = Service::new(self.screener, gate, g);
         // tonic's own ceiling (it answers OUT_OF_RANGE above it); the service refuses Bundles over
         // the configured limit with RESOURCE_EXHAUSTED below it.
         let grpc = TrdScreeningServer::new(service)

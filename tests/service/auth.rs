@@ -13,14 +13,14 @@ use trdscreen::error::Error;
 
 const AUDIENCE: &str = "urn:trdscreen";
 
-struct Provider {
-    issuer: String,
+pub(super) struct Provider {
+    pub(super) issuer: String,
     keys: PathBuf,
 }
 
 /// The provider scripts/test started; `None` (the test skips with a line) without it, a failure
 /// under `TRDSCREEN_REQUIRE_FHIR=1` (service::fhir_env).
-fn provider(_test: &str) -> Option<Provider> {
+pub(super) fn provider(_test: &str) -> Option<Provider> {
     let issuer = crate::service::fhir_env("TRDSCREEN_TEST_OIDC_URL")?;
     let keys = crate::service::fhir_env("TRDSCREEN_TEST_OIDC_KEYS")?;
     Some(Provider {
@@ -47,7 +47,7 @@ fn now() -> u64 {
 
 /// A token from the provider's token endpoint by the client-credentials grant; the answer's
 /// status and JSON.
-async fn client_credentials(p: &Provider, client: &str, scope: &str) -> (u16, Value) {
+pub(super) async fn client_credentials(p: &Provider, client: &str, scope: &str) -> (u16, Value) {
     let http = reqwest::Client::new();
     let metadata: Value = http
         .get(format!("{}/.well-known/openid-configuration", p.issuer))

@@ -13,6 +13,7 @@ mod stub;
 mod auth;
 mod batch;
 mod bulk;
+mod callers;
 mod cli;
 mod contract;
 mod deploy_settings;

@@ -1,0 +1,79 @@
+//! Who may call: every method that serves patient data asks [`Gate::admit`] first, before any
+//! FHIR request. With `callers.authentication = "jwt"` the caller's bearer token is verified, the
+//! permissions the call needs are required of its scopes, and the caller's rate limit is taken;
+//! with `"none"` every caller is let in (health and reflection never ask).
+
+use super::status;
+use crate::auth::{Caller, JwtVerifier, Permission, RateLimiter, bearer_token};
+use crate::error::{Error, Result};
+use crate::settings::{CallerAuthentication, CallerSettings};
+use tonic::{Request, Status};
+
+pub struct Gate {
+    verifier: Option<JwtVerifier>,
+    limiter: RateLimiter,
+}
+
+impl Gate {
+    pub fn new(settings: &CallerSettings) -> Result<Gate> {
+        let verifier = match settings.authentication {
+            CallerAuthentication::None => None,
+            CallerAuthentication::Jwt => Some(JwtVerifier::new(&settings.jwt)?),
+        };
+        Ok(Gate {
+            verifier,
+            limiter: RateLimiter::new(&settings.rate)?,
+        })
+    }
+
+    /// Whether callers are authenticated at all (a start-up warning says so when not).
+    pub fn authenticates(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The caller, when callers are authenticated, once it has every permission in `needs` (the
+    /// first is the one its rate limit is counted against). A missing or bad token is
+    /// `UNAUTHENTICATED`, a missing permission `PERMISSION_DENIED`, a call over the limit
+    /// `RESOURCE_EXHAUSTED` with `retry-after` (whole seconds) in the status metadata.
+    pub async fn admit<T>(
+        &self,
+        request: &Request<T>,
+        needs: &[Permission],
+    ) -> std::result::Result<Option<Caller>, Status> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(None);
+        };
+        let caller = self
+            .caller(verifier, request, needs)
+            .await
+            .map_err(|e| status::status(&e))?;
+        if let Some(first) = needs.first()
+            && let Err(limited) = self.limiter.check(&caller.id, *first, 1)
+        {
+            let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let mut refused = status::status(&Error::from(limited));
+            if let Ok(value) = seconds.to_string().parse() {
+                refused.metadata_mut().insert("retry-after", value);
+            }
+            return Err(refused);
+        }
+        Ok(Some(caller))
+    }
+
+    async fn caller<T>(
+        &self,
+        verifier: &JwtVerifier,
+        request: &Request<T>,
+        needs: &[Permission],
+    ) -> Result<Caller> {
+        let authorization = match request.metadata().get("authorization") {
+            Some(value) => Some(value.to_str().map_err(|_| {
+                Error::Unauthenticated("the authorization header is not a bearer token".into())
+            })?),
+            None => None,
+        };
+        let caller = verifier.verify(bearer_token(authorization)?).await?;
+        caller.require_all(needs)?;
+        Ok(caller)
+    }
+}
