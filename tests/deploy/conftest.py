@@ -69,6 +69,17 @@ BEARER = {
     "config": {"fhir": {"auth": {"mode": "bearer"}}},
     "fhirCredentials": {"bearerToken": {"secretName": "trdscreen-bearer"}},
 }
+# Callers with access tokens from the hospital's identity provider, and a rate limit.
+CALLERS = {
+    "config": {
+        "callers": {
+            "authentication": "jwt",
+            "jwt": {"issuer": "https://idp.hospital.example/realms/ehr", "audiences": "urn:trdscreen"},
+            "rateLimits": {"screening.read": {"per_second": 20, "burst": 40}},
+        }
+    },
+    "networkPolicy": {"identityProvider": {"cidrs": ["10.20.0.0/16"], "ports": [8443]}},
+}
 KNOWLEDGE = {"knowledgeOverrides": {"policy.toml": "# a site's policy\nversion = \"site-1\"\n"}}
 
 
@@ -99,7 +110,8 @@ VARIANTS = {
     "exports4": merged(BASE, EXPORTS4, SMART),
     "k8s128": merged(BASE, K8S_128),
     "knowledge": merged(BASE, KNOWLEDGE),
-    "everything": merged(BASE, TLS, SMART, OTLP, MONITORING, SHARDS4, KNOWLEDGE),
+    "callers": merged(BASE, CALLERS),
+    "everything": merged(BASE, TLS, SMART, OTLP, MONITORING, SHARDS4, KNOWLEDGE, CALLERS),
 }
 
 

@@ -161,6 +161,24 @@ def test_bearer_token_comes_from_the_secret_as_a_file(rendered):
     assert volume["secret"]["secretName"] == "trdscreen-bearer"
 
 
+def test_callers_are_open_by_default_but_the_network_admits_only_labelled_clients(rendered):
+    docs = manifests(rendered["default"])
+    assert _settings(docs)["callers"] == {"authentication": "none"}
+    grpc_from = one(docs, "NetworkPolicy")["spec"]["ingress"][0]["from"]
+    assert grpc_from == [{"podSelector": {"matchLabels": {"trdscreen.io/client": "true"}}}]
+
+
+def test_callers_with_access_tokens_reach_the_settings_and_the_identity_provider(rendered):
+    docs = manifests(rendered["callers"])
+    callers = _settings(docs)["callers"]
+    assert callers["authentication"] == "jwt"
+    assert callers["jwt"] == {"issuer": "https://idp.hospital.example/realms/ehr", "audiences": "urn:trdscreen"}
+    assert callers["rate"]["limits"] == {"screening.read": {"per_second": 20, "burst": 40}}
+    egress = one(docs, "NetworkPolicy")["spec"]["egress"]
+    idp = [rule for rule in egress if any(p["port"] == 8443 for p in rule["ports"])]
+    assert idp == [{"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 8443, "protocol": "TCP"}]}]
+
+
 def test_otlp_endpoint_reaches_the_settings(rendered):
     docs = manifests(rendered["otlp"])
     assert _settings(docs)["telemetry"]["otlp_endpoint"] == "http://otel-collector.monitoring:4317"
@@ -349,6 +367,9 @@ def test_schema_refuses_bad_values(values, complaint):
          "batch.groupId"),
         ({"batch": {"enabled": True}, "config": {"fhir": {"base_url": "https://a.example/fhir"}}},
          "batch.export.persistentVolumeClaim"),
+        ({"config": {"callers": {"authentication": "jwt"}}}, "config.callers.jwt.issuer"),
+        ({"config": {"callers": {"authentication": "jwt", "jwt": {"issuer": "https://idp.example"}}}},
+         "config.callers.jwt.audiences"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_with_the_value_named(values, complaint):

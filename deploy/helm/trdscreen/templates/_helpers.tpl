@@ -68,6 +68,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (eq $mode "bearer") (not .Values.fhirCredentials.bearerToken.secretName) }}
 {{- fail "config.fhir.auth.mode bearer needs fhirCredentials.bearerToken.secretName" }}
 {{- end }}
+{{- $callers := .Values.config.callers }}
+{{- if not (has $callers.authentication (list "none" "jwt")) }}
+{{- fail "config.callers.authentication must be none or jwt" }}
+{{- end }}
+{{- if and (eq $callers.authentication "jwt") (not (and $callers.jwt.issuer $callers.jwt.audiences)) }}
+{{- fail "config.callers.authentication jwt needs config.callers.jwt.issuer and config.callers.jwt.audiences" }}
+{{- end }}
+{{- if and (eq $callers.authentication "jwt") (not (hasPrefix "https://" $callers.jwt.issuer)) }}
+{{- fail "config.callers.jwt.issuer must be an https URL" }}
+{{- end }}
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
 {{- fail "tls.enabled needs tls.secretName" }}
 {{- end }}
