@@ -277,7 +277,8 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
     }
 }
 
-/// Longest manifest read: tens of thousands of file entries fit many times over.
+/// Longest manifest (or changed-patient list) read: tens of thousands of file entries, or about a
+/// million patient ids, fit.
 const MANIFEST_CAP: u64 = 64 * 1024 * 1024;
 
 fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
@@ -421,10 +422,14 @@ impl Request {
 
 fn read_patient_list(dir: &Path) -> Result<Vec<PatientId>, LocalError> {
     let path = dir.join(CHANGED_PATIENTS);
-    let text = std::fs::read_to_string(&path).map_err(|source| LocalError::Io {
+    let io = |source| LocalError::Io {
         path: path.display().to_string(),
         source,
-    })?;
+    };
+    // Bounded as the manifest is: about a million ids, more changed patients than a night has.
+    let bytes = read_bounded(&path).map_err(io)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| io(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8")))?;
     text.lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -504,6 +509,21 @@ pub fn ndjson_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_patient_list_over_64_mib_is_refused_before_it_is_read_whole() {
+        let dir = std::env::temp_dir().join(format!("trdscreen-changed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A sparse file: 65 MiB that take no disk.
+        std::fs::File::create(dir.join(CHANGED_PATIENTS))
+            .unwrap()
+            .set_len(65 * 1024 * 1024)
+            .unwrap();
+        let refused = read_patient_list(&dir).map(|ids| ids.len());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let message = refused.expect_err("refused").to_string();
+        assert!(message.contains("larger than 64 MiB"), "{message}");
+    }
 
     #[test]
     fn a_whole_record_holds_the_patient_and_every_type_screening_reads_but_medications() {
