@@ -411,3 +411,26 @@ fn bad_settings_exit_2_so_that_a_cron_job_does_not_retry_them() {
     assert!(stderr.contains("TRDSCREEN_BATCH_CONCURRENCY"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn text_logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let mut serve = crate::child::spawn(
+        Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .arg("serve")
+            .env("TRDSCREEN_GRPC_LISTEN", "127.0.0.1:0")
+            .env("TRDSCREEN_TELEMETRY_METRICS_LISTEN", "")
+            .env("TRDSCREEN_TELEMETRY_LOG_FORMAT", "text")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+        "trdscreen serve",
+    );
+    let stderr = serve.stderr.take().expect("piped");
+    let first = BufReader::new(stderr)
+        .lines()
+        .next()
+        .expect("a log line")
+        .expect("text");
+    assert!(first.contains("INFO"), "{first}");
+    assert!(!first.contains('\u{1b}'), "{first:?}");
+}
