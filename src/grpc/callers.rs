@@ -4,6 +4,7 @@
 //! with `"none"` every caller is let in (health and reflection never ask).
 
 use super::status;
+use crate::audit::{self, Requester};
 use crate::auth::{Caller, JwtVerifier, Permission, RateLimiter, bearer_token};
 use crate::error::{Error, Result};
 use crate::settings::{CallerAuthentication, CallerSettings};
@@ -75,5 +76,24 @@ impl Gate {
         let caller = verifier.verify(bearer_token(authorization)?).await?;
         caller.require_all(needs)?;
         Ok(caller)
+    }
+}
+
+/// Who asked, for the audit trail: the authenticated caller, or one named by its address only.
+pub fn requester<T>(caller: Option<Caller>, request: &Request<T>) -> Requester {
+    let address = request.remote_addr().map(|a| a.to_string());
+    let request_id = audit::trail::request_id(
+        request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+    );
+    match caller {
+        Some(caller) => Requester {
+            caller,
+            address,
+            request_id,
+        },
+        None => Requester::unauthenticated(address, request_id),
     }
 }
