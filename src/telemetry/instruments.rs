@@ -108,7 +108,7 @@ impl Instruments {
                 .with_description("Audit records waiting in memory for the audit endpoint")
                 .build(),
             audit_spill_bytes: meter
-                .u64_gauge("trdscreen.audit.spill.bytes")
+                .u64_gauge("trdscreen.audit.spill")
                 .with_unit("By")
                 .with_description("Size of the audit spill file: records kept on disk while the endpoint is down")
                 .build(),

@@ -282,8 +282,9 @@ fn settings_file(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
-/// `trdscreen serve` as a child process (so it can be killed), on a free port.
-fn serve(settings: &Path) -> (child::Running, std::net::SocketAddr) {
+/// `trdscreen serve` as a child process (so it can be killed), on a free port, with `/metrics` on
+/// `metrics` (or off).
+fn serve(settings: &Path, metrics: &str) -> (child::Running, std::net::SocketAddr) {
     let port = free_port();
     let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let running = child::spawn(
@@ -291,7 +292,7 @@ fn serve(settings: &Path) -> (child::Running, std::net::SocketAddr) {
             .args(["serve", "--config"])
             .arg(settings)
             .env("TRDSCREEN_GRPC_LISTEN", address.to_string())
-            .env("TRDSCREEN_TELEMETRY_METRICS_LISTEN", "")
+            .env("TRDSCREEN_TELEMETRY_METRICS_LISTEN", metrics)
             .env_remove("TRDSCREEN_FHIR_BASE_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
@@ -365,7 +366,8 @@ async fn with_the_endpoint_down_calls_go_on_and_every_record_arrives_once_after_
         .to_owned();
     let bundle = service::bundle_json("https://ehr.example.org/fhir", &loaded);
 
-    let (mut first, address) = serve(&settings);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let (mut first, address) = serve(&settings, &metrics);
     let mut client = connect_when_up(address).await;
     for _ in 0..3 {
         client
@@ -384,6 +386,32 @@ async fn with_the_endpoint_down_calls_go_on_and_every_record_arrives_once_after_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(spilled_lines(&spill), 3, "the three records wait on disk");
+    // ... and the metrics say so, for the alert (deploy/prometheus/alerts.yaml).
+    let mut exposition = String::new();
+    for _ in 0..50 {
+        exposition = reqwest::get(format!("http://{metrics}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if exposition.contains("trdscreen_audit_spilling 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let value = |series: &str| -> f64 {
+        exposition
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {exposition}"))
+    };
+    assert_eq!(value("trdscreen_audit_spilling"), 1.0);
+    assert_eq!(value("trdscreen_audit_queue_records"), 0.0);
+    assert!(value("trdscreen_audit_spill_bytes") > 0.0);
+    let taken = value("trdscreen_audit_records_total{outcome=\"queued\"}")
+        + value("trdscreen_audit_records_total{outcome=\"spilled\"}");
+    assert_eq!(taken, 3.0, "each record taken once, in memory or on disk");
     first.kill().unwrap();
     let _ = first.wait();
     assert!(
@@ -396,7 +424,7 @@ async fn with_the_endpoint_down_calls_go_on_and_every_record_arrives_once_after_
         .await
         .unwrap();
     let forwarder = tokio::spawn(forward(listener, target));
-    let (second, _) = serve(&settings);
+    let (second, _) = serve(&settings, "");
     let events = wait_for_events(&fhir, &patient, &name, 3).await;
     assert_eq!(events.len(), 3, "each record once");
     let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
