@@ -18,6 +18,8 @@ pub struct Settings {
     pub callers: CallerSettings,
     /// Where the audit trail of every access to patient data goes (docs/security.md).
     pub audit: AuditSettings,
+    /// The CDS Hooks service for EHRs (docs/cds-hooks.md): its own HTTP port.
+    pub cds: CdsSettings,
     /// A directory of knowledge files (drugs.toml, codes.toml, policy.toml, hints.toml) replacing the
     /// built-in ones, file by file.
     pub knowledge_dir: Option<PathBuf>,
@@ -355,6 +357,51 @@ impl Default for AuditSettings {
     }
 }
 
+/// The CDS Hooks 2.0 service (`[cds]`): discovery, patient-view, order-select and order-sign, and
+/// feedback, on a port of its own.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CdsSettings {
+    /// Address of the CDS Hooks port; empty (default): no CDS Hooks service.
+    pub listen: String,
+    /// The service's public URL, `.../cds-services`, as the EHR calls it: the `aud` its JWTs
+    /// must carry, and the base of the clinician view's links.
+    pub service_url: String,
+    /// The FHIR servers (base URLs, comma-separated) whose data a hook may fetch when the prefetch
+    /// lacks it (`fhirServer` with `fhirAuthorization`); any other is not asked (412).
+    #[serde(with = "crate::auth::comma_list")]
+    pub fhir_servers: Vec<String>,
+    /// Largest hook request read, in bytes (prefetch included).
+    pub max_request_bytes: usize,
+    /// Upper bound on one hook call.
+    pub call_timeout_secs: u64,
+    /// The CDS clients trusted, by their JWT `iss`: `[cds.clients."https://ehr.example/cds"]`
+    /// `jwks_url = "..."` (where the client publishes its keys; a token's `jku` must be this URL).
+    pub clients: std::collections::BTreeMap<String, CdsClient>,
+    /// Clock skew allowed on `exp` and `iat`.
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CdsClient {
+    pub jwks_url: String,
+}
+
+impl Default for CdsSettings {
+    fn default() -> Self {
+        CdsSettings {
+            listen: String::new(),
+            service_url: String::new(),
+            fhir_servers: Vec::new(),
+            max_request_bytes: 4 * 1024 * 1024,
+            call_timeout_secs: 10,
+            clients: Default::default(),
+            leeway_secs: 30,
+        }
+    }
+}
+
 /// Secrets, read from files named in the settings or from the environment.
 #[derive(Clone, Default)]
 pub struct Secrets {
@@ -447,6 +494,12 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("audit.max_spill_bytes", Kind::Integer),
     ("audit.retry_interval_ms", Kind::Integer),
     ("audit.when_unrecorded", Kind::Text),
+    ("cds.listen", Kind::Text),
+    ("cds.service_url", Kind::Text),
+    ("cds.fhir_servers", Kind::Text),
+    ("cds.max_request_bytes", Kind::Integer),
+    ("cds.call_timeout_secs", Kind::Integer),
+    ("cds.leeway_secs", Kind::Integer),
     ("knowledge_dir", Kind::Text),
 ];
 
@@ -615,6 +668,39 @@ impl Settings {
         }
         if audit.service_name.trim().is_empty() || audit.service_name.len() > 128 {
             return fail("audit.service_name must be 1 to 128 characters");
+        }
+        let cds = &self.cds;
+        if !cds.listen.is_empty() {
+            if cds.listen.parse::<std::net::SocketAddr>().is_err() {
+                return fail("cds.listen must be an address such as 0.0.0.0:8080, or empty");
+            }
+            match url::Url::parse(&cds.service_url) {
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.path().ends_with("/cds-services") => {}
+                _ => {
+                    return fail(
+                        "cds.service_url must be the service's public URL ending in /cds-services, such as https://trdscreen.hospital.example/cds-services",
+                    );
+                }
+            }
+            if cds.clients.is_empty() {
+                return fail("cds.listen needs at least one trusted client in [cds.clients]");
+            }
+            for client in cds.clients.values() {
+                if url::Url::parse(&client.jwks_url).is_err() {
+                    return fail("each [cds.clients.\"ISSUER\"] needs jwks_url, a URL");
+                }
+            }
+            if cds.fhir_servers.iter().any(|u| url::Url::parse(u).is_err()) {
+                return fail("cds.fhir_servers must be FHIR base URLs, comma-separated");
+            }
+            if cds.call_timeout_secs == 0 || cds.max_request_bytes < 1024 {
+                return fail(
+                    "cds.call_timeout_secs must be at least 1 and cds.max_request_bytes at least 1024",
+                );
+            }
         }
         if self.writeback.identifier_system.is_empty() || self.writeback.code_system.is_empty() {
             return fail("writeback.identifier_system and writeback.code_system must be set");

@@ -78,7 +78,7 @@ pub struct JwtSettings {
 }
 
 /// A list written as a TOML list or as one comma-separated text; written back as the text.
-mod comma_list {
+pub mod comma_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
     #[derive(Deserialize)]
@@ -272,8 +272,12 @@ impl JwtVerifier {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// The caller a bearer access token names, once the token is verified.
-    pub async fn verify(&self, token: &str) -> Result<Caller> {
+    /// The header and claims of a token once its signature, `iss`, `aud`, `exp` and `nbf` are
+    /// verified (the other claims are the caller's to check).
+    pub async fn verified<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<(Header, T)> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Error::Unauthenticated(
                 "the access token is too long".into(),
@@ -317,10 +321,15 @@ impl JwtVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&self.settings.audiences);
-        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<T>(token, &key, &validation)
             .map_err(|e| refusal(e.kind()))?
             .claims;
+        Ok((header, claims))
+    }
 
+    /// The caller a bearer access token names, once the token is verified.
+    pub async fn verify(&self, token: &str) -> Result<Caller> {
+        let (_, claims) = self.verified::<Claims>(token).await?;
         let id = claims
             .client_id
             .or(claims.sub)

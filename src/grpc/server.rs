@@ -15,14 +15,26 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 pub struct Bound {
     pub address: SocketAddr,
     listener: TcpListener,
+    /// The CDS Hooks port (`cds.listen`), when it is on.
+    pub cds_address: Option<SocketAddr>,
+    cds_listener: Option<TcpListener>,
     settings: Settings,
     screener: Arc<Screener>,
 }
 
 pub async fn bind(settings: &Settings, screener: Arc<Screener>) -> std::io::Result<Bound> {
     let listener = TcpListener::bind(&settings.grpc.listen).await?;
+    let cds_listener = match settings.cds.listen.as_str() {
+        "" => None,
+        address => Some(TcpListener::bind(address).await?),
+    };
     Ok(Bound {
         address: listener.local_addr()?,
+        cds_address: cds_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?,
+        cds_listener,
         listener,
         settings: settings.clone(),
         screener,
@@ -44,6 +56,21 @@ impl Bound {
             );
         }
         let audit = self.screener.clone();
+        let (cds_stop, cds_stopped) = tokio::sync::oneshot::channel::<()>();
+        let cds = match self.cds_listener {
+            Some(listener) => {
+                let cds = Arc::new(crate::cds::Cds::new(self.screener.clone(), &self.settings)?);
+                tracing::info!(address = ?self.cds_address, "serving CDS Hooks");
+                Some(tokio::spawn(crate::cds::server::serve(
+                    listener,
+                    cds,
+                    async move {
+                        let _ = cds_stopped.await;
+                    },
+                )))
+            }
+            None => None,
+        };
         let service = Service::new(self.screener, gate, g);
         // tonic's own ceiling (it answers OUT_OF_RANGE above it); the service refuses Bundles over
         // the configured limit with RESOURCE_EXHAUSTED below it.
@@ -116,6 +143,10 @@ impl Bound {
             }
         }
         .await;
+        let _ = cds_stop.send(());
+        if let Some(cds) = cds {
+            let _ = cds.await;
+        }
         // The calls are over: what the audit trail still holds is sent, or put on disk.
         let _ = audit_stop.send(());
         if let Some(sender) = audit_sender {

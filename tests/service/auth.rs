@@ -100,7 +100,7 @@ fn signed(p: &Provider, claims: &Value) -> String {
     jsonwebtoken::encode(&header(Algorithm::RS256, "rs-1"), claims, &key).unwrap()
 }
 
-fn b64url(bytes: &[u8]) -> String {
+pub fn b64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {

@@ -15,6 +15,7 @@ mod auth;
 mod batch;
 mod bulk;
 mod callers;
+mod cds;
 mod cli;
 mod contract;
 mod deploy_settings;
