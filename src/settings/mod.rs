@@ -95,7 +95,7 @@ impl Settings {
     fn check(&self) -> Result<(), SettingsError> {
         let fail = |m: &str| Err(SettingsError(m.to_owned()));
         if self.callers.authentication == CallerAuthentication::Jwt
-            && (self.callers.jwt.issuer.is_empty() || self.callers.jwt.audiences.is_empty())
+            && (self.callers.jwt.issuer.is_none() || self.callers.jwt.audiences.is_empty())
         {
             return fail(
                 "callers.authentication = \"jwt\" needs callers.jwt.issuer and callers.jwt.audiences",
