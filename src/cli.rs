@@ -570,7 +570,7 @@ fn batch(args: BatchArgs) -> ExitCode {
     // A job's pod is gone before a scrape: its metrics leave by OTLP only, and no /metrics port
     // is opened (so jobs never compete for it with each other or with the service).
     let mut job_settings = settings.clone();
-    job_settings.telemetry.metrics_listen = String::new();
+    job_settings.telemetry.metrics_listen = None;
     let _telemetry = match start_telemetry(&job_settings, screener.knowledge()) {
         Ok(guard) => guard,
         Err(code) => return code,

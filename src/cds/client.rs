@@ -69,18 +69,27 @@ struct Claims {
 
 impl Clients {
     pub fn new(settings: &CdsSettings) -> Result<Clients> {
+        let service_url = settings
+            .service_url
+            .as_ref()
+            .ok_or(Error::NotConfigured("cds.service_url is not set".into()))?
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
         let mut by_issuer = HashMap::new();
         for (issuer, client) in &settings.clients {
-            let base = settings.service_url.trim_end_matches('/');
+            let base = service_url.as_str();
             let mut audiences = vec![base.to_owned()];
             for service in super::discovery::Service::ALL {
                 audiences.push(format!("{base}/{}", service.id()));
             }
             let jwt = JwtSettings {
-                issuer: issuer.clone(),
+                issuer: Some(issuer.parse().map_err(|_| {
+                    Error::NotConfigured("a [cds.clients] issuer is not an http(s) URL".into())
+                })?),
                 audiences,
                 jwks_url: Some(client.jwks_url.clone()),
-                leeway_secs: settings.leeway_secs,
+                leeway: std::time::Duration::from_secs(settings.leeway_secs),
                 accept_jwt_typ: true,
                 ..JwtSettings::default()
             };
@@ -88,13 +97,13 @@ impl Clients {
                 issuer.clone(),
                 Trusted {
                     verifier: JwtVerifier::new(&jwt)?,
-                    jwks_url: client.jwks_url.clone(),
+                    jwks_url: client.jwks_url.as_str().to_owned(),
                 },
             );
         }
         Ok(Clients {
             by_issuer,
-            service_url: settings.service_url.trim_end_matches('/').to_owned(),
+            service_url,
             leeway: settings.leeway_secs,
             seen: Mutex::new(HashMap::new()),
         })

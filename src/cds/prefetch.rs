@@ -182,7 +182,11 @@ fn known_in(entries: &[SearchEntry], resource_type: &str) -> Known {
 /// The service's FHIR client pointed at the hook's server with the hook's token.
 fn client_for(fhir: &FhirSettings, server: &str, token: &str) -> Result<FhirClient> {
     let mut settings = fhir.clone();
-    settings.base_url = server.to_owned();
+    settings.base_url = Some(
+        server
+            .parse()
+            .map_err(|_| Error::InvalidArgument("fhirServer is not an http(s) URL".into()))?,
+    );
     settings.auth.mode = AuthMode::Bearer;
     let secrets = Secrets {
         bearer_token: Some(token.to_owned()),

@@ -30,7 +30,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// What the routes share.
 pub struct Cds {
@@ -156,7 +155,7 @@ async fn call(
         address: Some(peer.to_string()),
         request_id: None,
     };
-    let timeout = Duration::from_secs(cds.settings.cds.call_timeout_secs);
+    let timeout = cds.settings.cds.call_timeout;
     let answered = tokio::time::timeout(timeout, answer(&cds, service, &who, &body))
         .await
         .unwrap_or_else(|_| {

@@ -111,7 +111,10 @@ impl Auth {
                     algorithm,
                     key_id: settings.key_id.clone(),
                     scope: settings.scope.clone(),
-                    configured_token_url: settings.token_url.clone(),
+                    configured_token_url: settings
+                        .token_url
+                        .as_ref()
+                        .map(|u| u.as_str().to_owned()),
                     base: base.to_owned(),
                     state: Mutex::new(TokenState::default()),
                 })))

@@ -23,10 +23,10 @@ pub struct Bound {
 }
 
 pub async fn bind(settings: &Settings, screener: Arc<Screener>) -> std::io::Result<Bound> {
-    let listener = TcpListener::bind(&settings.grpc.listen).await?;
-    let cds_listener = match settings.cds.listen.as_str() {
-        "" => None,
-        address => Some(TcpListener::bind(address).await?),
+    let listener = TcpListener::bind(settings.grpc.listen).await?;
+    let cds_listener = match settings.cds.listen {
+        None => None,
+        Some(address) => Some(TcpListener::bind(address).await?),
     };
     Ok(Bound {
         address: listener.local_addr()?,
@@ -93,14 +93,14 @@ impl Bound {
         // never reaches a handler's own deadline); a little later than the handlers' deadline so
         // that theirs, DEADLINE_EXCEEDED, is the one callers see.
         let mut builder = Server::builder()
-            .timeout(Duration::from_secs(g.call_timeout_secs.saturating_add(5)))
+            .timeout(g.call_timeout.saturating_add(Duration::from_secs(5)))
             .layer(super::telemetry::RpcTelemetryLayer)
             .layer(tower::util::MapResponseLayer::new(over_limit_is_exhausted));
         if let (Some(cert), Some(key)) = (&g.tls_cert_file, &g.tls_key_file) {
             let identity = Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
             builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
         }
-        let grace = Duration::from_secs(g.shutdown_grace_secs);
+        let grace = g.shutdown_grace;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let reporter = health_reporter.clone();
         let signal = async move {

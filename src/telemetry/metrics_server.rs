@@ -19,11 +19,11 @@ impl Running {
 }
 
 /// Binds now (so a taken port is an error at start-up) and serves on the current Tokio runtime.
-pub fn start(address: &str, registry: prometheus::Registry) -> Result<Running, TelemetryError> {
-    let listen_error = |source| TelemetryError::MetricsListen {
-        address: address.to_owned(),
-        source,
-    };
+pub fn start(
+    address: std::net::SocketAddr,
+    registry: prometheus::Registry,
+) -> Result<Running, TelemetryError> {
+    let listen_error = |source| TelemetryError::MetricsListen { address, source };
     let listener = std::net::TcpListener::bind(address).map_err(listen_error)?;
     listener.set_nonblocking(true).map_err(listen_error)?;
     let bound = listener.local_addr().map_err(listen_error)?;

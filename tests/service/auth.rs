@@ -31,7 +31,7 @@ pub(super) fn provider(_test: &str) -> Option<Provider> {
 
 fn verifier(p: &Provider) -> JwtVerifier {
     JwtVerifier::new(&JwtSettings {
-        issuer: p.issuer.clone(),
+        issuer: Some(p.issuer.parse().expect("an http(s) issuer")),
         audiences: vec![AUDIENCE.into()],
         ..JwtSettings::default()
     })
@@ -442,7 +442,7 @@ async fn an_issuer_that_cannot_be_reached_is_unavailable_not_unauthenticated() {
         .unwrap()
         .port();
     let verifier = JwtVerifier::new(&JwtSettings {
-        issuer: format!("http://127.0.0.1:{port}"),
+        issuer: Some(format!("http://127.0.0.1:{port}").parse().unwrap()),
         audiences: vec![AUDIENCE.into()],
         ..JwtSettings::default()
     })

@@ -80,7 +80,7 @@ async fn tls_port_serves_clients_that_trust_the_certificate_and_refuses_plaintex
     std::fs::create_dir_all(&dir).unwrap();
     let (ca, cert, key) = certificates(&dir);
     let mut settings = Settings::default();
-    settings.grpc.listen = "127.0.0.1:0".into();
+    settings.grpc.listen = "127.0.0.1:0".parse().unwrap();
     settings.grpc.tls_cert_file = Some(cert);
     settings.grpc.tls_key_file = Some(key);
     let screener = Arc::new(Screener::new(&settings, &Secrets::default()).unwrap());
