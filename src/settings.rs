@@ -32,6 +32,10 @@ pub enum CallerAuthentication {
     /// An OAuth 2.0 bearer access token (JWT) from the identity provider in `[callers.jwt]`,
     /// whose scopes grant the permissions each method needs.
     Jwt,
+    /// A client certificate verified in the TLS handshake against `grpc.client_ca_file`; the
+    /// identity its URI (SPIFFE) or DNS name gives is granted the scopes `[callers.mtls.clients]`
+    /// lists for it.
+    Mtls,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -39,6 +43,9 @@ pub enum CallerAuthentication {
 pub struct CallerSettings {
     pub authentication: CallerAuthentication,
     pub jwt: crate::auth::JwtSettings,
+    /// `[callers.mtls.clients]`: certificate identity (`"spiffe://..."` or a DNS name) to the
+    /// scopes it is granted, for `authentication = "mtls"`.
+    pub mtls: crate::auth::MtlsSettings,
     /// Calls per second per caller and permission (`[callers.rate.limits."screening.read"]`
     /// `per_second`, `burst`); a permission without a limit is not limited.
     pub rate: crate::auth::RateSettings,
@@ -59,6 +66,10 @@ pub struct GrpcSettings {
     /// PEM certificate chain and private key: both set turns TLS on for the gRPC port.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// PEM bundle of the CAs that issue callers' client certificates: set (with the certificate
+    /// and key above), the TLS handshake requires a client certificate that chains to one of them
+    /// and is within its validity dates, and refuses the connection otherwise (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
     /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
 }
@@ -73,6 +84,7 @@ impl Default for GrpcSettings {
             population_concurrency: 8,
             tls_cert_file: None,
             tls_key_file: None,
+            client_ca_file: None,
             shutdown_grace_secs: 20,
         }
     }
@@ -190,8 +202,16 @@ pub struct AuthSettings {
     /// `TRDSCREEN_FHIR_AUTH_PRIVATE_KEY`.
     pub private_key_file: Option<PathBuf>,
     pub algorithm: SigningAlgorithm,
-    /// The `kid` of the public key the server holds for this client (in its JWKS).
+    /// The `kid` of this key in the published JWKS and in the assertions' header; default: the
+    /// key's RFC 7638 thumbprint.
     pub key_id: Option<String>,
+    /// The next key, published beside the current one so the private key can be rotated without
+    /// downtime (deploy/helm/trdscreen/README.md); or the key itself in
+    /// `TRDSCREEN_FHIR_AUTH_NEXT_PRIVATE_KEY`. Same algorithm; never signs until it becomes
+    /// `private_key_file`.
+    pub next_private_key_file: Option<PathBuf>,
+    /// The next key's `kid`; default: its thumbprint.
+    pub next_key_id: Option<String>,
     /// The token endpoint; default: discovered from `{base}/.well-known/smart-configuration`.
     pub token_url: Option<String>,
     pub scope: String,
@@ -206,6 +226,8 @@ impl Default for AuthSettings {
             private_key_file: None,
             algorithm: SigningAlgorithm::RS384,
             key_id: None,
+            next_private_key_file: None,
+            next_key_id: None,
             token_url: None,
             scope: "system/*.read system/Flag.write system/CarePlan.write".into(),
         }
@@ -306,6 +328,8 @@ pub enum LogFormat {
 pub struct Secrets {
     pub bearer_token: Option<String>,
     pub private_key_pem: Option<Vec<u8>>,
+    /// The next SMART key, published but not used to sign.
+    pub next_private_key_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -336,6 +360,7 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("grpc.population_concurrency", Kind::Integer),
     ("grpc.tls_cert_file", Kind::Text),
     ("grpc.tls_key_file", Kind::Text),
+    ("grpc.client_ca_file", Kind::Text),
     ("grpc.shutdown_grace_secs", Kind::Integer),
     ("fhir.base_url", Kind::Text),
     ("fhir.timeout_secs", Kind::Integer),
@@ -361,6 +386,8 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("fhir.auth.private_key_file", Kind::Text),
     ("fhir.auth.algorithm", Kind::Text),
     ("fhir.auth.key_id", Kind::Text),
+    ("fhir.auth.next_private_key_file", Kind::Text),
+    ("fhir.auth.next_key_id", Kind::Text),
     ("fhir.auth.token_url", Kind::Text),
     ("fhir.auth.scope", Kind::Text),
     ("writeback.default_mode", Kind::Text),
@@ -456,6 +483,29 @@ impl Settings {
         }
         if self.grpc.tls_cert_file.is_some() != self.grpc.tls_key_file.is_some() {
             return fail("grpc.tls_cert_file and grpc.tls_key_file go together");
+        }
+        if self.grpc.client_ca_file.is_some() && self.grpc.tls_cert_file.is_none() {
+            return fail(
+                "grpc.client_ca_file (mutual TLS) needs grpc.tls_cert_file and grpc.tls_key_file",
+            );
+        }
+        if self.callers.authentication == CallerAuthentication::Mtls
+            && self.grpc.client_ca_file.is_none()
+        {
+            return fail("callers.authentication = \"mtls\" needs grpc.client_ca_file");
+        }
+        if let Some(scope) = self
+            .callers
+            .mtls
+            .clients
+            .values()
+            .flatten()
+            .find(|s| crate::auth::Permission::from_scope(s).is_none())
+        {
+            // The scope is the operator's own text from the settings file, not a caller's.
+            return Err(SettingsError(format!(
+                "callers.mtls.clients grants {scope:?}, which is not a permission (screening.read, screening.write, population.screen, bundle.evaluate)"
+            )));
         }
         if self.batch.concurrency == 0 || self.batch.bucket_kilobytes == 0 {
             return fail("batch.concurrency and batch.bucket_kilobytes must be at least 1");
@@ -580,6 +630,13 @@ impl Settings {
                     }
                 };
                 secrets.private_key_pem = Some(pem);
+                secrets.next_private_key_pem = match (
+                    &auth.next_private_key_file,
+                    env("TRDSCREEN_FHIR_AUTH_NEXT_PRIVATE_KEY"),
+                ) {
+                    (Some(path), _) => Some(read(path, "next private key")?),
+                    (None, pem) => pem.map(String::into_bytes),
+                };
             }
         }
         Ok(secrets)

@@ -6,10 +6,13 @@
 //! then drop the old one.
 //!
 //! Each key's `kid` is the configured one or, by default, its RFC 7638 thumbprint (SHA-256), which
-//! the signer then puts in its assertions' header. Served at `GET /.well-known/jwks.json` as
-//! `application/jwk-set+json` on a port that serves no patient data (the metrics or health port).
+//! the signer then puts in its assertions' header: both take it from [`key_id`]. Served at
+//! `GET /.well-known/jwks.json` as `application/jwk-set+json` on the metrics port
+//! (`telemetry.metrics_listen`), which serves no patient data, whenever `fhir.auth.mode = "smart"`
+//! ([`smart_client_jwks`]).
 
 use crate::error::{Error, Result};
+use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
 use crate::summary;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -28,6 +31,49 @@ pub struct PublishedKey<'a> {
     pub algorithm: Algorithm,
     /// The `kid`; default: the key's thumbprint.
     pub kid: Option<&'a str>,
+}
+
+/// The JOSE algorithm of a SMART signing algorithm setting.
+pub const fn jose_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
+    match algorithm {
+        SigningAlgorithm::RS384 => Algorithm::RS384,
+        SigningAlgorithm::ES384 => Algorithm::ES384,
+    }
+}
+
+/// The `kid` a key is published under and signs with: the configured one, else its RFC 7638
+/// thumbprint.
+pub fn key_id(key: &PublishedKey) -> Result<String> {
+    public_jwk(key)?
+        .common
+        .key_id
+        .ok_or_else(|| Error::NotConfigured("a published key has no kid".into()))
+}
+
+/// The JWKS of the SMART client's keys (current, then next when one is configured) when
+/// `fhir.auth.mode = "smart"`; `None` otherwise.
+pub fn smart_client_jwks(settings: &AuthSettings, secrets: &Secrets) -> Result<Option<String>> {
+    if settings.mode != AuthMode::Smart {
+        return Ok(None);
+    }
+    let algorithm = jose_algorithm(settings.algorithm);
+    let current = secrets
+        .private_key_pem
+        .as_deref()
+        .ok_or_else(|| Error::NotConfigured("no SMART private key was read".into()))?;
+    let mut keys = vec![PublishedKey {
+        pem: current,
+        algorithm,
+        kid: settings.key_id.as_deref(),
+    }];
+    if let Some(next) = secrets.next_private_key_pem.as_deref() {
+        keys.push(PublishedKey {
+            pem: next,
+            algorithm,
+            kid: settings.next_key_id.as_deref(),
+        });
+    }
+    public_jwks(&keys).map(Some)
 }
 
 /// The public JWK of a private key, with its `kid`, `alg` and `use: sig`. Only public parameters

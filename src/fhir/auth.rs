@@ -5,6 +5,7 @@
 use super::body::{self, BodyError};
 use super::retry::{AskedWait, Attempt, Rules, Stop, with_retries};
 use super::transport::{Transport, observed, request_span, traced};
+use crate::auth::jwks::{self, PublishedKey};
 use crate::error::{Error, Result};
 use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
 use crate::summary;
@@ -44,7 +45,8 @@ pub struct Smart {
     client_id: String,
     key: EncodingKey,
     algorithm: Algorithm,
-    key_id: Option<String>,
+    /// The key's `kid` in the published JWKS ([`jwks::key_id`]).
+    key_id: String,
     scope: String,
     configured_token_url: Option<String>,
     base: String,
@@ -92,9 +94,10 @@ impl Auth {
                     .private_key_pem
                     .as_deref()
                     .ok_or_else(|| Error::NotConfigured("no SMART private key was read".into()))?;
-                let (key, algorithm) = match settings.algorithm {
-                    SigningAlgorithm::RS384 => (EncodingKey::from_rsa_pem(pem), Algorithm::RS384),
-                    SigningAlgorithm::ES384 => (EncodingKey::from_ec_pem(pem), Algorithm::ES384),
+                let algorithm = jwks::jose_algorithm(settings.algorithm);
+                let key = match settings.algorithm {
+                    SigningAlgorithm::RS384 => EncodingKey::from_rsa_pem(pem),
+                    SigningAlgorithm::ES384 => EncodingKey::from_ec_pem(pem),
                 };
                 let key = key.map_err(|_| {
                     Error::NotConfigured(summary!(
@@ -105,11 +108,17 @@ impl Auth {
                         }
                     ))
                 })?;
+                // The kid the published JWKS gives this key, so the EHR finds it by its kid.
+                let key_id = jwks::key_id(&PublishedKey {
+                    pem,
+                    algorithm,
+                    kid: settings.key_id.as_deref(),
+                })?;
                 Ok(Auth::Smart(Box::new(Smart {
                     client_id: settings.client_id.clone(),
                     key,
                     algorithm,
-                    key_id: settings.key_id.clone(),
+                    key_id,
                     scope: settings.scope.clone(),
                     configured_token_url: settings.token_url.clone(),
                     base: base.to_owned(),
@@ -198,7 +207,7 @@ impl Smart {
             .map_err(|_| Error::NotConfigured("the system clock is before 1970".into()))?
             .as_secs();
         let mut header = Header::new(self.algorithm);
-        header.kid = self.key_id.clone();
+        header.kid = Some(self.key_id.clone());
         header.typ = Some("JWT".into());
         let claims = Claims {
             iss: &self.client_id,

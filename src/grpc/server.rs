@@ -9,7 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// Longest a TLS handshake may take; a client that stalls in it is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound, not yet serving, server: tests bind port 0 and read the address.
 pub struct Bound {
@@ -70,7 +73,23 @@ impl Bound {
             .layer(tower::util::MapResponseLayer::new(over_limit_is_exhausted));
         if let (Some(cert), Some(key)) = (&g.tls_cert_file, &g.tls_key_file) {
             let identity = Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
-            builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+            let mut tls = ServerTlsConfig::new()
+                .identity(identity)
+                .timeout(TLS_HANDSHAKE_TIMEOUT);
+            if let Some(bundle) = &g.client_ca_file {
+                // Mutual TLS: a client without a certificate from one of these CAs, within its
+                // validity dates and for client authentication, never completes the handshake.
+                let pem = std::fs::read(bundle)?;
+                let authorities = crate::auth::mtls::check_client_ca_bundle(&pem)?;
+                tls = tls
+                    .client_ca_root(Certificate::from_pem(pem))
+                    .client_auth_optional(false);
+                tracing::info!(
+                    authorities,
+                    "the gRPC port requires a client certificate (mutual TLS)"
+                );
+            }
+            builder = builder.tls_config(tls)?;
         }
         let grace = Duration::from_secs(g.shutdown_grace_secs);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
