@@ -104,3 +104,29 @@ pub fn certificate_caller(chain: &[CertificateDer<'_>], settings: &MtlsSettings)
         permissions,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_ca_bundle_without_a_readable_certificate_is_refused() {
+        for bundle in [
+            &b""[..],
+            b"not a bundle",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ] {
+            let err = check_client_ca_bundle(bundle).unwrap_err().to_string();
+            assert!(err.contains("grpc.client_ca_file"), "{err}");
+        }
+    }
+
+    #[test]
+    fn no_certificate_is_unauthenticated_and_an_unlisted_identity_holds_nothing() {
+        let err = certificate_caller(&[], &MtlsSettings::default()).unwrap_err();
+        assert!(matches!(err, Error::Unauthenticated(_)), "{err}");
+        let junk = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        let err = certificate_caller(&[junk], &MtlsSettings::default()).unwrap_err();
+        assert!(matches!(err, Error::Unauthenticated(_)), "{err}");
+    }
+}

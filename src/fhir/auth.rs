@@ -389,3 +389,48 @@ fn random_id() -> Result<String> {
         .map_err(|_| Error::NotConfigured("no random numbers from the operating system".into()))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwks::tests::private_key;
+
+    fn assertion_kid(settings: &AuthSettings, pem: &[u8]) -> Option<String> {
+        let secrets = Secrets {
+            private_key_pem: Some(pem.to_vec()),
+            ..Secrets::default()
+        };
+        let Ok(Auth::Smart(smart)) = Auth::from_settings(settings, &secrets, "http://fhir.test")
+        else {
+            panic!("a SMART client");
+        };
+        let assertion = smart.assertion("http://fhir.test/token").unwrap();
+        jsonwebtoken::decode_header(&assertion).unwrap().kid
+    }
+
+    #[test]
+    fn the_assertion_names_the_kid_the_published_set_gives_the_current_key() {
+        let pem = private_key("EC");
+        let mut settings = AuthSettings {
+            mode: AuthMode::Smart,
+            client_id: "trdscreen".into(),
+            algorithm: SigningAlgorithm::ES384,
+            ..AuthSettings::default()
+        };
+        let secrets = Secrets {
+            private_key_pem: Some(pem.clone()),
+            ..Secrets::default()
+        };
+        let published = |settings: &AuthSettings| {
+            let set = jwks::smart_client_jwks(settings, &secrets)
+                .unwrap()
+                .unwrap();
+            let set: serde_json::Value = serde_json::from_str(&set).unwrap();
+            set["keys"][0]["kid"].as_str().map(str::to_owned)
+        };
+        assert_eq!(assertion_kid(&settings, &pem), published(&settings));
+        settings.key_id = Some("2026-12".into());
+        assert_eq!(assertion_kid(&settings, &pem).as_deref(), Some("2026-12"));
+        assert_eq!(published(&settings).as_deref(), Some("2026-12"));
+    }
+}

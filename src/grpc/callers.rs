@@ -20,7 +20,7 @@ pub struct Gate {
 
 /// How a caller is told apart.
 enum Verifier {
-    Jwt(JwtVerifier),
+    Jwt(Box<JwtVerifier>),
     Certificate(MtlsSettings),
 }
 
@@ -28,7 +28,9 @@ impl Gate {
     pub fn new(settings: &CallerSettings) -> Result<Gate> {
         let verifier = match settings.authentication {
             CallerAuthentication::None => None,
-            CallerAuthentication::Jwt => Some(Verifier::Jwt(JwtVerifier::new(&settings.jwt)?)),
+            CallerAuthentication::Jwt => {
+                Some(Verifier::Jwt(Box::new(JwtVerifier::new(&settings.jwt)?)))
+            }
             CallerAuthentication::Mtls => Some(Verifier::Certificate(settings.mtls.clone())),
         };
         Ok(Gate {

@@ -362,7 +362,7 @@ async fn a_client_certificate_from_the_configured_ca_is_served_and_others_are_re
 }
 
 #[tokio::test]
-async fn a_verified_identity_without_the_permission_is_denied_before_any_fhir_request() {
+async fn a_verified_identity_is_held_to_its_permissions_and_rate_before_any_fhir_request() {
     let pki = pki("permission");
     let stub = stub_with_patient().await;
     let reporting = client(
@@ -380,18 +380,30 @@ async fn a_verified_identity_without_the_permission_is_denied_before_any_fhir_re
         None,
     );
     let nameless = client(&pki.dir, "clients", "nameless", "", None);
-    let server = serve(&settings(&pki, &stub.base())).await;
+    let mut settings = settings(&pki, &stub.base());
+    // Two Bundles at once, then one every 100 seconds.
+    settings.callers.rate =
+        toml::from_str("[limits.\"bundle.evaluate\"]\nper_second = 0.01\nburst = 2\n")
+            .expect("rate settings");
+    let server = serve(&settings).await;
 
     let channel = connect(&pki, server.port, Some(reporting))
         .await
         .expect("a certificate of the configured CA connects");
     let mut reporting = TrdScreeningClient::new(channel);
+    for _ in 0..2 {
+        assert!(
+            matches!(
+                outcome(reporting.evaluate_bundle(bundle()).await),
+                Outcome::Served
+            ),
+            "reporting may evaluate a Bundle"
+        );
+    }
+    let over = outcome(reporting.evaluate_bundle(bundle()).await);
     assert!(
-        matches!(
-            outcome(reporting.evaluate_bundle(bundle()).await),
-            Outcome::Served
-        ),
-        "reporting may evaluate a Bundle"
+        matches!(over, Outcome::Status(Code::ResourceExhausted)),
+        "a certificate caller's calls count against its rate limit: {over:?}"
     );
     let denied = outcome(reporting.screen_patient(screen()).await);
     assert!(
