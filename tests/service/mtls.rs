@@ -75,6 +75,18 @@ fn authority(dir: &Path, name: &str) {
 /// authentication, with `san` (e.g. `URI:spiffe://...`; none when empty), valid from `start` to
 /// `end` (`YYYYMMDDHHMMSSZ`) or, when `None`, for two days from now.
 fn client(dir: &Path, ca: &str, name: &str, san: &str, dates: Option<(&str, &str)>) -> Identity {
+    certificate(dir, ca, name, san, dates, "clientAuth")
+}
+
+/// [`client`] with another extended key usage (`serverAuth`: a certificate for servers only).
+fn certificate(
+    dir: &Path,
+    ca: &str,
+    name: &str,
+    san: &str,
+    dates: Option<(&str, &str)>,
+    usage: &str,
+) -> Identity {
     openssl(
         dir,
         &[
@@ -92,8 +104,7 @@ fn client(dir: &Path, ca: &str, name: &str, san: &str, dates: Option<(&str, &str
             &format!("{name}.csr"),
         ],
     );
-    let mut extensions =
-        String::from("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n");
+    let mut extensions = format!("basicConstraints=critical,CA:FALSE\nextendedKeyUsage={usage}\n");
     if !san.is_empty() {
         extensions.push_str(&format!("subjectAltName={san}\n"));
     }
@@ -317,6 +328,21 @@ async fn a_client_certificate_from_the_configured_ca_is_served_and_others_are_re
         &format!("URI:{ORDERS}"),
         Some(("20200101000000Z", "20200102000000Z")),
     );
+    let early = client(
+        &pki.dir,
+        "clients",
+        "early",
+        &format!("URI:{ORDERS}"),
+        Some(("20990101000000Z", "20990102000000Z")),
+    );
+    let server_only = certificate(
+        &pki.dir,
+        "clients",
+        "server-only",
+        &format!("URI:{ORDERS}"),
+        None,
+        "serverAuth",
+    );
     let server = serve(&settings(&pki, &stub.base())).await;
 
     assert!(
@@ -326,11 +352,18 @@ async fn a_client_certificate_from_the_configured_ca_is_served_and_others_are_re
         ),
         "a certificate from the configured CA, naming a permitted identity, is served"
     );
-    // The same identity in a certificate of another CA, in an expired one, and no certificate:
-    // refused in the handshake, each with its TLS alert.
+    // The same identity in a certificate of another CA, in an expired one, in one not yet valid,
+    // in one not for client authentication, and no certificate: refused in the handshake, each
+    // with its TLS alert (TLS has one alert for "expired" and "not yet valid").
     for (what, identity, alert) in [
         ("another CA", Some(forged), "UnknownCA"),
         ("expired", Some(expired), "CertificateExpired"),
+        ("not yet valid", Some(early), "CertificateExpired"),
+        (
+            "for servers only",
+            Some(server_only),
+            "UnsupportedCertificate",
+        ),
         ("no certificate", None, "CertificateRequired"),
     ] {
         match evaluate_as(&pki, server.port, identity).await {
