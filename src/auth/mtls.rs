@@ -122,7 +122,7 @@ mod tests {
     }
 
     #[test]
-    fn no_certificate_is_unauthenticated_and_an_unlisted_identity_holds_nothing() {
+    fn no_certificate_or_an_unreadable_one_is_unauthenticated() {
         let err = certificate_caller(&[], &MtlsSettings::default()).unwrap_err();
         assert!(matches!(err, Error::Unauthenticated(_)), "{err}");
         let junk = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
