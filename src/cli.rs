@@ -5,6 +5,8 @@
 //! every output write is checked ([`crate::output`]): a failed write exits 1 with a message, a
 //! closed pipe ends the output quietly with the exit code the command had anyway.
 
+use crate::audit::Requester;
+use crate::audit::trail::Screening;
 use crate::date::Date;
 use crate::error::{Error, ErrorKind as FailureKind};
 use crate::fhir::read_patient_bundle;
@@ -491,9 +493,17 @@ fn screen(
         Err(code) => return code,
     };
     let as_of = as_of.unwrap_or_else(today);
-    let screened = match rt.block_on(screener.screen_patient(patient, as_of, write_back)) {
-        Ok(s) => s,
-        Err(e) => return fail(Exit::of_error(&e), &e.to_string()),
+    let audit = screener.audit();
+    if let Err(e) = audit.admits() {
+        return fail(Exit::of_error(&e), &e.to_string());
+    }
+    let screened = rt.block_on(screener.screen_patient(patient, as_of, write_back));
+    let who = Requester::this_service("screen", None);
+    let audited = audit.patient_screened(&who, patient, Screening::of(&screened));
+    rt.block_on(audit.finish());
+    let screened = match (screened, audited) {
+        (Ok(s), Ok(())) => s,
+        (Err(e), _) | (_, Err(e)) => return fail(Exit::of_error(&e), &e.to_string()),
     };
     let code = match screened.write_back {
         Some(Err(_)) => Exit::Failed.code(),

@@ -1,6 +1,7 @@
 //! The service's one path for screening, shared by every transport (gRPC, `trdscreen screen`, the
 //! nightly job): read the record, evaluate it with the pure core, write the result back.
 
+use crate::audit::{AuditTrail, WrittenResource};
 use crate::date::Date;
 use crate::error::{Error, Result};
 use crate::fhir::client::FhirClient;
@@ -30,6 +31,8 @@ pub enum WriteBackRequest {
 pub struct Screened {
     pub assessment: Assessment,
     pub write_back: Option<std::result::Result<writeback::Outcome, Error>>,
+    /// What the write-back wrote or found as wanted, even when it failed later: for the audit.
+    pub written: Vec<WrittenResource>,
 }
 
 pub struct Screener {
@@ -37,6 +40,8 @@ pub struct Screener {
     fhir: Option<FhirClient>,
     writeback: WriteBackSettings,
     bulk: BulkSettings,
+    /// The audit trail every transport records its accesses in.
+    audit: AuditTrail,
     /// Write-backs of one patient run one at a time (striped by patient), so two concurrent
     /// screenings of the same patient cannot both create a Flag.
     write_locks: Vec<Mutex<()>>,
@@ -62,8 +67,13 @@ impl Screener {
             fhir,
             writeback: settings.writeback.clone(),
             bulk: settings.fhir.bulk.clone(),
+            audit: AuditTrail::open(settings, secrets)?,
             write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
         })
+    }
+
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
     }
 
     pub fn knowledge(&self) -> &Knowledge {
@@ -89,10 +99,14 @@ impl Screener {
         let fhir = self.client()?;
         let record = crate::fhir::fetch::patient_record(fhir, &id, &self.knowledge).await?;
         let assessment = self.evaluate_record(record.record(), as_of)?;
-        let write_back = self.write_back(&record, &assessment, write_back).await;
+        let mut written = Vec::new();
+        let write_back = self
+            .write_back(&record, &assessment, write_back, &mut written)
+            .await;
         Ok(Screened {
             assessment,
             write_back,
+            written,
         })
     }
 
@@ -119,6 +133,7 @@ impl Screener {
         record: &WholeRecord,
         assessment: &Assessment,
         request: WriteBackRequest,
+        written: &mut Vec<WrittenResource>,
     ) -> Option<Result<writeback::Outcome>> {
         let scope = self.scope(request)?;
         let Some(fhir) = self.fhir.as_ref() else {
@@ -134,6 +149,7 @@ impl Screener {
             assessment,
             &self.knowledge,
             scope,
+            written,
         )
         .await;
         if let Err(e) = &result {

@@ -16,6 +16,8 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Who may call the gRPC port, and how often.
     pub callers: CallerSettings,
+    /// Where the audit trail of every access to patient data goes (docs/security.md).
+    pub audit: AuditSettings,
     /// A directory of knowledge files (drugs.toml, codes.toml, policy.toml, hints.toml) replacing the
     /// built-in ones, file by file.
     pub knowledge_dir: Option<PathBuf>,
@@ -323,6 +325,58 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a call does when its access cannot be recorded in the audit trail (the spill file is full
+/// or cannot be written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenUnrecorded {
+    /// The call is refused (UNAVAILABLE) before it reads anything, and a call whose record is
+    /// refused gets no result: no access goes unrecorded.
+    #[default]
+    Refuse,
+    /// The call goes on; each record that could not be kept is counted
+    /// (`trdscreen_audit_records_total{outcome="lost"}`) and logged as an error, without its
+    /// content.
+    Continue,
+}
+
+/// The audit trail (`[audit]`): an AuditEvent (IHE BALP) for every access to patient data, sent to
+/// a FHIR endpoint through a queue that spills to disk while the endpoint is down.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// The FHIR base URL AuditEvents are written to (`PUT AuditEvent/{id}`), with the `[fhir.auth]`
+    /// credentials; empty: no audit trail.
+    pub base_url: String,
+    /// Directory of the spill file (records kept on disk while the endpoint is down); required
+    /// with `base_url`. On a volume that outlives the pod.
+    pub spill_dir: Option<PathBuf>,
+    /// How this service names itself in the records (agent and observer).
+    pub service_name: String,
+    /// Records held in memory while the endpoint answers; 0 writes every record to disk (fsync'd)
+    /// before the call is answered, so a killed process loses none.
+    pub memory_capacity: usize,
+    /// Largest spill file; past it records are refused (see `when_unrecorded`).
+    pub max_spill_bytes: u64,
+    /// How often a down endpoint is tried again, in milliseconds.
+    pub retry_interval_ms: u64,
+    pub when_unrecorded: WhenUnrecorded,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            base_url: String::new(),
+            spill_dir: None,
+            service_name: "trdscreen".into(),
+            memory_capacity: 1000,
+            max_spill_bytes: 1024 * 1024 * 1024,
+            retry_interval_ms: 5000,
+            when_unrecorded: WhenUnrecorded::Refuse,
+        }
+    }
+}
+
 /// Secrets, read from files named in the settings or from the environment.
 #[derive(Clone, Default)]
 pub struct Secrets {
@@ -413,6 +467,13 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("callers.jwt.max_document_bytes", Kind::Integer),
     ("callers.jwt.accept_jwt_typ", Kind::Boolean),
     ("callers.rate.max_callers", Kind::Integer),
+    ("audit.base_url", Kind::Text),
+    ("audit.spill_dir", Kind::Text),
+    ("audit.service_name", Kind::Text),
+    ("audit.memory_capacity", Kind::Integer),
+    ("audit.max_spill_bytes", Kind::Integer),
+    ("audit.retry_interval_ms", Kind::Integer),
+    ("audit.when_unrecorded", Kind::Text),
     ("knowledge_dir", Kind::Text),
 ];
 
@@ -580,6 +641,30 @@ impl Settings {
                     );
                 }
             }
+        }
+        let audit = &self.audit;
+        if !audit.base_url.is_empty() {
+            match url::Url::parse(&audit.base_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return fail(
+                        "audit.base_url must be an http(s) URL such as https://audit.example.org/fhir, or empty",
+                    );
+                }
+            }
+            if audit.spill_dir.is_none() {
+                return fail(
+                    "audit.base_url needs audit.spill_dir (where records wait while the endpoint is down)",
+                );
+            }
+            if audit.retry_interval_ms == 0 || audit.max_spill_bytes < 64 * 1024 {
+                return fail(
+                    "audit.retry_interval_ms must be at least 1 and audit.max_spill_bytes at least 65536",
+                );
+            }
+        }
+        if audit.service_name.trim().is_empty() || audit.service_name.len() > 128 {
+            return fail("audit.service_name must be 1 to 128 characters");
         }
         if self.writeback.identifier_system.is_empty() || self.writeback.code_system.is_empty() {
             return fail("writeback.identifier_system and writeback.code_system must be set");

@@ -13,6 +13,7 @@
 
 pub mod event;
 pub mod queue;
+pub mod trail;
 
 pub use event::{
     Access, AuditEvent, AuditOutcome, WrittenResource, bundle_evaluated, new_event_id,
@@ -21,3 +22,4 @@ pub use event::{
 pub use queue::{
     AuditQueue, AuditQueueSettings, AuditSink, FhirAuditSink, Flushed, QueueLevel, Recorded,
 };
+pub use trail::{AuditTrail, Requester};

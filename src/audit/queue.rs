@@ -31,6 +31,9 @@ use std::sync::Mutex;
 
 const SPILL: &str = "audit-spill.ndjson";
 const OFFSET: &str = "audit-spill.offset";
+/// Held (an advisory lock) by the process that owns the directory: two queues appending to one
+/// spill file would interleave their offsets.
+const LOCK: &str = "audit.lock";
 /// Longest line read back from the spill file (an AuditEvent is a few KB).
 const MAX_LINE_BYTES: usize = 1024 * 1024;
 
@@ -123,6 +126,8 @@ pub struct AuditQueue<S> {
     flushing: tokio::sync::Mutex<()>,
     /// Wakes the sender when a record arrives.
     arrived: tokio::sync::Notify,
+    /// The directory's lock, held while the queue lives.
+    _owner: File,
 }
 
 struct State {
@@ -143,6 +148,13 @@ impl<S: AuditSink> AuditQueue<S> {
     /// process: its records are replayed by the next flush, before any new one.
     pub fn open(dir: &Path, settings: AuditQueueSettings, sink: S) -> Result<AuditQueue<S>> {
         create_private_dir(dir)?;
+        let owner = File::create(dir.join(LOCK))
+            .map_err(|e| io_error("cannot open the audit directory's lock", &e))?;
+        if owner.try_lock().is_err() {
+            return Err(Error::NotConfigured(
+                "the audit spill directory is in use by another process; give each process its own audit.spill_dir".into(),
+            ));
+        }
         let spill_path = dir.join(SPILL);
         let offset_path = dir.join(OFFSET);
         let spill_bytes = match std::fs::metadata(&spill_path) {
@@ -167,6 +179,7 @@ impl<S: AuditSink> AuditQueue<S> {
             }),
             flushing: tokio::sync::Mutex::new(()),
             arrived: tokio::sync::Notify::new(),
+            _owner: owner,
         })
     }
 
@@ -239,6 +252,11 @@ impl<S: AuditSink> AuditQueue<S> {
         if let Err(e) = self.persist() {
             tracing::error!(error = %e, "audit records in memory cannot be written to disk at shutdown");
         }
+    }
+
+    /// The spill file's largest size (`audit.max_spill_bytes`).
+    pub fn max_spill_bytes(&self) -> u64 {
+        self.settings.max_spill_bytes
     }
 
     pub fn level(&self) -> QueueLevel {
@@ -529,6 +547,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn one_process_owns_a_spill_directory_at_a_time() {
+        let d = dir("owner");
+        let first = AuditQueue::open(&d, settings(10), Memory::default()).unwrap();
+        let second = AuditQueue::open(&d, settings(10), Memory::default());
+        assert!(matches!(second, Err(Error::NotConfigured(_))));
+        drop(first);
+        AuditQueue::open(&d, settings(10), Memory::default()).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[tokio::test]
     async fn records_go_from_memory_to_the_endpoint_in_order() {
         let d = dir("memory");
@@ -654,6 +683,7 @@ mod tests {
 
         // The endpoint down at shutdown: what waits in memory is on disk when the sender ends.
         sink.down.store(true, Ordering::SeqCst);
+        drop(q);
         let q = AuditQueue::open(&d, settings(10), sink.clone()).unwrap();
         for n in 3..5 {
             assert_eq!(q.record(&event(n)).unwrap(), Recorded::Queued);
@@ -668,6 +698,7 @@ mod tests {
         assert_eq!(sink.taken(), ids(0..5));
 
         // persist() alone: queued records survive the process.
+        drop(q);
         let q = AuditQueue::open(&d, settings(10), sink.clone()).unwrap();
         q.record(&event(5)).unwrap();
         q.persist().unwrap();

@@ -4,6 +4,7 @@
 
 use super::rate::RateLimit;
 use super::{Job, JobError, Shared, Source, failed, summarise};
+use crate::audit::trail::Screening;
 use crate::fhir::PatientId;
 use crate::service::{Screener, WriteBackRequest};
 use crate::settings::BatchSettings;
@@ -55,6 +56,7 @@ pub(super) fn screen_ids(
         shared
             .progress
             .start_phase("screening", Some(todo.len() as u64));
+        shared.set_population(todo.len() as u64);
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let limit = RateLimit::new(f64::from(settings.patients_per_second));
         let mut tasks = tokio::task::JoinSet::new();
@@ -75,9 +77,12 @@ pub(super) fn screen_ids(
                     .screen_patient(id.as_str(), as_of, request)
                     .instrument(span)
                     .await;
-                let summary = match screened {
-                    Ok(s) => summarise(&s.assessment, s.write_back.as_ref(), started.elapsed()),
-                    Err(e) => failed(id.as_str(), &e, started.elapsed()),
+                let audited = shared.audit(&screener, id.as_str(), Screening::of(&screened));
+                let summary = match (screened, audited) {
+                    (Ok(s), Ok(())) => {
+                        summarise(&s.assessment, s.write_back.as_ref(), started.elapsed())
+                    }
+                    (Err(e), _) | (Ok(_), Err(e)) => failed(id.as_str(), &e, started.elapsed()),
                 };
                 shared.finish(&summary);
                 drop(permit);

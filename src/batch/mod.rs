@@ -18,6 +18,8 @@ pub mod scan;
 pub mod scratch;
 pub mod shard;
 
+use crate::audit::Requester;
+use crate::audit::trail::Screening;
 use crate::date::Date;
 use crate::error::{Error, ErrorKind};
 use crate::fhir::PatientId;
@@ -35,7 +37,7 @@ use scratch::Scratch;
 use shard::Shard;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -140,6 +142,10 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     pub(crate) progress: Progress,
     micros: Mutex<Vec<u64>>,
+    /// The audit trail's view of the run: this service asked, for this source.
+    audit_who: Requester,
+    audit_cohort: String,
+    population: AtomicU64,
 }
 
 impl Shared {
@@ -171,6 +177,28 @@ impl Shared {
         }
     }
 
+    /// Records one patient's screening in the audit trail (an error when the record cannot be kept
+    /// and `audit.when_unrecorded = "refuse"`: the patient then counts as failed).
+    pub(crate) fn audit(
+        &self,
+        screener: &Screener,
+        patient: &str,
+        screening: Screening,
+    ) -> Result<(), Error> {
+        screener.audit().population_patient_screened(
+            &self.audit_who,
+            &self.audit_cohort,
+            self.population.load(Ordering::Relaxed),
+            patient,
+            screening,
+        )
+    }
+
+    /// The number of patients the run screens, for the audit records.
+    pub(crate) fn set_population(&self, patients: u64) {
+        self.population.store(patients, Ordering::Relaxed);
+    }
+
     /// A patient starts: counted in flight until [`finish`](Self::finish).
     pub(crate) fn start(&self) {
         telemetry::in_flight(1);
@@ -200,6 +228,7 @@ pub fn run(
             )));
         }
     };
+    screener.audit().admits()?;
     let work = Scratch::create(job.work_dir.as_deref()).map_err(|source| JobError::WorkDir {
         path: job.work_dir.as_deref().map_or_else(
             || std::env::temp_dir().display().to_string(),
@@ -213,6 +242,9 @@ pub fn run(
         stop: AtomicBool::new(false),
         progress: Progress::new(job.terminal),
         micros: Mutex::new(Vec::new()),
+        audit_who: Requester::this_service("batch", crate::audit::new_event_id().ok()),
+        audit_cohort: job.source.describe(),
+        population: AtomicU64::new(0),
     });
     let signals = rt.spawn(stop_on_signal(shared.clone()));
     let reporter = {
@@ -220,6 +252,7 @@ pub fn run(
         std::thread::spawn(move || shared.progress.report_until_stopped())
     };
     let ran = run_source(&screener, settings, job, scope, work.path(), &shared, rt);
+    rt.block_on(screener.audit().finish());
     signals.abort();
     shared.progress.stop();
     let _ = reporter.join();

@@ -9,6 +9,7 @@ use super::line::referenced_id;
 use super::partition::{self, Group, InputStats, group_bucket};
 use super::rate::RateLimit;
 use super::{Job, JobError, Shared, summarise};
+use crate::audit::trail::Screening;
 use crate::fhir::whole::{WholeExport, WholeRecord};
 use crate::fhir::{PatientId, PatientRecord};
 use crate::screening::Assessment;
@@ -88,6 +89,7 @@ pub(super) fn screen(
         "screening",
         Some(parts.stats.patients.saturating_sub(done.len() as u64)),
     );
+    shared.set_population(parts.stats.patients);
     let next = AtomicUsize::new(0);
     let not_in_population = AtomicU64::new(0);
     let not_vouched = AtomicU64::new(0);
@@ -156,6 +158,8 @@ pub(super) fn screen(
                             Ok(assessment) => assessment,
                             Err(e) => {
                                 let id = record.patient_id().as_str();
+                                // Refused or not, the patient has failed already.
+                                let _ = shared.audit(screener, id, Screening::failed(&e));
                                 shared.finish(&super::failed(id, &e, started.elapsed()));
                                 continue;
                             }
@@ -170,7 +174,12 @@ pub(super) fn screen(
                                 return;
                             }
                         } else {
-                            shared.finish(&summarise(&assessment, None, started.elapsed()));
+                            let id = record.patient_id().as_str();
+                            let summary = match shared.audit(screener, id, Screening::read_only()) {
+                                Ok(()) => summarise(&assessment, None, started.elapsed()),
+                                Err(e) => super::failed(id, &e, started.elapsed()),
+                            };
+                            shared.finish(&summary);
                         }
                     }
                 }
@@ -213,9 +222,24 @@ async fn write_backs(
         limit.acquire().await;
         let (screener, shared) = (screener.clone(), shared.clone());
         tasks.spawn(async move {
-            let result = screener.write_back(&p.record, &p.assessment, request).await;
-            let summary: PatientSummary =
-                summarise(&p.assessment, result.as_ref(), p.started.elapsed());
+            let mut written = Vec::new();
+            let result = screener
+                .write_back(&p.record, &p.assessment, request, &mut written)
+                .await;
+            let id = p.record.patient_id().as_str();
+            let audited = shared.audit(
+                &screener,
+                id,
+                Screening {
+                    error: None,
+                    write_back: result.as_ref(),
+                    written: &written,
+                },
+            );
+            let summary: PatientSummary = match audited {
+                Ok(()) => summarise(&p.assessment, result.as_ref(), p.started.elapsed()),
+                Err(e) => super::failed(id, &e, p.started.elapsed()),
+            };
             shared.finish(&summary);
             drop(permit);
         });

@@ -6,6 +6,7 @@
 //! (health and reflection never ask).
 
 use super::status;
+use crate::audit::{self, Requester};
 use crate::auth::{
     Caller, JwtVerifier, MtlsSettings, Permission, RateLimiter, bearer_token, certificate_caller,
 };
@@ -102,5 +103,24 @@ impl Gate {
         };
         caller.require_all(needs)?;
         Ok(caller)
+    }
+}
+
+/// Who asked, for the audit trail: the authenticated caller, or one named by its address only.
+pub fn requester<T>(caller: Option<Caller>, request: &Request<T>) -> Requester {
+    let address = request.remote_addr().map(|a| a.to_string());
+    let request_id = audit::trail::request_id(
+        request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+    );
+    match caller {
+        Some(caller) => Requester {
+            caller,
+            address,
+            request_id,
+        },
+        None => Requester::unauthenticated(address, request_id),
     }
 }

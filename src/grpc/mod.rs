@@ -10,6 +10,7 @@ pub mod server;
 pub mod status;
 pub mod telemetry;
 
+use crate::audit::trail::Screening;
 use crate::auth::Permission;
 use crate::date::Date;
 use crate::error::Error;
@@ -119,14 +120,14 @@ fn write_back_request(mode: i32) -> Result<WriteBackRequest, Status> {
 async fn within<T>(
     deadline: Duration,
     work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Status> {
-    match tokio::time::timeout(deadline, work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(status::status(&e)),
-        Err(_) => Err(Status::deadline_exceeded(
-            "the call did not finish within its deadline",
-        )),
-    }
+) -> Result<T, Error> {
+    tokio::time::timeout(deadline, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout(
+                "the call did not finish within its deadline".into(),
+            ))
+        })
 }
 
 pub type ResponseStream =
@@ -140,7 +141,9 @@ impl TrdScreening for Service {
     ) -> Result<Response<proto::ScreenPatientResponse>, Status> {
         let mode = write_back_request(request.get_ref().write_back)?;
         let needs = self.screening_needs(mode, Permission::ScreeningRead);
-        self.gate.admit(&request, &needs).await?;
+        let who = callers::requester(self.gate.admit(&request, &needs).await?, &request);
+        let audit = self.screener.audit();
+        audit.admits().map_err(|e| status::status(&e))?;
         let _permit = self.admit()?;
         let deadline = self.deadline(&request);
         let r = request.into_inner();
@@ -149,7 +152,11 @@ impl TrdScreening for Service {
             deadline,
             self.screener.screen_patient(&r.patient_id, as_of, mode),
         )
-        .await?;
+        .await;
+        audit
+            .patient_screened(&who, &r.patient_id, Screening::of(&screened))
+            .map_err(|e| status::status(&e))?;
+        let screened = screened.map_err(|e| status::status(&e))?;
         Ok(Response::new(proto::ScreenPatientResponse {
             assessment: Some(convert::assessment(screened.assessment)),
             write_back: screened.write_back.map(convert::write_back),
@@ -161,9 +168,13 @@ impl TrdScreening for Service {
         &self,
         request: Request<proto::EvaluateBundleRequest>,
     ) -> Result<Response<proto::ScreenPatientResponse>, Status> {
-        self.gate
+        let caller = self
+            .gate
             .admit(&request, &[Permission::BundleEvaluate])
             .await?;
+        let who = callers::requester(caller, &request);
+        let audit = self.screener.audit();
+        audit.admits().map_err(|e| status::status(&e))?;
         let _permit = self.admit()?;
         let r = request.into_inner();
         if r.bundle_json.len() > self.max_request_bytes {
@@ -174,10 +185,15 @@ impl TrdScreening for Service {
             )));
         }
         let as_of = as_of(r.as_of.as_ref())?;
-        let assessment = self
-            .screener
-            .evaluate_bundle(&r.bundle_json, as_of)
+        let evaluated = self.screener.evaluate_bundle(&r.bundle_json, as_of);
+        let (patient, error) = match &evaluated {
+            Ok(a) => (Some(a.patient_id.as_str()), None),
+            Err(e) => (None, Some(e)),
+        };
+        audit
+            .bundle_evaluated(&who, patient, error)
             .map_err(|e| status::status(&e))?;
+        let assessment = evaluated.map_err(|e| status::status(&e))?;
         Ok(Response::new(proto::ScreenPatientResponse {
             assessment: Some(convert::assessment(assessment)),
             write_back: None,
@@ -193,11 +209,15 @@ impl TrdScreening for Service {
     ) -> Result<Response<Self::ScreenPopulationStream>, Status> {
         let mode = write_back_request(request.get_ref().write_back)?;
         let needs = self.screening_needs(mode, Permission::PopulationScreen);
-        self.gate.admit(&request, &needs).await?;
+        let who = callers::requester(self.gate.admit(&request, &needs).await?, &request);
+        self.screener
+            .audit()
+            .admits()
+            .map_err(|e| status::status(&e))?;
         let permit = self.admit()?;
         let r = request.into_inner();
         let as_of = as_of(r.as_of.as_ref())?;
-        let ids: Vec<String> = match r.cohort {
+        let (cohort, ids): (String, Vec<String>) = match r.cohort {
             None => {
                 return Err(Status::invalid_argument(
                     "name a cohort: group_id or patient_ids",
@@ -210,16 +230,22 @@ impl TrdScreening for Service {
                         list.ids.len()
                     )));
                 }
-                list.ids
+                ("patient_ids".to_owned(), list.ids)
             }
             Some(proto::screen_population_request::Cohort::GroupId(group)) => {
-                within(self.call_timeout, self.screener.group_members(&group))
-                    .await?
-                    .into_iter()
-                    .map(|id| id.as_str().to_owned())
-                    .collect()
+                let members = within(self.call_timeout, self.screener.group_members(&group))
+                    .await
+                    .map_err(|e| status::status(&e))?;
+                (
+                    format!("Group/{group}"),
+                    members
+                        .into_iter()
+                        .map(|id| id.as_str().to_owned())
+                        .collect(),
+                )
             }
         };
+        let size = ids.len() as u64;
         let (tx, rx) = tokio::sync::mpsc::channel(self.population_concurrency);
         tokio::spawn(population::screen(
             self.screener.clone(),
@@ -229,6 +255,7 @@ impl TrdScreening for Service {
                 mode,
                 concurrency: self.population_concurrency,
                 per_patient: self.call_timeout,
+                audit: population::Audit { who, size, cohort },
             },
             tx,
             permit,

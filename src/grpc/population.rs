@@ -3,6 +3,8 @@
 //! next send fails, and dropping the task set aborts the patients in progress.
 
 use super::{convert, status};
+use crate::audit::Requester;
+use crate::audit::trail::Screening;
 use crate::date::Date;
 use crate::error::Error;
 use crate::proto;
@@ -18,6 +20,15 @@ pub struct Options {
     pub concurrency: usize,
     /// Each patient's own deadline, as a ScreenPatient call would have.
     pub per_patient: Duration,
+    pub audit: Audit,
+}
+
+/// What each patient's audit record says of the call: who asked, for which cohort, of what size.
+pub struct Audit {
+    pub who: Requester,
+    /// `Group/{id}`, or `patient_ids` for a list in the request.
+    pub cohort: String,
+    pub size: u64,
 }
 
 type Sender = mpsc::Sender<Result<proto::ScreenPatientResponse, Status>>;
@@ -32,6 +43,7 @@ pub async fn screen(
     _call: OwnedSemaphorePermit,
 ) {
     let permits = Arc::new(Semaphore::new(options.concurrency));
+    let audit = Arc::new(options.audit);
     let mut tasks = tokio::task::JoinSet::new();
     for id in ids {
         let permit = tokio::select! {
@@ -41,10 +53,10 @@ pub async fn screen(
             },
             () = tx.closed() => return,
         };
-        let (screener, tx) = (screener.clone(), tx.clone());
+        let (screener, tx, audit) = (screener.clone(), tx.clone(), audit.clone());
         let (as_of, mode, deadline) = (options.as_of, options.mode, options.per_patient);
         tasks.spawn(async move {
-            let response = one(&screener, id, as_of, mode, deadline).await;
+            let response = one(&screener, &audit, id, as_of, mode, deadline).await;
             let _ = tx.send(Ok(response)).await;
             drop::<OwnedSemaphorePermit>(permit);
         });
@@ -58,6 +70,7 @@ pub async fn screen(
 
 async fn one(
     screener: &Screener,
+    audit: &Audit,
     id: String,
     as_of: Date,
     mode: WriteBackRequest,
@@ -70,6 +83,16 @@ async fn one(
                 "this patient was not screened within the call timeout".into(),
             ))
         });
+    let result = match screener.audit().population_patient_screened(
+        &audit.who,
+        &audit.cohort,
+        audit.size,
+        &id,
+        Screening::of(&result),
+    ) {
+        Ok(()) => result,
+        Err(unrecorded) => Err(unrecorded),
+    };
     match result {
         Ok(screened) => proto::ScreenPatientResponse {
             assessment: Some(convert::assessment(screened.assessment)),

@@ -46,6 +46,7 @@ impl Bound {
                 "callers.authentication is \"none\": anyone who reaches this port can screen any patient and write to the chart"
             );
         }
+        let audit = self.screener.clone();
         let service = Service::new(self.screener, gate, g);
         // tonic's own ceiling (it answers OUT_OF_RANGE above it); the service refuses Bundles over
         // the configured limit with RESOURCE_EXHAUSTED below it.
@@ -115,21 +116,34 @@ impl Bound {
             .add_service(reflection_v1alpha)
             .add_service(grpc)
             .serve_with_incoming_shutdown(incoming, signal);
-        tokio::pin!(serving);
-        tokio::select! {
-            result = &mut serving => return result.map_err(Into::into),
-            _ = stop_rx => {}
-        }
-        match tokio::time::timeout(grace, serving).await {
-            Ok(result) => result.map_err(Into::into),
-            Err(_) => {
-                tracing::warn!(
-                    grace_secs = grace.as_secs(),
-                    "calls still running after the grace period were cut off"
-                );
-                Ok(())
+        let (audit_stop, audit_stopped) = tokio::sync::oneshot::channel::<()>();
+        let audit_sender = audit.audit().run_sender(async move {
+            let _ = audit_stopped.await;
+        });
+        let served = async {
+            tokio::pin!(serving);
+            tokio::select! {
+                result = &mut serving => return result,
+                _ = stop_rx => {}
+            }
+            match tokio::time::timeout(grace, serving).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(
+                        grace_secs = grace.as_secs(),
+                        "calls still running after the grace period were cut off"
+                    );
+                    Ok(())
+                }
             }
         }
+        .await;
+        // The calls are over: what the audit trail still holds is sent, or put on disk.
+        let _ = audit_stop.send(());
+        if let Some(sender) = audit_sender {
+            let _ = sender.await;
+        }
+        served.map_err(Into::into)
     }
 }
 

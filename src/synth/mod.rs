@@ -181,7 +181,7 @@ fn write_patient(
     let faults = Faults::of(index);
     let day = opts.as_of.plus_days(-((index % 300) as i32) - 1);
     if faults.foreign_type {
-        if (index / 331) % 2 == 0 {
+        if (index / 331).is_multiple_of(2) {
             resources::foreign::encounter(lines, pid, day);
         } else {
             resources::foreign::basic(lines, pid, day);

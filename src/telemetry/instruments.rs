@@ -24,6 +24,10 @@ pub struct Instruments {
     pub batch_runs: Counter<u64>,
     pub batch_last_run_end: Gauge<f64>,
     pub build_info: Gauge<u64>,
+    pub audit_records: Counter<u64>,
+    pub audit_queue_records: Gauge<u64>,
+    pub audit_spill_bytes: Gauge<u64>,
+    pub audit_spilling: Gauge<u64>,
 }
 
 impl Instruments {
@@ -94,6 +98,23 @@ impl Instruments {
             build_info: meter
                 .u64_gauge("trdscreen.build.info")
                 .with_description("Always 1; the labels name the version and the knowledge ruleset")
+                .build(),
+            audit_records: counter(
+                "trdscreen.audit.records",
+                "Audit records taken (queued in memory, spilled to disk), lost, and calls refused because none could be kept",
+            ),
+            audit_queue_records: meter
+                .u64_gauge("trdscreen.audit.queue.records")
+                .with_description("Audit records waiting in memory for the audit endpoint")
+                .build(),
+            audit_spill_bytes: meter
+                .u64_gauge("trdscreen.audit.spill")
+                .with_unit("By")
+                .with_description("Size of the audit spill file: records kept on disk while the endpoint is down")
+                .build(),
+            audit_spilling: meter
+                .u64_gauge("trdscreen.audit.spilling")
+                .with_description("1 while audit records go to the spill file (the endpoint is down or memory is full)")
                 .build(),
         }
     }

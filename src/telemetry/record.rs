@@ -253,3 +253,41 @@ pub fn record_writeback(resource: WrittenResource, outcome: WriteOutcome) {
         );
     }
 }
+
+/// What became of one audit record (or of a call, when none could be kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditRecordOutcome {
+    Queued,
+    Spilled,
+    /// Could not be kept, and `audit.when_unrecorded = "continue"` let the call go on.
+    Lost,
+    /// A call refused before it started: the spill file has no room.
+    CallRefused,
+}
+
+impl AuditRecordOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditRecordOutcome::Queued => "queued",
+            AuditRecordOutcome::Spilled => "spilled",
+            AuditRecordOutcome::Lost => "lost",
+            AuditRecordOutcome::CallRefused => "call_refused",
+        }
+    }
+}
+
+pub fn record_audit(outcome: AuditRecordOutcome) {
+    if let Some(i) = instruments() {
+        i.audit_records
+            .add(1, &[KeyValue::new("outcome", outcome.as_str())]);
+    }
+}
+
+/// The audit queue's level: records in memory, the spill file's size, whether it spills.
+pub fn record_audit_queue(in_memory: u64, spill_bytes: u64, spilling: bool) {
+    if let Some(i) = instruments() {
+        i.audit_queue_records.record(in_memory, &[]);
+        i.audit_spill_bytes.record(spill_bytes, &[]);
+        i.audit_spilling.record(u64::from(spilling), &[]);
+    }
+}

@@ -12,6 +12,7 @@
 pub mod create;
 pub mod resources;
 
+use crate::audit::WrittenResource;
 use crate::error::{Error, Result};
 use crate::fhir::PatientId;
 use crate::fhir::client::{FhirClient, Idempotent};
@@ -45,7 +46,9 @@ struct Current {
 }
 
 /// Writes from a record read whole only ([`WholeRecord`]): the Flag may be withdrawn here, and a
-/// withdrawal on a partial record would take a true alert out of the chart.
+/// withdrawal on a partial record would take a true alert out of the chart. Each resource written
+/// or found as wanted is pushed on `written` as it is, for the audit trail: a write-back that fails
+/// half-way still names what it wrote.
 pub async fn write_back(
     client: &FhirClient,
     settings: &WriteBackSettings,
@@ -53,6 +56,7 @@ pub async fn write_back(
     assessment: &Assessment,
     k: &Knowledge,
     scope: Scope,
+    written: &mut Vec<WrittenResource>,
 ) -> Result<Outcome> {
     let record = record.record();
     let patient = &record.patient_id;
@@ -69,7 +73,7 @@ pub async fn write_back(
         day: &day,
     };
     let mut outcome = Outcome::default();
-    let (flag_id, changed) = upsert(client, "Flag", &cx, |existing| {
+    let (flag_id, changed) = upsert(client, "Flag", &cx, written, |existing| {
         resources::flag(existing, assessment, &cx)
     })
     .await?;
@@ -82,7 +86,7 @@ pub async fn write_back(
             ..cx
         };
         let flag_reference = outcome.flag_reference.clone();
-        let (plan_id, changed) = upsert(client, "CarePlan", &cx, |existing| {
+        let (plan_id, changed) = upsert(client, "CarePlan", &cx, written, |existing| {
             resources::care_plan(existing, assessment, &cx, flag_reference.as_deref())
         })
         .await?;
@@ -97,15 +101,24 @@ fn identifier_value(kind: &str, patient: &PatientId) -> String {
     format!("{kind}-{patient}")
 }
 
-/// [`write`], counted in `trdscreen.writebacks` by resource and outcome.
+/// [`write`], counted in `trdscreen.writebacks` by resource and outcome, and pushed on `written`
+/// when it names a resource.
 async fn upsert(
     client: &FhirClient,
     resource_type: &'static str,
     cx: &resources::Context<'_>,
+    written: &mut Vec<WrittenResource>,
     desired: impl Fn(Option<&Value>) -> Option<Value>,
 ) -> Result<(Option<String>, bool)> {
     let mut found_one = None;
     let result = write(client, resource_type, cx, desired, &mut found_one).await;
+    if let Ok((Some(id), changed)) = &result {
+        written.push(WrittenResource {
+            reference: format!("{resource_type}/{id}"),
+            created: *changed && found_one == Some(false),
+            changed: *changed,
+        });
+    }
     if let Some(resource) = telemetry::WrittenResource::of(resource_type) {
         let outcome = match (&result, found_one) {
             (Err(_), _) => telemetry::WriteOutcome::Failed,

@@ -10,6 +10,7 @@ mod service;
 mod stub;
 
 // The stories.
+mod audit;
 mod auth;
 mod batch;
 mod bulk;
