@@ -499,6 +499,16 @@ def test_notes_name_the_service_and_the_job(rendered):
     assert "cronjob/trd-trdscreen-nightly" in notes and "4 shard(s)" in notes
 
 
+def test_notes_give_the_jwks_url_to_register(rendered):
+    notes = next(t for p, t in rendered["rotation"].items() if p.endswith("NOTES.txt"))
+    assert "https://trdscreen.hospital.example/.well-known/jwks.json" in notes
+    assert "trdscreen-smart-2027" in notes and "rotation" in notes
+    smart = next(t for p, t in rendered["smart"].items() if p.endswith("NOTES.txt"))
+    assert "/.well-known/jwks.json" in smart and "rotation" not in smart
+    default = next(t for p, t in rendered["default"].items() if p.endswith("NOTES.txt"))
+    assert "jwks" not in default.lower()
+
+
 def test_cargo_version_is_the_chart_app_version():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
