@@ -21,6 +21,8 @@ mod deploy_settings;
 mod faults;
 mod fhir_service;
 mod health_probe;
+mod jwks;
+mod mtls;
 mod population;
 mod smart;
 mod synth;

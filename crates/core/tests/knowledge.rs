@@ -200,8 +200,14 @@ fn a_drug_being_ordered_is_the_treatments_its_role_class_or_name_make_it() {
 fn a_treatment_naming_a_drug_or_class_that_does_not_exist_is_refused() {
     let hints = trdscreen_core::knowledge::EMBEDDED[3].1;
     for (bad, named) in [
-        ("[[treatment]]\nname = \"x\"\ndrugs = [\"nodrug\"]\n", "nodrug"),
-        ("[[treatment]]\nname = \"y\"\nclasses = [\"noclass\"]\n", "noclass"),
+        (
+            "[[treatment]]\nname = \"x\"\ndrugs = [\"nodrug\"]\n",
+            "nodrug",
+        ),
+        (
+            "[[treatment]]\nname = \"y\"\nclasses = [\"noclass\"]\n",
+            "noclass",
+        ),
         ("[[treatment]]\nname = \"maoi\"\n", "maoi"),
     ] {
         let err = with_site_file("hints.toml", &format!("{hints}\n{bad}"))
