@@ -128,8 +128,16 @@ pub struct AuthSettings {
     /// `TRDSCREEN_FHIR_AUTH_PRIVATE_KEY`.
     pub private_key_file: Option<PathBuf>,
     pub algorithm: SigningAlgorithm,
-    /// The `kid` of the public key the server holds for this client (in its JWKS).
+    /// The `kid` of this key in the published JWKS and in the assertions' header; default: the
+    /// key's RFC 7638 thumbprint.
     pub key_id: Option<String>,
+    /// The next key, published beside the current one so the private key can be rotated without
+    /// downtime (deploy/helm/trdscreen/README.md); or the key itself in
+    /// `TRDSCREEN_FHIR_AUTH_NEXT_PRIVATE_KEY`. Same algorithm; never signs until it becomes
+    /// `private_key_file`.
+    pub next_private_key_file: Option<PathBuf>,
+    /// The next key's `kid`; default: its thumbprint.
+    pub next_key_id: Option<String>,
     /// The token endpoint; default: discovered from `{base}/.well-known/smart-configuration`.
     /// (`""` is the same as leaving it out.)
     #[serde(deserialize_with = "empty_is_off::deserialize")]
@@ -146,6 +154,8 @@ impl Default for AuthSettings {
             private_key_file: None,
             algorithm: SigningAlgorithm::RS384,
             key_id: None,
+            next_private_key_file: None,
+            next_key_id: None,
             token_url: None,
             scope: "system/*.read system/Flag.write system/CarePlan.write".into(),
         }

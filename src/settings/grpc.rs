@@ -23,6 +23,10 @@ pub struct GrpcSettings {
     /// PEM certificate chain and private key: both set turns TLS on for the gRPC port.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// PEM bundle of the CAs that issue callers' client certificates: set (with the certificate
+    /// and key above), the TLS handshake requires a client certificate that chains to one of them
+    /// and is within its validity dates, and refuses the connection otherwise (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
     /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
     #[serde(rename = "shutdown_grace_secs", with = "seconds")]
     pub shutdown_grace: Duration,
@@ -38,6 +42,7 @@ impl Default for GrpcSettings {
             population_concurrency: 8,
             tls_cert_file: None,
             tls_key_file: None,
+            client_ca_file: None,
             shutdown_grace: Duration::from_secs(20),
         }
     }

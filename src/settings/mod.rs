@@ -52,6 +52,8 @@ pub struct Settings {
 pub struct Secrets {
     pub bearer_token: Option<String>,
     pub private_key_pem: Option<Vec<u8>>,
+    /// The next SMART key, published but not used to sign.
+    pub next_private_key_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -107,6 +109,29 @@ impl Settings {
         }
         if self.grpc.tls_cert_file.is_some() != self.grpc.tls_key_file.is_some() {
             return fail("grpc.tls_cert_file and grpc.tls_key_file go together");
+        }
+        if self.grpc.client_ca_file.is_some() && self.grpc.tls_cert_file.is_none() {
+            return fail(
+                "grpc.client_ca_file (mutual TLS) needs grpc.tls_cert_file and grpc.tls_key_file",
+            );
+        }
+        if self.callers.authentication == CallerAuthentication::Mtls
+            && self.grpc.client_ca_file.is_none()
+        {
+            return fail("callers.authentication = \"mtls\" needs grpc.client_ca_file");
+        }
+        if let Some(scope) = self
+            .callers
+            .mtls
+            .clients
+            .values()
+            .flatten()
+            .find(|s| crate::auth::Permission::from_scope(s).is_none())
+        {
+            // The scope is the operator's own text from the settings file, not a caller's.
+            return Err(SettingsError(format!(
+                "callers.mtls.clients grants {scope:?}, which is not a permission (screening.read, screening.write, population.screen, bundle.evaluate)"
+            )));
         }
         if self.batch.concurrency == 0 || self.batch.bucket_kilobytes == 0 {
             return fail("batch.concurrency and batch.bucket_kilobytes must be at least 1");
@@ -238,6 +263,13 @@ impl Settings {
                     }
                 };
                 secrets.private_key_pem = Some(pem);
+                secrets.next_private_key_pem = match (
+                    &auth.next_private_key_file,
+                    env("TRDSCREEN_FHIR_AUTH_NEXT_PRIVATE_KEY"),
+                ) {
+                    (Some(path), _) => Some(read(path, "next private key")?),
+                    (None, pem) => pem.map(String::into_bytes),
+                };
             }
         }
         Ok(secrets)
@@ -354,6 +386,74 @@ mod tests {
             Some("http://collector:4317")
         );
         assert_eq!(s.telemetry.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn mutual_tls_needs_the_server_certificate_and_mtls_callers_need_the_client_ca() {
+        let tls = [
+            ("TRDSCREEN_GRPC_TLS_CERT_FILE", "/tls/tls.crt"),
+            ("TRDSCREEN_GRPC_TLS_KEY_FILE", "/tls/tls.key"),
+        ];
+        let load = |pairs: &[(&str, &str)], file: &str| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+            Settings::from_text(file, &move |name| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        let ca = ("TRDSCREEN_GRPC_CLIENT_CA_FILE", "/ca/ca.crt");
+        let mtls = ("TRDSCREEN_CALLERS_AUTHENTICATION", "mtls");
+        let err = load(&[ca], "").unwrap_err().to_string();
+        assert!(err.contains("grpc.tls_cert_file"), "{err}");
+        let err = load(&[tls[0], tls[1], mtls], "").unwrap_err().to_string();
+        assert!(err.contains("grpc.client_ca_file"), "{err}");
+        let clients = "[callers.mtls.clients]\n\"spiffe://h.test/ns/ehr/sa/orders\" = [\"screening.read\", \"bundle.evaluate\"]\n";
+        let s = load(&[tls[0], tls[1], ca, mtls], clients).unwrap();
+        assert_eq!(s.callers.authentication, CallerAuthentication::Mtls);
+        assert_eq!(
+            s.callers.mtls.clients["spiffe://h.test/ns/ehr/sa/orders"],
+            ["screening.read", "bundle.evaluate"]
+        );
+        // A misspelt scope would grant nothing without a word: refused.
+        let typo = clients.replace("screening.read", "screening.reed");
+        let err = load(&[tls[0], tls[1], ca, mtls], &typo)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("screening.reed"), "{err}");
+    }
+
+    #[test]
+    fn the_next_smart_key_is_read_from_its_file_or_the_environment_and_is_optional() {
+        let dir = std::env::temp_dir().join(format!("trdscreen-settings-k-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (current, next) = (dir.join("current.pem"), dir.join("next.pem"));
+        std::fs::write(&current, "CURRENT").unwrap();
+        std::fs::write(&next, "NEXT").unwrap();
+        let mut s = Settings::default();
+        s.fhir.auth.mode = AuthMode::Smart;
+        s.fhir.auth.private_key_file = Some(current);
+        let none = s.secrets(&|_| None).unwrap();
+        assert_eq!(none.private_key_pem.as_deref(), Some(&b"CURRENT"[..]));
+        assert_eq!(none.next_private_key_pem, None);
+        let env =
+            |name: &str| (name == "TRDSCREEN_FHIR_AUTH_NEXT_PRIVATE_KEY").then(|| "ENV".into());
+        let from_env = s.secrets(&env).unwrap();
+        assert_eq!(from_env.next_private_key_pem.as_deref(), Some(&b"ENV"[..]));
+        s.fhir.auth.next_private_key_file = Some(next);
+        let from_file = s.secrets(&env).unwrap();
+        assert_eq!(
+            from_file.next_private_key_pem.as_deref(),
+            Some(&b"NEXT"[..])
+        );
+        s.fhir.auth.next_private_key_file = Some(dir.join("missing.pem"));
+        let err = s.secrets(&env).unwrap_err().to_string();
+        assert!(err.contains("next private key"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

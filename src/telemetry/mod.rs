@@ -87,8 +87,12 @@ impl Drop for TelemetryGuard {
 
 /// Sets up metrics, traces and logs for `trdscreen serve` and the nightly job. Call it once, from
 /// inside a Tokio runtime (the `/metrics` server and the OTLP exporters run on it), and keep the
-/// guard until the process stops.
-pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+/// guard until the process stops. `alongside` are routes served on the metrics port beside
+/// `/metrics` (the SMART client's JWKS); they must hold no patient data.
+pub fn init(
+    settings: &TelemetrySettings,
+    alongside: axum::Router,
+) -> Result<TelemetryGuard, TelemetryError> {
     if INSTRUMENTS.get().is_some() {
         return Err(TelemetryError::AlreadyInitialised);
     }
@@ -127,7 +131,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
     let tracer = tracer.build();
     let metrics_server = match settings.metrics_listen {
         None => None,
-        Some(address) => Some(metrics_server::start(address, registry)?),
+        Some(address) => Some(metrics_server::start(address, registry, alongside)?),
     };
     init_logs(
         settings.log_format,

@@ -22,6 +22,8 @@ mod deploy_settings;
 mod faults;
 mod fhir_service;
 mod health_probe;
+mod jwks;
+mod mtls;
 mod population;
 mod smart;
 mod synth;

@@ -10,7 +10,7 @@
 
 use crate::service;
 use crate::stub;
-mod collector;
+pub(crate) mod collector;
 
 use collector::{Receiver, Sample, Served, promql_metric_names, samples, total};
 use opentelemetry_proto::tonic::trace::v1::Span;

@@ -12,7 +12,7 @@ use trdscreen::settings::{Secrets, Settings};
 
 /// A test CA and a certificate for `localhost` signed by it (rustls refuses a CA certificate used
 /// as the server's own). Returns (CA certificate, server certificate, server key).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let p = |name: &str| dir.join(name);
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
