@@ -253,8 +253,8 @@ impl AuditTrail {
             let queue = queue.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
                     report(&queue);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             })
         };

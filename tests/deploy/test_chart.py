@@ -25,6 +25,7 @@ EXPORTED = {
     "rpc_server_duration_seconds", "trdscreen_screenings_total", "trdscreen_fhir_retries_total",
     "trdscreen_auth_token_fetches_total", "trdscreen_batch_runs_total", "trdscreen_batch_last_run_end",
     "http_client_request_duration_seconds",
+    "trdscreen_audit_spilling", "trdscreen_audit_records_total",
     # kube-state-metrics, for a CronJob that never ran (documented in alerts.yaml)
     "kube_cronjob_status_last_successful_time",
 }
@@ -388,7 +389,8 @@ def test_prometheus_rule_carries_the_alerts_file(rendered):
             assert base and base <= EXPORTED, (r["alert"], base - EXPORTED)
     assert {"TrdscreenHighErrorRatio", "TrdscreenFhirServerUnavailable", "TrdscreenTokenFetchFailing",
             "TrdscreenNightlyJobFailed", "TrdscreenNightlyJobNotRun",
-            "TrdscreenCronJobNotSucceeded"} == names
+            "TrdscreenCronJobNotSucceeded", "TrdscreenAuditSpilling",
+            "TrdscreenAuditRecordsLost"} == names
 
 
 @pytest.mark.parametrize(
