@@ -194,6 +194,8 @@ impl Ehr {
 pub struct Cds {
     /// `http://127.0.0.1:{port}/cds-services`
     pub base: String,
+    /// `http://127.0.0.1:{port}/metrics`
+    pub metrics: String,
     pub http: reqwest::Client,
     _serve: child::Running,
 }
@@ -211,12 +213,13 @@ impl Cds {
     pub async fn start(ehr: &Ehr, fhir_servers: &[&str], dir: &std::path::Path) -> Cds {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}/cds-services");
+        let metrics_port = free_port();
         let settings = dir.join("settings.toml");
         std::fs::File::create(&settings)
             .unwrap()
             .write_all(
                 format!(
-                    "[grpc]\nlisten = \"127.0.0.1:{}\"\n[telemetry]\nmetrics_listen = \"\"\n[fhir]\nmax_retries = 0\n[cds]\nlisten = \"127.0.0.1:{port}\"\nservice_url = \"{base}\"\nfhir_servers = \"{}\"\n[cds.clients.\"{}\"]\njwks_url = \"{}\"\n",
+                    "[grpc]\nlisten = \"127.0.0.1:{}\"\n[telemetry]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[fhir]\nmax_retries = 0\n[cds]\nlisten = \"127.0.0.1:{port}\"\nservice_url = \"{base}\"\nfhir_servers = \"{}\"\n[cds.clients.\"{}\"]\njwks_url = \"{}\"\n",
                     free_port(),
                     fhir_servers.join(","),
                     ehr.issuer,
@@ -242,6 +245,7 @@ impl Cds {
             if http.get(&base).send().await.is_ok() {
                 return Cds {
                     base,
+                    metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
                     http,
                     _serve: serve,
                 };
@@ -261,6 +265,22 @@ impl Cds {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The value of one series of `/metrics` (0 when it is not there).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(&self.metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// A hook call of `service` with a fresh good token.
