@@ -58,20 +58,8 @@ pub async fn write_back(
     scope: Scope,
     written: &mut Vec<WrittenResource>,
 ) -> Result<Outcome> {
-    let record = record.record();
-    let patient = &record.patient_id;
-    let patient_reference = format!("Patient/{patient}");
-    let day = assessment.as_of.to_string();
-    let flag_value = identifier_value("flag", patient);
-    let cx = resources::Context {
-        patient_reference: &patient_reference,
-        identifier_system: &settings.identifier_system,
-        identifier_value: &flag_value,
-        code_system: &settings.code_system,
-        trd_code: &k.flag,
-        snomed_system: &k.systems.snomed[0],
-        day: &day,
-    };
+    let names = Names::of(&record.record().patient_id, assessment);
+    let cx = names.context(settings, k, &names.flag);
     let mut outcome = Outcome::default();
     let (flag_id, changed) = upsert(client, "Flag", &cx, written, |existing| {
         resources::flag(existing, assessment, &cx)
@@ -80,11 +68,7 @@ pub async fn write_back(
     outcome.changed |= changed;
     outcome.flag_reference = flag_id.map(|id| format!("Flag/{id}"));
     if scope == Scope::FlagAndCarePlan {
-        let plan_value = identifier_value("careplan", patient);
-        let cx = resources::Context {
-            identifier_value: &plan_value,
-            ..cx
-        };
+        let cx = names.context(settings, k, &names.care_plan);
         let flag_reference = outcome.flag_reference.clone();
         let (plan_id, changed) = upsert(client, "CarePlan", &cx, written, |existing| {
             resources::care_plan(existing, assessment, &cx, flag_reference.as_deref())
@@ -109,27 +93,53 @@ pub fn proposed(
     existing_plan: Option<&Value>,
     flag_id: &str,
 ) -> (Option<Value>, Option<Value>) {
-    let patient_reference = format!("Patient/{patient}");
-    let day = assessment.as_of.to_string();
-    let flag_value = identifier_value("flag", patient);
-    let cx = resources::Context {
-        patient_reference: &patient_reference,
-        identifier_system: &settings.identifier_system,
-        identifier_value: &flag_value,
-        code_system: &settings.code_system,
-        trd_code: &k.flag,
-        snomed_system: &k.systems.snomed[0],
-        day: &day,
-    };
-    let flag = resources::flag(existing_flag, assessment, &cx);
-    let plan_value = identifier_value("careplan", patient);
-    let cx = resources::Context {
-        identifier_value: &plan_value,
-        ..cx
-    };
+    let names = Names::of(patient, assessment);
+    let flag = resources::flag(
+        existing_flag,
+        assessment,
+        &names.context(settings, k, &names.flag),
+    );
+    let cx = names.context(settings, k, &names.care_plan);
     let flag_reference = format!("Flag/{flag_id}");
     let plan = resources::care_plan(existing_plan, assessment, &cx, Some(&flag_reference));
     (flag, plan)
+}
+
+/// The texts the builders' contexts borrow, for one patient's screening.
+struct Names {
+    patient_reference: String,
+    day: String,
+    flag: String,
+    care_plan: String,
+}
+
+impl Names {
+    fn of(patient: &PatientId, assessment: &Assessment) -> Names {
+        Names {
+            patient_reference: format!("Patient/{patient}"),
+            day: assessment.as_of.to_string(),
+            flag: identifier_value("flag", patient),
+            care_plan: identifier_value("careplan", patient),
+        }
+    }
+
+    /// The builders' context for the resource of business identifier `identifier`.
+    fn context<'a>(
+        &'a self,
+        settings: &'a WriteBackSettings,
+        k: &'a Knowledge,
+        identifier: &'a str,
+    ) -> resources::Context<'a> {
+        resources::Context {
+            patient_reference: &self.patient_reference,
+            identifier_system: &settings.identifier_system,
+            identifier_value: identifier,
+            code_system: &settings.code_system,
+            trd_code: &k.flag,
+            snomed_system: &k.systems.snomed[0],
+            day: &self.day,
+        }
+    }
 }
 
 /// The identifier value for a patient's Flag or CarePlan: one per patient and kind.

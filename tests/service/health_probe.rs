@@ -1,7 +1,7 @@
 //! `trdscreen health` against a real `trdscreen serve` process: exit 0 while it serves, 1 for a
 //! service it does not know and once nothing listens, 2 for an address that is not HOST:PORT.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -12,11 +12,7 @@ fn trdscreen(args: &[&str]) -> Output {
         .expect("runs")
 }
 
-/// A loopback port free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binds a loopback port");
-    listener.local_addr().expect("has an address").port()
-}
+use crate::service::free_port;
 
 /// `trdscreen serve` as a child process (killed when dropped, as every [`crate::child::Running`]).
 struct Server {

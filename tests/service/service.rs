@@ -160,6 +160,15 @@ impl Drop for Service {
     }
 }
 
+/// A loopback port nothing listens on now (for a service to bind, or a server that is down).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a loopback port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 /// A prefix no other test (and no earlier run against the same server) uses: `{name}-{suffix}`.
 pub fn unique_prefix(name: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -8,7 +8,7 @@
 mod queue;
 
 use crate::child;
-use crate::service::{self, Fhir, timestamp, unique_prefix};
+use crate::service::{self, Fhir, free_port, timestamp, unique_prefix};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -299,14 +299,6 @@ fn serve(settings: &Path, metrics: &str) -> (child::Running, std::net::SocketAdd
         "trdscreen serve",
     );
     (running, address)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn connect_when_up(

@@ -10,7 +10,7 @@ mod orders;
 mod patient_view;
 
 use crate::child;
-use crate::service::{self, unique_prefix};
+use crate::service::{self, free_port, unique_prefix};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -60,6 +60,16 @@ fn shift(value: &mut Value, days: i32) {
         Value::Object(map) => map.values_mut().for_each(|v| shift(v, days)),
         _ => {}
     }
+}
+
+/// The id of the Patient among `resources`.
+pub fn patient_id(resources: &[Value]) -> String {
+    resources
+        .iter()
+        .find(|r| r["resourceType"] == "Patient")
+        .and_then(|r| r["id"].as_str())
+        .expect("a Patient with an id")
+        .to_owned()
 }
 
 /// A search Bundle of `resources`, as an EHR prefetches one.
@@ -198,14 +208,6 @@ pub struct Cds {
     pub metrics: String,
     pub http: reqwest::Client,
     _serve: child::Running,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Cds {

@@ -36,13 +36,7 @@ async fn order(hook: &str, resources: &[Value], orders: &[Value]) -> Value {
     let dir = scratch("orders");
     let ehr = Ehr::start(&dir).await;
     let cds = Cds::start(&ehr, &[], &dir).await;
-    let patient = resources
-        .iter()
-        .find(|r| r["resourceType"] == "Patient")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let patient = super::patient_id(resources);
     let entries: Vec<Value> = orders.iter().map(|o| json!({"resource": o})).collect();
     let selections: Vec<String> = orders
         .iter()

@@ -13,14 +13,7 @@ fn met_patient() -> (String, Vec<Value>) {
         &scenario("met-two-failed-ssri-snri", to_today()),
         &unique_prefix("cds-met"),
     );
-    let id = resources
-        .iter()
-        .find(|r| r["resourceType"] == "Patient")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (id, resources)
+    (super::patient_id(&resources), resources)
 }
 
 fn only_card(answer: &Value) -> &Value {

@@ -25,13 +25,7 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use trdscreen::proto::trd_screening_client::TrdScreeningClient;
 
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
+pub use crate::service::free_port;
 
 /// `trdscreen serve` started from the built binary with `TRDSCREEN_...` settings in its environment.
 pub struct Served {
