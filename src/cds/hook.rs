@@ -39,6 +39,9 @@ struct Context {
 #[derive(Debug)]
 pub struct HookRequest {
     pub hook: String,
+    /// The call's `hookInstance`, when it is 1 to 128 printable characters: its request id in the
+    /// audit trail.
+    pub hook_instance: Option<String>,
     pub patient: PatientId,
     /// The client's FHIR server, with the bearer token to read it, when the client gave both.
     pub fhir_server: Option<(String, String)>,
@@ -78,6 +81,7 @@ pub fn parse(body: &[u8]) -> Result<HookRequest> {
         Some(bundle) => orders(&bundle, &wire.context.selections, &wire.hook)?,
     };
     Ok(HookRequest {
+        hook_instance: crate::audit::trail::request_id(Some(&wire.hook_instance)),
         hook: wire.hook,
         patient,
         fhir_server,

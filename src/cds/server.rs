@@ -217,8 +217,12 @@ async fn answer(
         crate::telemetry::record_cds_prefetch(g.prefetched as u64, g.fetched as u64);
         cards_for(cds, service, &request, g)
     });
+    let who = Requester {
+        request_id: request.hook_instance.clone(),
+        ..who.clone()
+    };
     audit.patient_screened(
-        who,
+        &who,
         request.patient.as_str(),
         match &result {
             Ok(_) => Screening::read_only(),

@@ -40,7 +40,7 @@ fn audited(fhir: &str, audit: &str, service_name: &str, dir: &Path) -> Settings 
 }
 
 /// The AuditEvents naming `Patient/{patient}` that `service_name` recorded, oldest first.
-async fn events_of(fhir: &Fhir, patient: &str, service_name: &str) -> Vec<Value> {
+pub async fn events_of(fhir: &Fhir, patient: &str, service_name: &str) -> Vec<Value> {
     let url = format!(
         "{}/AuditEvent?entity=Patient/{patient}&_count=100",
         fhir.base
@@ -70,7 +70,7 @@ async fn events_of(fhir: &Fhir, patient: &str, service_name: &str) -> Vec<Value>
 }
 
 /// Waits (up to 30 s) until `count` events naming the patient are on the server.
-async fn wait_for_events(
+pub async fn wait_for_events(
     fhir: &Fhir,
     patient: &str,
     service_name: &str,
@@ -116,7 +116,7 @@ fn detail(event: &Value, reference: &str, kind: &str) -> String {
         .to_owned()
 }
 
-fn request_id(event: &Value) -> Option<String> {
+pub fn request_id(event: &Value) -> Option<String> {
     event["entity"]
         .as_array()?
         .iter()

@@ -155,7 +155,13 @@ async fn without_prefetch_the_record_is_read_from_the_fhir_server_and_a_failing_
     let dir = scratch("pv-fallback");
     let ehr = Ehr::start(&dir).await;
     let down = "http://127.0.0.1:9/fhir";
-    let cds = Cds::start(&ehr, &[&fhir_url, down], &dir).await;
+    // Audited to the same server, under a name of this test's own.
+    let name = unique_prefix("trdscreen-cds-audit");
+    let audit = format!(
+        "[audit]\nbase_url = \"{fhir_url}\"\nspill_dir = \"{}\"\nservice_name = \"{name}\"",
+        dir.join("spill").display()
+    );
+    let cds = Cds::start_with(&ehr, &[&fhir_url, down], &dir, &audit).await;
     let call = |server: &str| {
         let mut body = request("patient-view", &patient, json!({}), None);
         body["fhirServer"] = json!(server);
@@ -186,6 +192,22 @@ async fn without_prefetch_the_record_is_read_from_the_fhir_server_and_a_failing_
     }
     assert_eq!(fhir.flags(&patient).await.len(), 1);
     assert_eq!(fhir.care_plans(&patient).await.len(), 1);
+    // The hook is in the audit trail: the EHR's identity, its hookInstance, the patient read.
+    let events = crate::audit::wait_for_events(&fhir, &patient, &name, 1).await;
+    let event = &events[0];
+    assert_eq!(
+        event["agent"][0]["who"]["identifier"]["system"],
+        ehr.issuer.as_str()
+    );
+    assert_eq!(
+        event["agent"][0]["who"]["identifier"]["value"],
+        "ehr-client"
+    );
+    assert_eq!(
+        crate::audit::request_id(event).as_deref(),
+        Some("d1577c69-dfbe-44ad-ba6d-3e05e953b2ea")
+    );
+    assert_eq!(event["action"], "R");
     // Asked again, the card now updates the Flag and CarePlan the chart holds.
     let (_, again) = cds.hook(&ehr, "trd-patient-view", &call(&fhir_url)).await;
     let actions = &only_card(&again)["suggestions"][0]["actions"];
