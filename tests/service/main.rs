@@ -26,3 +26,4 @@ mod smart;
 mod synth;
 mod telemetry;
 mod tls;
+mod view;
