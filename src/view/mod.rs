@@ -69,7 +69,10 @@ struct CourseRow<'a> {
     course: String,
     drug: &'a str,
     class: &'a str,
-    dates: String,
+    start: &'a str,
+    end: &'a str,
+    /// Before the current episode: not counted.
+    earlier: bool,
     weeks: String,
     dose: String,
     adequacy: &'static str,
@@ -134,16 +137,9 @@ pub fn page(
                 .map_or_else(|| "augmentation".to_owned(), |c| c.to_string()),
             drug: &t.ingredient,
             class: &t.drug_class,
-            dates: format!(
-                "{} to {}{}",
-                t.start,
-                t.end.as_deref().unwrap_or("now"),
-                if t.counted {
-                    ""
-                } else {
-                    " (before this episode)"
-                }
-            ),
+            start: &t.start,
+            end: t.end.as_deref().unwrap_or("now"),
+            earlier: !t.counted,
             weeks: format!("{:.1}", t.weeks),
             dose: chart::dose_text(t),
             adequacy: chart::adequacy_text(t),
@@ -225,6 +221,21 @@ mod tests {
         assert_eq!(html.matches("<circle class=\"phq9\"").count(), scores.len());
         assert!(html.contains(r#"<span class="code">suicide-risk</span>"#));
         assert!(html.contains(&a.ruleset_version));
+    }
+
+    #[test]
+    fn a_patient_without_antidepressants_or_scores_gets_a_page_that_says_so() {
+        let record = read_patient_bundle(
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"p1"}}]}"#,
+        )
+        .unwrap();
+        let k = Knowledge::embedded();
+        let a = crate::screening::evaluate(&record, Date::parse("2025-06-01").unwrap(), &k);
+        let html = page(&record, &a, &k).unwrap();
+        assert!(html.contains(">NOT APPLICABLE</span>"));
+        assert!(html.contains("No antidepressant trials on record."));
+        assert!(html.contains("No PHQ-9 scores on record."));
+        assert!(!html.contains("<polyline"));
     }
 
     #[test]
