@@ -166,10 +166,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = options()?;
     let budget = Duration::from_secs(o.seconds);
     let mut settings = Settings::default();
-    settings.grpc.listen = "127.0.0.1:0".into();
+    settings.grpc.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     settings.grpc.max_concurrent_calls = 1024;
     if let Some(fhir) = &o.fhir {
-        settings.fhir.base_url = fhir.clone();
+        settings.fhir.base_url = Some(fhir.parse()?);
     }
     let screener = Arc::new(Screener::new(&settings, &Secrets::default())?);
     let bound = trdscreen::grpc::server::bind(&settings, screener).await?;

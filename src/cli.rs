@@ -14,7 +14,7 @@ use crate::grpc;
 use crate::knowledge::Knowledge;
 use crate::output::{self, OutputError};
 use crate::service::{Screener, WriteBackRequest, today};
-use crate::settings::{LogFormat, Settings};
+use crate::settings::{LogFormat, Secrets, Settings};
 use crate::telemetry;
 use crate::{render, screening};
 use clap::error::ErrorKind;
@@ -370,8 +370,13 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Settings, secrets and the screener, or the exit code and message of what is wrong.
+/// Settings and the screener, or the exit code and message of what is wrong.
 fn start(config: Option<&Path>) -> Result<(Settings, Screener), ExitCode> {
+    start_with_secrets(config).map(|(settings, _, screener)| (settings, screener))
+}
+
+/// Settings, secrets and the screener, or the exit code and message of what is wrong.
+fn start_with_secrets(config: Option<&Path>) -> Result<(Settings, Secrets, Screener), ExitCode> {
     let env = |name: &str| std::env::var(name).ok();
     let settings = Settings::load(config, &env).map_err(|e| fail(Exit::Refused, &e.to_string()))?;
     let secrets = settings
@@ -379,17 +384,19 @@ fn start(config: Option<&Path>) -> Result<(Settings, Screener), ExitCode> {
         .map_err(|e| fail(Exit::Refused, &e.to_string()))?;
     let screener =
         Screener::new(&settings, &secrets).map_err(|e| fail(Exit::of_start(&e), &e.to_string()))?;
-    Ok((settings, screener))
+    Ok((settings, secrets, screener))
 }
 
 /// Metrics, traces and logs as `[telemetry]` says, with the build info of the knowledge in use;
 /// for `serve` and the nightly job. Call it inside the Tokio runtime; keep the guard to the end.
+/// `alongside`: routes served beside `/metrics` (no patient data).
 pub fn start_telemetry(
     settings: &Settings,
     knowledge: &Knowledge,
+    alongside: axum::Router,
 ) -> Result<telemetry::TelemetryGuard, ExitCode> {
-    let guard =
-        telemetry::init(&settings.telemetry).map_err(|e| fail(Exit::Failed, &e.to_string()))?;
+    let guard = telemetry::init(&settings.telemetry, alongside)
+        .map_err(|e| fail(Exit::Failed, &e.to_string()))?;
     telemetry::record_build_info(&knowledge.ruleset_version);
     Ok(guard)
 }
@@ -407,19 +414,38 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 fn serve(config: Option<&Path>) -> ExitCode {
-    let (settings, screener) = match start(config) {
+    let (settings, secrets, screener) = match start_with_secrets(config) {
         Ok(started) => started,
         Err(code) => return code,
     };
+    // The SMART client's public keys, for the EHR to fetch from the metrics port.
+    let jwks = match crate::auth::jwks::smart_client_jwks(&settings.fhir.auth, &secrets) {
+        Ok(jwks) => jwks,
+        Err(e) => return fail(Exit::of_start(&e), &e.to_string()),
+    };
+    drop(secrets);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     rt.block_on(async {
-        let _telemetry = match start_telemetry(&settings, screener.knowledge()) {
+        let publishes_keys = jwks.is_some();
+        let alongside = jwks.map(crate::auth::jwks_router).unwrap_or_default();
+        let telemetry_guard = match start_telemetry(&settings, screener.knowledge(), alongside) {
             Ok(guard) => guard,
             Err(code) => return code,
         };
+        match (publishes_keys, telemetry_guard.metrics_address()) {
+            (true, Some(address)) => tracing::info!(
+                %address,
+                path = crate::auth::JWKS_PATH,
+                "publishing the SMART client's public keys"
+            ),
+            (true, None) => tracing::warn!(
+                "telemetry.metrics_listen is empty: the SMART client's public keys (JWKS) are not published"
+            ),
+            (false, _) => {}
+        }
         let bound = match grpc::server::bind(&settings, Arc::new(screener)).await {
             Ok(bound) => bound,
             Err(e) => {
@@ -580,8 +606,9 @@ fn batch(args: BatchArgs) -> ExitCode {
     // A job's pod is gone before a scrape: its metrics leave by OTLP only, and no /metrics port
     // is opened (so jobs never compete for it with each other or with the service).
     let mut job_settings = settings.clone();
-    job_settings.telemetry.metrics_listen = String::new();
-    let _telemetry = match start_telemetry(&job_settings, screener.knowledge()) {
+    job_settings.telemetry.metrics_listen = None;
+    let _telemetry = match start_telemetry(&job_settings, screener.knowledge(), axum::Router::new())
+    {
         Ok(guard) => guard,
         Err(code) => return code,
     };

@@ -15,6 +15,7 @@ pub mod allocator;
 pub mod audit;
 pub mod auth;
 pub mod batch;
+pub mod cds;
 pub mod cli;
 pub mod error;
 pub mod fhir;

@@ -57,10 +57,9 @@ impl Screener {
                 .map_err(|e| Error::NotConfigured(summary!("{}", e)))?,
             None => Knowledge::embedded(),
         };
-        let fhir = if settings.fhir.base_url.is_empty() {
-            None
-        } else {
-            Some(FhirClient::new(&settings.fhir, secrets)?)
+        let fhir = match &settings.fhir.base_url {
+            None => None,
+            Some(_) => Some(FhirClient::new(&settings.fhir, secrets)?),
         };
         Ok(Screener {
             knowledge: Arc::new(knowledge),

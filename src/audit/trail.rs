@@ -139,14 +139,14 @@ impl AuditTrail {
     /// with the `[fhir]` client settings and credentials.
     pub fn open(settings: &Settings, secrets: &Secrets) -> Result<AuditTrail> {
         let audit = &settings.audit;
-        if audit.base_url.is_empty() {
+        let Some(base_url) = &audit.base_url else {
             return Ok(AuditTrail::off());
-        }
+        };
         let dir = audit.spill_dir.as_deref().ok_or(Error::NotConfigured(
             "audit.base_url needs audit.spill_dir".into(),
         ))?;
         let mut fhir = settings.fhir.clone();
-        fhir.base_url = audit.base_url.clone();
+        fhir.base_url = Some(base_url.clone());
         let client = FhirClient::new(&fhir, secrets)?;
         let queue = AuditQueue::open(
             dir,
@@ -161,7 +161,7 @@ impl AuditTrail {
                 queue: Arc::new(queue),
                 service: audit.service_name.clone(),
                 when_unrecorded: audit.when_unrecorded,
-                retry_interval: Duration::from_millis(audit.retry_interval_ms),
+                retry_interval: audit.retry_interval,
             }),
         };
         trail.report_level();
@@ -253,8 +253,8 @@ impl AuditTrail {
             let queue = queue.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
                     report(&queue);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             })
         };

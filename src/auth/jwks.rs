@@ -6,10 +6,13 @@
 //! then drop the old one.
 //!
 //! Each key's `kid` is the configured one or, by default, its RFC 7638 thumbprint (SHA-256), which
-//! the signer then puts in its assertions' header. Served at `GET /.well-known/jwks.json` as
-//! `application/jwk-set+json` on a port that serves no patient data (the metrics or health port).
+//! the signer then puts in its assertions' header: both take it from [`key_id`]. Served at
+//! `GET /.well-known/jwks.json` as `application/jwk-set+json` on the metrics port
+//! (`telemetry.metrics_listen`), which serves no patient data, whenever `fhir.auth.mode = "smart"`
+//! ([`smart_client_jwks`]).
 
 use crate::error::{Error, Result};
+use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
 use crate::summary;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -28,6 +31,49 @@ pub struct PublishedKey<'a> {
     pub algorithm: Algorithm,
     /// The `kid`; default: the key's thumbprint.
     pub kid: Option<&'a str>,
+}
+
+/// The JOSE algorithm of a SMART signing algorithm setting.
+pub const fn jose_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
+    match algorithm {
+        SigningAlgorithm::RS384 => Algorithm::RS384,
+        SigningAlgorithm::ES384 => Algorithm::ES384,
+    }
+}
+
+/// The `kid` a key is published under and signs with: the configured one, else its RFC 7638
+/// thumbprint.
+pub fn key_id(key: &PublishedKey) -> Result<String> {
+    public_jwk(key)?
+        .common
+        .key_id
+        .ok_or_else(|| Error::NotConfigured("a published key has no kid".into()))
+}
+
+/// The JWKS of the SMART client's keys (current, then next when one is configured) when
+/// `fhir.auth.mode = "smart"`; `None` otherwise.
+pub fn smart_client_jwks(settings: &AuthSettings, secrets: &Secrets) -> Result<Option<String>> {
+    if settings.mode != AuthMode::Smart {
+        return Ok(None);
+    }
+    let algorithm = jose_algorithm(settings.algorithm);
+    let current = secrets
+        .private_key_pem
+        .as_deref()
+        .ok_or_else(|| Error::NotConfigured("no SMART private key was read".into()))?;
+    let mut keys = vec![PublishedKey {
+        pem: current,
+        algorithm,
+        kid: settings.key_id.as_deref(),
+    }];
+    if let Some(next) = secrets.next_private_key_pem.as_deref() {
+        keys.push(PublishedKey {
+            pem: next,
+            algorithm,
+            kid: settings.next_key_id.as_deref(),
+        });
+    }
+    public_jwks(&keys).map(Some)
 }
 
 /// The public JWK of a private key, with its `kid`, `alg` and `use: sig`. Only public parameters
@@ -98,4 +144,98 @@ pub fn jwks_router(jwks: String) -> axum::Router {
             }
         }),
     )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A private key made with openssl (PKCS#8 PEM): `RSA` or `EC` (P-384).
+    pub(crate) fn private_key(kind: &str) -> Vec<u8> {
+        let options: &[&str] = match kind {
+            "RSA" => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+            _ => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        };
+        let out = std::process::Command::new("openssl")
+            .arg("genpkey")
+            .args(options)
+            .output()
+            .expect("openssl makes the test keys");
+        assert!(out.status.success());
+        out.stdout
+    }
+
+    #[test]
+    fn a_key_is_published_under_its_configured_kid_or_its_thumbprint_with_public_parameters_only() {
+        let rsa = private_key("RSA");
+        let ec = private_key("EC");
+        let keys = [
+            PublishedKey {
+                pem: &rsa,
+                algorithm: Algorithm::RS384,
+                kid: Some("2026-12"),
+            },
+            PublishedKey {
+                pem: &ec,
+                algorithm: Algorithm::ES384,
+                kid: None,
+            },
+        ];
+        let set: serde_json::Value = serde_json::from_str(&public_jwks(&keys).unwrap()).unwrap();
+        let published = set["keys"].as_array().unwrap();
+        assert_eq!(published[0]["kid"], "2026-12");
+        assert_eq!(published[0]["alg"], "RS384");
+        let thumbprint = public_jwk(&keys[1])
+            .unwrap()
+            .thumbprint(ThumbprintHash::SHA256)
+            .unwrap();
+        assert_eq!(published[1]["kid"], thumbprint.as_str());
+        assert_eq!(key_id(&keys[1]).unwrap(), thumbprint);
+        assert_eq!(published[1]["crv"], "P-384");
+        for key in published {
+            for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+                assert!(key.get(private).is_none(), "{private} in {key}");
+            }
+        }
+        // The same key twice has the same kid: refused, as is a key of another algorithm.
+        let twice = [keys[1], keys[1]];
+        assert!(
+            public_jwks(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("same kid")
+        );
+        let mislabelled = PublishedKey {
+            pem: &ec,
+            algorithm: Algorithm::RS384,
+            kid: None,
+        };
+        assert!(public_jwk(&mislabelled).is_err());
+    }
+
+    #[test]
+    fn only_smart_auth_publishes_keys_and_the_next_key_follows_the_current() {
+        let (current, next) = (private_key("RSA"), private_key("RSA"));
+        let secrets = Secrets {
+            private_key_pem: Some(current),
+            next_private_key_pem: Some(next),
+            ..Secrets::default()
+        };
+        let mut settings = AuthSettings::default();
+        assert_eq!(smart_client_jwks(&settings, &secrets).unwrap(), None);
+        settings.mode = AuthMode::Smart;
+        settings.next_key_id = Some("next".into());
+        let set: serde_json::Value =
+            serde_json::from_str(&smart_client_jwks(&settings, &secrets).unwrap().unwrap())
+                .unwrap();
+        let kids: Vec<&str> = set["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids.len(), 2);
+        assert_ne!(kids[0], "next");
+        assert_eq!(kids[1], "next");
+    }
 }

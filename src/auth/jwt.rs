@@ -22,6 +22,7 @@
 use super::permission::{Caller, Permissions};
 use crate::error::{Error, Result};
 use crate::fhir::body::{self, BodyError};
+use crate::settings::values::{HttpUrl, empty_is_off, seconds};
 use crate::summary;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, errors::ErrorKind};
@@ -50,26 +51,35 @@ const MIN_RSA_MODULUS_BYTES: usize = 256;
 #[serde(default, deny_unknown_fields)]
 pub struct JwtSettings {
     /// The identity provider's issuer URL, exactly as its tokens' `iss` and its metadata's
-    /// `issuer` say. `https`, or `http` on a loopback address (tests).
-    pub issuer: String,
+    /// `issuer` say. `https`, or `http` on a loopback address (tests). Empty: none (then
+    /// `authentication = "jwt"` is refused).
+    #[serde(with = "empty_is_off")]
+    pub issuer: Option<HttpUrl>,
     /// The audiences accepted in `aud`: this service's resource identifier(s). At least one. In a
     /// settings file a list or one text of comma-separated values (as an environment variable
     /// gives it).
     #[serde(with = "comma_list")]
     pub audiences: Vec<String>,
     /// The JWKS URL; default: the `jwks_uri` of the issuer's metadata.
-    pub jwks_url: Option<String>,
+    #[serde(deserialize_with = "empty_is_off::deserialize")]
+    pub jwks_url: Option<HttpUrl>,
     /// Clock skew allowed on `exp` and `nbf`.
-    pub leeway_secs: u64,
+    #[serde(rename = "leeway_secs", with = "seconds")]
+    pub leeway: Duration,
     /// A token naming an unknown `kid` fetches the keys again at most this often.
-    pub jwks_refresh_min_interval_secs: u64,
+    #[serde(rename = "jwks_refresh_min_interval_secs", with = "seconds")]
+    pub jwks_refresh_min_interval: Duration,
     /// Keys older than this are fetched again before use (kept if that fails).
-    pub jwks_max_age_secs: u64,
+    #[serde(rename = "jwks_max_age_secs", with = "seconds")]
+    pub jwks_max_age: Duration,
     /// After a failed fetch, the issuer is asked again only this much later (requests meanwhile
     /// use the cached keys, or are refused `UNAVAILABLE` when there are none).
-    pub jwks_retry_after_failure_secs: u64,
-    pub timeout_secs: u64,
-    pub connect_timeout_secs: u64,
+    #[serde(rename = "jwks_retry_after_failure_secs", with = "seconds")]
+    pub jwks_retry_after_failure: Duration,
+    #[serde(rename = "timeout_secs", with = "seconds")]
+    pub timeout: Duration,
+    #[serde(rename = "connect_timeout_secs", with = "seconds")]
+    pub connect_timeout: Duration,
     /// Largest metadata document or JWKS read.
     pub max_document_bytes: u64,
     /// Also accept tokens typed `JWT` or untyped (identity providers that do not follow RFC 9068's
@@ -78,7 +88,7 @@ pub struct JwtSettings {
 }
 
 /// A list written as a TOML list or as one comma-separated text; written back as the text.
-mod comma_list {
+pub mod comma_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
     #[derive(Deserialize)]
@@ -108,15 +118,15 @@ mod comma_list {
 impl Default for JwtSettings {
     fn default() -> Self {
         JwtSettings {
-            issuer: String::new(),
+            issuer: None,
             audiences: Vec::new(),
             jwks_url: None,
-            leeway_secs: 30,
-            jwks_refresh_min_interval_secs: 60,
-            jwks_max_age_secs: 3600,
-            jwks_retry_after_failure_secs: 10,
-            timeout_secs: 10,
-            connect_timeout_secs: 5,
+            leeway: Duration::from_secs(30),
+            jwks_refresh_min_interval: Duration::from_secs(60),
+            jwks_max_age: Duration::from_secs(3600),
+            jwks_retry_after_failure: Duration::from_secs(10),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
             max_document_bytes: 256 * 1024,
             accept_jwt_typ: false,
         }
@@ -150,6 +160,8 @@ pub fn bearer_token(authorization: Option<&str>) -> Result<&str> {
 /// Verifies access tokens of one issuer. Shared by every request (`Arc<JwtVerifier>`).
 pub struct JwtVerifier {
     settings: JwtSettings,
+    /// `settings.issuer`, which a verifier has.
+    issuer: HttpUrl,
     http: reqwest::Client,
     keys: RwLock<KeySet>,
     fetch: Mutex<FetchState>,
@@ -240,26 +252,31 @@ impl Scope {
 impl JwtVerifier {
     /// A verifier for `settings`; no request is made until the first token.
     pub fn new(settings: &JwtSettings) -> Result<JwtVerifier> {
-        check_url(&settings.issuer, "auth.jwt.issuer")?;
+        let issuer = settings
+            .issuer
+            .clone()
+            .ok_or(Error::NotConfigured("auth.jwt.issuer is not set".into()))?;
+        check_secure(issuer.url(), "auth.jwt.issuer")?;
         if let Some(url) = &settings.jwks_url {
-            check_url(url, "auth.jwt.jwks_url")?;
+            check_secure(url.url(), "auth.jwt.jwks_url")?;
         }
         if settings.audiences.iter().all(|a| a.is_empty()) {
             return Err(Error::NotConfigured("auth.jwt.audiences is empty".into()));
         }
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.timeout_secs))
-            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("trdscreen/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| Error::NotConfigured("cannot build the HTTP client".into()))?;
         Ok(JwtVerifier {
             settings: settings.clone(),
+            issuer,
             http,
             keys: RwLock::new(KeySet::default()),
             fetch: Mutex::new(FetchState {
-                jwks_url: settings.jwks_url.clone(),
+                jwks_url: settings.jwks_url.as_ref().map(|u| u.as_str().to_owned()),
                 last_unknown_kid_fetch: None,
                 last_failure: None,
             }),
@@ -272,8 +289,12 @@ impl JwtVerifier {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// The caller a bearer access token names, once the token is verified.
-    pub async fn verify(&self, token: &str) -> Result<Caller> {
+    /// The header and claims of a token once its signature, `iss`, `aud`, `exp` and `nbf` are
+    /// verified (the other claims are the caller's to check).
+    pub async fn verified<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<(Header, T)> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Error::Unauthenticated(
                 "the access token is too long".into(),
@@ -310,17 +331,22 @@ impl JwtVerifier {
         };
 
         let mut validation = Validation::new(header.alg);
-        validation.leeway = self.settings.leeway_secs;
+        validation.leeway = self.settings.leeway.as_secs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.validate_aud = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_issuer(&[self.issuer.as_str()]);
         validation.set_audience(&self.settings.audiences);
-        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<T>(token, &key, &validation)
             .map_err(|e| refusal(e.kind()))?
             .claims;
+        Ok((header, claims))
+    }
 
+    /// The caller a bearer access token names, once the token is verified.
+    pub async fn verify(&self, token: &str) -> Result<Caller> {
+        let (_, claims) = self.verified::<Claims>(token).await?;
         let id = claims
             .client_id
             .or(claims.sub)
@@ -340,7 +366,7 @@ impl JwtVerifier {
         }
         Ok(Caller {
             id,
-            issuer: self.settings.issuer.clone(),
+            issuer: self.issuer.as_str().to_owned(),
             permissions,
         })
     }
@@ -373,7 +399,7 @@ impl JwtVerifier {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         match keys.fetched {
             None => true,
-            Some(at) => at.elapsed() > Duration::from_secs(self.settings.jwks_max_age_secs),
+            Some(at) => at.elapsed() > self.settings.jwks_max_age,
         }
     }
 
@@ -416,7 +442,7 @@ impl JwtVerifier {
                 if !self.stale() {
                     return Ok(()); // another request fetched them while this one waited
                 }
-                let retry = Duration::from_secs(self.settings.jwks_retry_after_failure_secs);
+                let retry = self.settings.jwks_retry_after_failure;
                 if let Some((at, error)) = &state.last_failure
                     && now.duration_since(*at) < retry
                 {
@@ -437,7 +463,7 @@ impl JwtVerifier {
                 if current != generation {
                     return Ok(()); // fetched meanwhile: look again
                 }
-                let interval = Duration::from_secs(self.settings.jwks_refresh_min_interval_secs);
+                let interval = self.settings.jwks_refresh_min_interval;
                 if state
                     .last_unknown_kid_fetch
                     .is_some_and(|at| now.duration_since(at) < interval)
@@ -479,7 +505,7 @@ impl JwtVerifier {
     }
 
     async fn discover(&self) -> Result<String> {
-        let issuer = self.settings.issuer.trim_end_matches('/');
+        let issuer = self.issuer.as_str().trim_end_matches('/');
         let mut metadata = None;
         for path in [
             "/.well-known/openid-configuration",
@@ -499,7 +525,7 @@ impl JwtVerifier {
         let metadata: Metadata = serde_json::from_slice(&body).map_err(|_| {
             Error::BadGateway("the identity provider's metadata is not JSON".into())
         })?;
-        if metadata.issuer.as_deref() != Some(self.settings.issuer.as_str()) {
+        if metadata.issuer.as_deref() != Some(self.issuer.as_str()) {
             return Err(Error::BadGateway(
                 "the identity provider's metadata names another issuer than auth.jwt.issuer".into(),
             ));
@@ -671,6 +697,11 @@ fn refusal(kind: &ErrorKind) -> Error {
 fn check_url(url: &str, name: &'static str) -> Result<()> {
     let parsed = url::Url::parse(url)
         .map_err(|_| Error::NotConfigured(summary!("{} is not a URL", name)))?;
+    check_secure(&parsed, name)
+}
+
+/// [`check_url`] of a URL already parsed.
+fn check_secure(parsed: &url::Url, name: &'static str) -> Result<()> {
     let loopback = match parsed.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -727,7 +758,7 @@ mod tests {
     #[test]
     fn a_verifier_needs_an_issuer_and_an_audience() {
         let mut settings = JwtSettings {
-            issuer: "https://idp.example".into(),
+            issuer: Some("https://idp.example".parse().unwrap()),
             ..JwtSettings::default()
         };
         assert!(matches!(
@@ -736,7 +767,7 @@ mod tests {
         ));
         settings.audiences = vec!["urn:trdscreen".into()];
         assert!(JwtVerifier::new(&settings).is_ok());
-        settings.issuer = "http://idp.example".into();
+        settings.issuer = Some("http://idp.example".parse().unwrap());
         assert!(matches!(
             JwtVerifier::new(&settings),
             Err(Error::NotConfigured(_))

@@ -18,7 +18,7 @@ pub mod permission;
 pub mod rate;
 
 pub use jwks::{JWKS_PATH, PublishedKey, jwks_router, public_jwk, public_jwks};
-pub use jwt::{JwtSettings, JwtVerifier, bearer_token};
+pub use jwt::{JwtSettings, JwtVerifier, bearer_token, comma_list};
 pub use mtls::{MtlsSettings, certificate_caller, certificate_identity};
 pub use permission::{Caller, Permission, Permissions};
 pub use rate::{Limited, RateLimiter, RateSettings};

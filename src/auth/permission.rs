@@ -106,10 +106,11 @@ impl fmt::Debug for Permissions {
     }
 }
 
-/// Who asks, as a verified token names them.
+/// Who asks, as a verified token or client certificate names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The token's `client_id` (RFC 9068), else its `sub`: the identity the audit trail records.
+    /// The token's `client_id` (RFC 9068), else its `sub`, or the client certificate's URI or DNS
+    /// name: the identity the audit trail records.
     /// Checked to be 1 to 255 printable ASCII characters; still the issuer's text, so it goes to
     /// the audit trail only, never into an error or a log line.
     pub id: String,
@@ -126,7 +127,7 @@ impl Caller {
             Ok(())
         } else {
             Err(Error::PermissionDenied(summary!(
-                "the access token does not grant the scope {}",
+                "the caller is not granted the scope {}",
                 permission
             )))
         }
@@ -181,7 +182,7 @@ mod tests {
         let refused = caller.require(Permission::ScreeningWrite).unwrap_err();
         assert_eq!(
             refused.to_string(),
-            "permission denied: the access token does not grant the scope screening.write"
+            "permission denied: the caller is not granted the scope screening.write"
         );
         assert!(
             caller

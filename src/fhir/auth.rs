@@ -5,6 +5,7 @@
 use super::body::{self, BodyError};
 use super::retry::{AskedWait, Attempt, Rules, Stop, with_retries};
 use super::transport::{Transport, observed, request_span, traced};
+use crate::auth::jwks::{self, PublishedKey};
 use crate::error::{Error, Result};
 use crate::settings::{AuthMode, AuthSettings, Secrets, SigningAlgorithm};
 use crate::summary;
@@ -44,7 +45,8 @@ pub struct Smart {
     client_id: String,
     key: EncodingKey,
     algorithm: Algorithm,
-    key_id: Option<String>,
+    /// The key's `kid` in the published JWKS ([`jwks::key_id`]).
+    key_id: String,
     scope: String,
     configured_token_url: Option<String>,
     base: String,
@@ -92,9 +94,10 @@ impl Auth {
                     .private_key_pem
                     .as_deref()
                     .ok_or_else(|| Error::NotConfigured("no SMART private key was read".into()))?;
-                let (key, algorithm) = match settings.algorithm {
-                    SigningAlgorithm::RS384 => (EncodingKey::from_rsa_pem(pem), Algorithm::RS384),
-                    SigningAlgorithm::ES384 => (EncodingKey::from_ec_pem(pem), Algorithm::ES384),
+                let algorithm = jwks::jose_algorithm(settings.algorithm);
+                let key = match settings.algorithm {
+                    SigningAlgorithm::RS384 => EncodingKey::from_rsa_pem(pem),
+                    SigningAlgorithm::ES384 => EncodingKey::from_ec_pem(pem),
                 };
                 let key = key.map_err(|_| {
                     Error::NotConfigured(summary!(
@@ -105,13 +108,22 @@ impl Auth {
                         }
                     ))
                 })?;
+                // The kid the published JWKS gives this key, so the EHR finds it by its kid.
+                let key_id = jwks::key_id(&PublishedKey {
+                    pem,
+                    algorithm,
+                    kid: settings.key_id.as_deref(),
+                })?;
                 Ok(Auth::Smart(Box::new(Smart {
                     client_id: settings.client_id.clone(),
                     key,
                     algorithm,
-                    key_id: settings.key_id.clone(),
+                    key_id,
                     scope: settings.scope.clone(),
-                    configured_token_url: settings.token_url.clone(),
+                    configured_token_url: settings
+                        .token_url
+                        .as_ref()
+                        .map(|u| u.as_str().to_owned()),
                     base: base.to_owned(),
                     state: Mutex::new(TokenState::default()),
                 })))
@@ -198,7 +210,7 @@ impl Smart {
             .map_err(|_| Error::NotConfigured("the system clock is before 1970".into()))?
             .as_secs();
         let mut header = Header::new(self.algorithm);
-        header.kid = self.key_id.clone();
+        header.kid = Some(self.key_id.clone());
         header.typ = Some("JWT".into());
         let claims = Claims {
             iss: &self.client_id,
@@ -379,4 +391,49 @@ fn random_id() -> Result<String> {
     getrandom::fill(&mut bytes)
         .map_err(|_| Error::NotConfigured("no random numbers from the operating system".into()))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwks::tests::private_key;
+
+    fn assertion_kid(settings: &AuthSettings, pem: &[u8]) -> Option<String> {
+        let secrets = Secrets {
+            private_key_pem: Some(pem.to_vec()),
+            ..Secrets::default()
+        };
+        let Ok(Auth::Smart(smart)) = Auth::from_settings(settings, &secrets, "http://fhir.test")
+        else {
+            panic!("a SMART client");
+        };
+        let assertion = smart.assertion("http://fhir.test/token").unwrap();
+        jsonwebtoken::decode_header(&assertion).unwrap().kid
+    }
+
+    #[test]
+    fn the_assertion_names_the_kid_the_published_set_gives_the_current_key() {
+        let pem = private_key("EC");
+        let mut settings = AuthSettings {
+            mode: AuthMode::Smart,
+            client_id: "trdscreen".into(),
+            algorithm: SigningAlgorithm::ES384,
+            ..AuthSettings::default()
+        };
+        let secrets = Secrets {
+            private_key_pem: Some(pem.clone()),
+            ..Secrets::default()
+        };
+        let published = |settings: &AuthSettings| {
+            let set = jwks::smart_client_jwks(settings, &secrets)
+                .unwrap()
+                .unwrap();
+            let set: serde_json::Value = serde_json::from_str(&set).unwrap();
+            set["keys"][0]["kid"].as_str().map(str::to_owned)
+        };
+        assert_eq!(assertion_kid(&settings, &pem), published(&settings));
+        settings.key_id = Some("2026-12".into());
+        assert_eq!(assertion_kid(&settings, &pem).as_deref(), Some("2026-12"));
+        assert_eq!(published(&settings).as_deref(), Some("2026-12"));
+    }
 }

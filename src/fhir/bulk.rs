@@ -283,7 +283,7 @@ pub async fn export_unless_refused(
     mut progress: impl FnMut(ExportProgress),
 ) -> Result<Option<ExportOutcome>> {
     download::prepare(dest).await?;
-    let deadline = Instant::now() + std::time::Duration::from_secs(settings.max_wait_secs);
+    let deadline = Instant::now() + settings.max_wait;
     let mut type_filter = if request.type_filter.is_empty() {
         TypeFilterOutcome::NotAsked
     } else {
@@ -361,8 +361,7 @@ async fn kick_off(
         ExportLevel::Patient => "Patient/$export".to_owned(),
         ExportLevel::Group(id) => format!("Group/{}/$export", id.as_str()),
     };
-    let mut url = url::Url::parse(&client.url(&path))
-        .map_err(|_| Error::NotConfigured("fhir.base_url is not a URL".into()))?;
+    let mut url = client.endpoint(&path);
     let mut params: Vec<(&str, String)> =
         vec![("_outputFormat", "application/fhir+ndjson".to_owned())];
     if !request.types.is_empty() {

@@ -33,6 +33,8 @@ pub struct FhirClient {
     transport: Transport,
     /// The base URL without a trailing slash.
     base: String,
+    /// The base URL parsed, for the URLs that get query parameters.
+    base_url: url::Url,
     origin: url::Origin,
     auth: Auth,
     page_size: u32,
@@ -124,16 +126,13 @@ pub enum Idempotent {
 
 impl FhirClient {
     pub fn new(settings: &FhirSettings, secrets: &Secrets) -> Result<FhirClient> {
-        if settings.base_url.is_empty() {
+        let Some(base_url) = &settings.base_url else {
             return Err(Error::NotConfigured("fhir.base_url is not set".into()));
-        }
-        let base = settings.base_url.trim_end_matches('/').to_owned();
-        let origin = url::Url::parse(&base)
-            .map_err(|_| Error::NotConfigured("fhir.base_url is not a URL".into()))?
-            .origin();
+        };
+        let base = base_url.as_str().trim_end_matches('/').to_owned();
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.timeout_secs))
-            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("trdscreen/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -144,14 +143,15 @@ impl FhirClient {
                 http,
                 retry: RetryPolicy {
                     max_retries: settings.max_retries,
-                    base: Duration::from_millis(settings.retry_base_ms),
-                    retry_after_cap: Duration::from_secs(settings.retry_after_cap_secs),
+                    base: settings.retry_base,
+                    retry_after_cap: settings.retry_after_cap,
                 },
                 max_response_bytes: usize::try_from(settings.max_response_bytes)
                     .unwrap_or(usize::MAX),
             },
             base,
-            origin,
+            origin: base_url.url().origin(),
+            base_url: base_url.url().clone(),
             page_size: settings.page_size,
             page_cap: settings.page_cap,
         })
@@ -174,6 +174,14 @@ impl FhirClient {
     /// `{base}/{path}`; `path` is built by this crate from validated ids and fixed parameter names.
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path)
+    }
+
+    /// [`url`](Self::url) parsed, to add query parameters to.
+    pub(crate) fn endpoint(&self, path: &str) -> url::Url {
+        let mut url = self.base_url.clone();
+        let joined = format!("{}/{}", url.path().trim_end_matches('/'), path);
+        url.set_path(&joined);
+        url
     }
 
     /// Reads `Type/id`; `None` when the server says it does not exist (404 or 410).
@@ -207,8 +215,7 @@ impl FhirClient {
         params: &[(&str, &str)],
         (page_cap, cap_name): (u32, &'static str),
     ) -> Result<Vec<SearchEntry>> {
-        let mut url = url::Url::parse(&self.url(resource_type))
-            .map_err(|_| Error::NotConfigured("fhir.base_url is not a URL".into()))?;
+        let mut url = self.endpoint(resource_type);
         {
             let mut query = url.query_pairs_mut();
             for (name, value) in params {

@@ -7,7 +7,9 @@ use super::whole::WholeRecord;
 use super::{GroupId, MedicationId, PatientId, PatientRecord};
 use crate::error::{Error, Result};
 use crate::knowledge::Knowledge;
+use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::collections::BTreeSet;
 
 /// Medications read one by one when the server did not include them: a cap keeps a pathological
@@ -25,25 +27,73 @@ pub async fn patient_record(
     id: &PatientId,
     k: &Knowledge,
 ) -> Result<WholeRecord> {
-    let Some(patient) = client.read("Patient", id.as_str()).await? else {
-        return Err(Error::NotFound(
-            "the FHIR server has no such Patient".into(),
-        ));
+    patient_record_with(client.base(), Some(client), id, k, Given::default())
+        .await
+        .map(|(record, _)| record)
+}
+
+/// What a caller already holds of a patient's record (a CDS client's prefetch): the Patient and any
+/// of the five searches of [`searches`], by position, each whole (its last page).
+#[derive(Default)]
+pub struct Given {
+    pub patient: Option<Box<RawValue>>,
+    pub searches: [Option<Vec<SearchEntry>>; 5],
+}
+
+/// The record from what is `given`, the rest read through `client` (none: the rest cannot be had,
+/// `Unavailable`); `base` is the server the record comes from. Also says how many of the six parts
+/// (the Patient, the five searches) and Medication reads were asked of the server.
+pub async fn patient_record_with(
+    base: &str,
+    client: Option<&FhirClient>,
+    id: &PatientId,
+    k: &Knowledge,
+    given: Given,
+) -> Result<(WholeRecord, usize)> {
+    let mut asked = 0;
+    let patient = match (given.patient, client) {
+        (Some(patient), _) => Bytes::copy_from_slice(patient.get().as_bytes()),
+        (None, Some(client)) => {
+            asked += 1;
+            let Some(patient) = client.read("Patient", id.as_str()).await? else {
+                return Err(Error::NotFound(
+                    "the FHIR server has no such Patient".into(),
+                ));
+            };
+            patient.body
+        }
+        (None, None) => return Err(cannot_be_had()),
     };
-    check_is_patient(&patient.body)?;
+    check_is_patient(&patient)?;
     let subject = format!("Patient/{id}");
     let plan = searches(id, k);
-    let search = |i: usize| {
+    let [g0, g1, g2, g3, g4] = given.searches;
+    asked += [&g0, &g1, &g2, &g3, &g4]
+        .iter()
+        .filter(|g| g.is_none())
+        .count();
+    let search = |i: usize, given: Option<Vec<SearchEntry>>| {
         let (resource_type, params) = &plan[i];
         let params: Vec<(&str, &str)> = params.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        async move { client.search(resource_type, &params).await }
+        async move {
+            match (given, client) {
+                (Some(entries), _) => Ok(entries),
+                (None, Some(client)) => client.search(resource_type, &params).await,
+                (None, None) => Err(cannot_be_had()),
+            }
+        }
     };
-    let (requests, statements, observations, conditions, procedures) =
-        tokio::try_join!(search(0), search(1), search(2), search(3), search(4))?;
-    let patient_url = client.url(&subject);
+    let (requests, statements, observations, conditions, procedures) = tokio::try_join!(
+        search(0, g0),
+        search(1, g1),
+        search(2, g2),
+        search(3, g3),
+        search(4, g4)
+    )?;
+    let patient_url = format!("{}/{subject}", base.trim_end_matches('/'));
     let mut record = PatientRecord::new(id.clone(), Some(patient_url.clone()));
     // The Patient itself: whether, and when, the patient died.
-    if let Ok(raw) = serde_json::from_slice::<&serde_json::value::RawValue>(&patient.body) {
+    if let Ok(raw) = serde_json::from_slice::<&serde_json::value::RawValue>(&patient) {
         record.add_json(raw, Some(&patient_url), 0);
     }
     let mut position = 1;
@@ -54,8 +104,12 @@ pub async fn patient_record(
     {
         add_entry(&mut record, &entry, &mut position, &mut seen);
     }
-    read_missing_medications(client, &mut record, &mut position, &mut seen).await?;
-    Ok(WholeRecord::read_whole(record))
+    asked += read_missing_medications(base, client, &mut record, &mut position, &mut seen).await?;
+    Ok((WholeRecord::read_whole(record), asked))
+}
+
+fn cannot_be_had() -> Error {
+    Error::Unavailable("part of the record was not given and no FHIR server can be asked".into())
 }
 
 /// The five searches made for one patient after the Patient read, in a fixed order (medication
@@ -149,12 +203,14 @@ fn add_entry(
     *position += 1;
 }
 
+/// Reads the Medications the record references but does not hold; how many were read.
 async fn read_missing_medications(
-    client: &FhirClient,
+    base: &str,
+    client: Option<&FhirClient>,
     record: &mut PatientRecord,
     position: &mut usize,
     seen: &mut BTreeSet<String>,
-) -> Result<()> {
+) -> Result<usize> {
     let have: BTreeSet<&str> = record
         .medications
         .iter()
@@ -166,7 +222,7 @@ async fn read_missing_medications(
         let path = reference.split("/_history/").next().unwrap_or(reference);
         // Only plain references into this server (`Medication/id` or `{base}/Medication/id`).
         let relative = path
-            .strip_prefix(client.base())
+            .strip_prefix(base.trim_end_matches('/'))
             .map(|p| p.trim_start_matches('/'))
             .unwrap_or(path);
         if let Some(id) = relative.strip_prefix("Medication/")
@@ -176,7 +232,15 @@ async fn read_missing_medications(
             missing.insert(id.to_owned());
         }
     }
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let Some(client) = client else {
+        return Err(cannot_be_had());
+    };
+    let mut read = 0;
     for id in missing.into_iter().take(MAX_MEDICATION_READS) {
+        read += 1;
         if let Some(reply) = client.read("Medication", &id).await? {
             let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(&reply.body)
                 .map_err(|_| Error::BadGateway("a Medication read did not return JSON".into()))?;
@@ -188,7 +252,7 @@ async fn read_missing_medications(
             add_entry(record, &entry, position, seen);
         }
     }
-    Ok(())
+    Ok(read)
 }
 
 /// The active members of a Group that are Patients, each once, in the Group's order.

@@ -1,25 +1,38 @@
 //! Who may call: every method that serves patient data asks [`Gate::admit`] first, before any
-//! FHIR request. With `callers.authentication = "jwt"` the caller's bearer token is verified, the
-//! permissions the call needs are required of its scopes, and the caller's rate limit is taken;
-//! with `"none"` every caller is let in (health and reflection never ask).
+//! FHIR request. With `callers.authentication = "jwt"` the caller's bearer token is verified; with
+//! `"mtls"` the caller is the identity of the client certificate the TLS handshake verified
+//! (`request.peer_certs()`); either way the permissions the call needs are required of what the
+//! caller is granted, and the caller's rate limit is taken. With `"none"` every caller is let in
+//! (health and reflection never ask).
 
 use super::status;
 use crate::audit::{self, Requester};
-use crate::auth::{Caller, JwtVerifier, Permission, RateLimiter, bearer_token};
+use crate::auth::{
+    Caller, JwtVerifier, MtlsSettings, Permission, RateLimiter, bearer_token, certificate_caller,
+};
 use crate::error::{Error, Result};
 use crate::settings::{CallerAuthentication, CallerSettings};
 use tonic::{Request, Status};
 
 pub struct Gate {
-    verifier: Option<JwtVerifier>,
+    verifier: Option<Verifier>,
     limiter: RateLimiter,
+}
+
+/// How a caller is told apart.
+enum Verifier {
+    Jwt(Box<JwtVerifier>),
+    Certificate(MtlsSettings),
 }
 
 impl Gate {
     pub fn new(settings: &CallerSettings) -> Result<Gate> {
         let verifier = match settings.authentication {
             CallerAuthentication::None => None,
-            CallerAuthentication::Jwt => Some(JwtVerifier::new(&settings.jwt)?),
+            CallerAuthentication::Jwt => {
+                Some(Verifier::Jwt(Box::new(JwtVerifier::new(&settings.jwt)?)))
+            }
+            CallerAuthentication::Mtls => Some(Verifier::Certificate(settings.mtls.clone())),
         };
         Ok(Gate {
             verifier,
@@ -33,8 +46,9 @@ impl Gate {
     }
 
     /// The caller, when callers are authenticated, once it has every permission in `needs` (the
-    /// first is the one its rate limit is counted against). A missing or bad token is
-    /// `UNAUTHENTICATED`, a missing permission `PERMISSION_DENIED`, a call over the limit
+    /// first is the one its rate limit is counted against). A missing or bad token, or no
+    /// verified client certificate, is `UNAUTHENTICATED`, a missing permission
+    /// `PERMISSION_DENIED`, a call over the limit
     /// `RESOURCE_EXHAUSTED` with `retry-after` (whole seconds) in the status metadata.
     pub async fn admit<T>(
         &self,
@@ -63,17 +77,30 @@ impl Gate {
 
     async fn caller<T>(
         &self,
-        verifier: &JwtVerifier,
+        verifier: &Verifier,
         request: &Request<T>,
         needs: &[Permission],
     ) -> Result<Caller> {
-        let authorization = match request.metadata().get("authorization") {
-            Some(value) => Some(value.to_str().map_err(|_| {
-                Error::Unauthenticated("the authorization header is not a bearer token".into())
-            })?),
-            None => None,
+        let caller = match verifier {
+            Verifier::Jwt(verifier) => {
+                let authorization = match request.metadata().get("authorization") {
+                    Some(value) => Some(value.to_str().map_err(|_| {
+                        Error::Unauthenticated(
+                            "the authorization header is not a bearer token".into(),
+                        )
+                    })?),
+                    None => None,
+                };
+                verifier.verify(bearer_token(authorization)?).await?
+            }
+            // The handshake already verified the chain; without TLS or a certificate there is none.
+            Verifier::Certificate(settings) => {
+                let chain = request.peer_certs().ok_or(Error::Unauthenticated(
+                    "no verified client certificate came with the call".into(),
+                ))?;
+                certificate_caller(&chain, settings)?
+            }
         };
-        let caller = verifier.verify(bearer_token(authorization)?).await?;
         caller.require_all(needs)?;
         Ok(caller)
     }

@@ -42,7 +42,7 @@ impl Service {
             screener,
             gate,
             permits: Arc::new(Semaphore::new(g.max_concurrent_calls)),
-            call_timeout: Duration::from_secs(g.call_timeout_secs),
+            call_timeout: g.call_timeout,
             max_request_bytes: g.max_request_bytes,
             population_concurrency: g.population_concurrency.max(1),
         }

@@ -9,20 +9,35 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// Longest a TLS handshake may take; a client that stalls in it is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound, not yet serving, server: tests bind port 0 and read the address.
 pub struct Bound {
     pub address: SocketAddr,
     listener: TcpListener,
+    /// The CDS Hooks port (`cds.listen`), when it is on.
+    pub cds_address: Option<SocketAddr>,
+    cds_listener: Option<TcpListener>,
     settings: Settings,
     screener: Arc<Screener>,
 }
 
 pub async fn bind(settings: &Settings, screener: Arc<Screener>) -> std::io::Result<Bound> {
-    let listener = TcpListener::bind(&settings.grpc.listen).await?;
+    let listener = TcpListener::bind(settings.grpc.listen).await?;
+    let cds_listener = match settings.cds.listen {
+        None => None,
+        Some(address) => Some(TcpListener::bind(address).await?),
+    };
     Ok(Bound {
         address: listener.local_addr()?,
+        cds_address: cds_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?,
+        cds_listener,
         listener,
         settings: settings.clone(),
         screener,
@@ -44,6 +59,21 @@ impl Bound {
             );
         }
         let audit = self.screener.clone();
+        let (cds_stop, cds_stopped) = tokio::sync::oneshot::channel::<()>();
+        let cds = match self.cds_listener {
+            Some(listener) => {
+                let cds = Arc::new(crate::cds::Cds::new(self.screener.clone(), &self.settings)?);
+                tracing::info!(address = ?self.cds_address, "serving CDS Hooks");
+                Some(tokio::spawn(crate::cds::server::serve(
+                    listener,
+                    cds,
+                    async move {
+                        let _ = cds_stopped.await;
+                    },
+                )))
+            }
+            None => None,
+        };
         let service = Service::new(self.screener, gate, g);
         // tonic's own ceiling (it answers OUT_OF_RANGE above it); the service refuses Bundles over
         // the configured limit with RESOURCE_EXHAUSTED below it.
@@ -66,14 +96,33 @@ impl Bound {
         // never reaches a handler's own deadline); a little later than the handlers' deadline so
         // that theirs, DEADLINE_EXCEEDED, is the one callers see.
         let mut builder = Server::builder()
-            .timeout(Duration::from_secs(g.call_timeout_secs.saturating_add(5)))
+            .timeout(g.call_timeout.saturating_add(Duration::from_secs(5)))
             .layer(super::telemetry::RpcTelemetryLayer)
             .layer(tower::util::MapResponseLayer::new(over_limit_is_exhausted));
         if let (Some(cert), Some(key)) = (&g.tls_cert_file, &g.tls_key_file) {
-            let identity = Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
-            builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+            let identity = Identity::from_pem(
+                read_setting_file(cert, "grpc.tls_cert_file")?,
+                read_setting_file(key, "grpc.tls_key_file")?,
+            );
+            let mut tls = ServerTlsConfig::new()
+                .identity(identity)
+                .timeout(TLS_HANDSHAKE_TIMEOUT);
+            if let Some(bundle) = &g.client_ca_file {
+                // Mutual TLS: a client without a certificate from one of these CAs, within its
+                // validity dates and for client authentication, never completes the handshake.
+                let pem = read_setting_file(bundle, "grpc.client_ca_file")?;
+                let authorities = crate::auth::mtls::check_client_ca_bundle(&pem)?;
+                tls = tls
+                    .client_ca_root(Certificate::from_pem(pem))
+                    .client_auth_optional(false);
+                tracing::info!(
+                    authorities,
+                    "the gRPC port requires a client certificate (mutual TLS)"
+                );
+            }
+            builder = builder.tls_config(tls)?;
         }
-        let grace = Duration::from_secs(g.shutdown_grace_secs);
+        let grace = g.shutdown_grace;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let reporter = health_reporter.clone();
         let signal = async move {
@@ -116,6 +165,10 @@ impl Bound {
             }
         }
         .await;
+        let _ = cds_stop.send(());
+        if let Some(cds) = cds {
+            let _ = cds.await;
+        }
         // The calls are over: what the audit trail still holds is sent, or put on disk.
         let _ = audit_stop.send(());
         if let Some(sender) = audit_sender {
@@ -123,6 +176,16 @@ impl Bound {
         }
         served.map_err(Into::into)
     }
+}
+
+/// A file a setting names, or an error naming the setting and the file (never its content).
+fn read_setting_file(path: &std::path::Path, setting: &str) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot read {setting} {}: {e}", path.display()),
+        )
+    })
 }
 
 /// tonic refuses a message over its decoding limit with OUT_OF_RANGE before any handler runs; the

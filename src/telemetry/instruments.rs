@@ -28,6 +28,9 @@ pub struct Instruments {
     pub audit_queue_records: Gauge<u64>,
     pub audit_spill_bytes: Gauge<u64>,
     pub audit_spilling: Gauge<u64>,
+    pub cds_cards: Counter<u64>,
+    pub cds_feedback: Counter<u64>,
+    pub cds_prefetch: Counter<u64>,
 }
 
 impl Instruments {
@@ -116,6 +119,18 @@ impl Instruments {
                 .u64_gauge("trdscreen.audit.spilling")
                 .with_description("1 while audit records go to the spill file (the endpoint is down or memory is full)")
                 .build(),
+            cds_cards: counter(
+                "trdscreen.cds.cards",
+                "CDS Hooks cards returned, by service and indicator",
+            ),
+            cds_feedback: counter(
+                "trdscreen.cds.feedback",
+                "CDS Hooks card feedback, by service, outcome and override reason",
+            ),
+            cds_prefetch: counter(
+                "trdscreen.cds.record_parts",
+                "Parts of a patient's record a hook took from the prefetch or fetched from the FHIR server",
+            ),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /metrics` in the Prometheus text format, on its own port, served by axum (already in the
-//! dependency graph under tonic). Anything else is 404.
+//! dependency graph under tonic), beside what the service adds that holds no patient data (the
+//! SMART client's JWKS, `/.well-known/jwks.json`). Anything else is 404.
 
 use super::TelemetryError;
 use axum::http::{StatusCode, header};
@@ -18,23 +19,27 @@ impl Running {
     }
 }
 
-/// Binds now (so a taken port is an error at start-up) and serves on the current Tokio runtime.
-pub fn start(address: &str, registry: prometheus::Registry) -> Result<Running, TelemetryError> {
-    let listen_error = |source| TelemetryError::MetricsListen {
-        address: address.to_owned(),
-        source,
-    };
+/// Binds now (so a taken port is an error at start-up) and serves `/metrics` and the routes of
+/// `alongside` on the current Tokio runtime.
+pub fn start(
+    address: std::net::SocketAddr,
+    registry: prometheus::Registry,
+    alongside: axum::Router,
+) -> Result<Running, TelemetryError> {
+    let listen_error = |source| TelemetryError::MetricsListen { address, source };
     let listener = std::net::TcpListener::bind(address).map_err(listen_error)?;
     listener.set_nonblocking(true).map_err(listen_error)?;
     let bound = listener.local_addr().map_err(listen_error)?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(listen_error)?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let registry = registry.clone();
-            async move { exposition(&registry) }
-        }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let registry = registry.clone();
+                async move { exposition(&registry) }
+            }),
+        )
+        .merge(alongside);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let serving = axum::serve(listener, app).with_graceful_shutdown(async {

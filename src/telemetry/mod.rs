@@ -43,7 +43,7 @@ fn instruments() -> Option<&'static Instruments> {
 pub enum TelemetryError {
     #[error("cannot serve metrics on {address}: {source}")]
     MetricsListen {
-        address: String,
+        address: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("cannot set up {what}: {detail}")]
@@ -87,8 +87,12 @@ impl Drop for TelemetryGuard {
 
 /// Sets up metrics, traces and logs for `trdscreen serve` and the nightly job. Call it once, from
 /// inside a Tokio runtime (the `/metrics` server and the OTLP exporters run on it), and keep the
-/// guard until the process stops.
-pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+/// guard until the process stops. `alongside` are routes served on the metrics port beside
+/// `/metrics` (the SMART client's JWKS); they must hold no patient data.
+pub fn init(
+    settings: &TelemetrySettings,
+    alongside: axum::Router,
+) -> Result<TelemetryGuard, TelemetryError> {
     if INSTRUMENTS.get().is_some() {
         return Err(TelemetryError::AlreadyInitialised);
     }
@@ -107,16 +111,16 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
         .with_resource(resource.clone())
         .with_reader(prometheus_reader);
     let mut tracer = SdkTracerProvider::builder().with_resource(resource);
-    if !settings.otlp_endpoint.is_empty() {
+    if let Some(endpoint) = &settings.otlp_endpoint {
         use opentelemetry_otlp::WithExportConfig;
         let metric_exporter = opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
-            .with_endpoint(&settings.otlp_endpoint)
+            .with_endpoint(endpoint.as_str())
             .build()
             .map_err(|e| setup("the OTLP metric exporter", e))?;
         let span_exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
-            .with_endpoint(&settings.otlp_endpoint)
+            .with_endpoint(endpoint.as_str())
             .build()
             .map_err(|e| setup("the OTLP span exporter", e))?;
         meters = meters.with_periodic_exporter(metric_exporter);
@@ -125,10 +129,9 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
     // Without an exporter spans still get ids, so a caller's trace context reaches the FHIR server.
     let meters = meters.build();
     let tracer = tracer.build();
-    let metrics_server = if settings.metrics_listen.is_empty() {
-        None
-    } else {
-        Some(metrics_server::start(&settings.metrics_listen, registry)?)
+    let metrics_server = match settings.metrics_listen {
+        None => None,
+        Some(address) => Some(metrics_server::start(address, registry, alongside)?),
     };
     init_logs(
         settings.log_format,
@@ -140,8 +143,8 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
     if let Some(server) = &metrics_server {
         tracing::info!(address = %server.address, "serving Prometheus metrics on /metrics");
     }
-    if !settings.otlp_endpoint.is_empty() {
-        tracing::info!(endpoint = %settings.otlp_endpoint, "exporting metrics and traces over OTLP");
+    if let Some(endpoint) = &settings.otlp_endpoint {
+        tracing::info!(endpoint = %endpoint, "exporting metrics and traces over OTLP");
     }
     Ok(TelemetryGuard {
         meters,

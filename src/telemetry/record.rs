@@ -291,3 +291,41 @@ pub fn record_audit_queue(in_memory: u64, spill_bytes: u64, spilling: bool) {
         i.audit_spilling.record(u64::from(spilling), &[]);
     }
 }
+
+/// A CDS Hooks card returned (`service`: a service id; `indicator`: info, warning, critical).
+pub fn record_cds_card(service: &'static str, indicator: &'static str) {
+    if let Some(i) = instruments() {
+        i.cds_cards.add(
+            1,
+            &[
+                KeyValue::new("service", service),
+                KeyValue::new("indicator", indicator),
+            ],
+        );
+    }
+}
+
+/// Feedback on a card: `outcome` accepted or overridden, `reason` an offered override code,
+/// `other` or `none`.
+pub fn record_cds_feedback(service: &'static str, outcome: &'static str, reason: &'static str) {
+    if let Some(i) = instruments() {
+        i.cds_feedback.add(
+            1,
+            &[
+                KeyValue::new("service", service),
+                KeyValue::new("outcome", outcome),
+                KeyValue::new("reason", reason),
+            ],
+        );
+    }
+}
+
+/// The parts of one hook's record taken from the prefetch and fetched from the FHIR server.
+pub fn record_cds_prefetch(prefetched: u64, fetched: u64) {
+    if let Some(i) = instruments() {
+        i.cds_prefetch
+            .add(prefetched, &[KeyValue::new("source", "prefetch")]);
+        i.cds_prefetch
+            .add(fetched, &[KeyValue::new("source", "fhir_server")]);
+    }
+}

@@ -96,8 +96,44 @@ pub async fn write_back(
     Ok(outcome)
 }
 
+/// The Flag and the draft CarePlan a write-back would leave in the chart for this assessment, built
+/// from what the chart holds (`existing_flag`, `existing_plan`) by the same builders, with the same
+/// business identifiers; `flag_id` is the Flag's id, for the CarePlan's reference to it. For a CDS
+/// card's suggestion, which the EHR carries out.
+pub fn proposed(
+    settings: &WriteBackSettings,
+    patient: &PatientId,
+    assessment: &Assessment,
+    k: &Knowledge,
+    existing_flag: Option<&Value>,
+    existing_plan: Option<&Value>,
+    flag_id: &str,
+) -> (Option<Value>, Option<Value>) {
+    let patient_reference = format!("Patient/{patient}");
+    let day = assessment.as_of.to_string();
+    let flag_value = identifier_value("flag", patient);
+    let cx = resources::Context {
+        patient_reference: &patient_reference,
+        identifier_system: &settings.identifier_system,
+        identifier_value: &flag_value,
+        code_system: &settings.code_system,
+        trd_code: &k.flag,
+        snomed_system: &k.systems.snomed[0],
+        day: &day,
+    };
+    let flag = resources::flag(existing_flag, assessment, &cx);
+    let plan_value = identifier_value("careplan", patient);
+    let cx = resources::Context {
+        identifier_value: &plan_value,
+        ..cx
+    };
+    let flag_reference = format!("Flag/{flag_id}");
+    let plan = resources::care_plan(existing_plan, assessment, &cx, Some(&flag_reference));
+    (flag, plan)
+}
+
 /// The identifier value for a patient's Flag or CarePlan: one per patient and kind.
-fn identifier_value(kind: &str, patient: &PatientId) -> String {
+pub fn identifier_value(kind: &str, patient: &PatientId) -> String {
     format!("{kind}-{patient}")
 }
 

@@ -80,6 +80,35 @@ CALLERS = {
     },
     "networkPolicy": {"identityProvider": {"cidrs": ["10.20.0.0/16"], "ports": [8443]}},
 }
+# Callers by client certificate: TLS with the CA bundle of the callers' certificates.
+MTLS = {
+    "tls": {"enabled": True, "secretName": "trdscreen-tls", "clientCA": {"secretName": "hospital-client-ca"}},
+    "config": {
+        "callers": {
+            "authentication": "mtls",
+            "mtls": {
+                "clients": {
+                    "spiffe://hospital.example/ns/ehr/sa/orders": ["screening.read", "screening.write"],
+                    "nightly.ehr.hospital.example": ["population.screen"],
+                }
+            },
+        }
+    },
+}
+# A SMART key rotation under way (the next key published), the JWKS exposed to the EHR.
+ROTATION = {
+    "fhirCredentials": {"smartNextPrivateKey": {"secretName": "trdscreen-smart-2027"}},
+    "config": {"fhir": {"auth": {"next_key_id": "trdscreen-2027"}}},
+    "jwksIngress": {
+        "enabled": True,
+        "className": "nginx",
+        "host": "trdscreen.hospital.example",
+        "tlsSecretName": "trdscreen-jwks-tls",
+    },
+    "networkPolicy": {
+        "jwksFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    },
+}
 KNOWLEDGE = {"knowledgeOverrides": {"policy.toml": "# a site's policy\nversion = \"site-1\"\n"}}
 
 
@@ -111,7 +140,10 @@ VARIANTS = {
     "k8s128": merged(BASE, K8S_128),
     "knowledge": merged(BASE, KNOWLEDGE),
     "callers": merged(BASE, CALLERS),
+    "mtls": merged(BASE, MTLS),
+    "rotation": merged(BASE, SMART, ROTATION),
     "everything": merged(BASE, TLS, SMART, OTLP, MONITORING, SHARDS4, KNOWLEDGE, CALLERS),
+    "everything-mtls": merged(BASE, SMART, ROTATION, OTLP, MONITORING, SHARDS4, KNOWLEDGE, MTLS),
 }
 
 

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import CHART, NAMESPACE, ROOT, VARIANTS, by_kind, manifests, named, one, render
+from conftest import CHART, NAMESPACE, ROOT, SMART, VARIANTS, by_kind, manifests, merged, named, one, render
 
 KUBERNETES = ["1.28.0", "1.33.0"]
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
@@ -25,6 +25,7 @@ EXPORTED = {
     "rpc_server_duration_seconds", "trdscreen_screenings_total", "trdscreen_fhir_retries_total",
     "trdscreen_auth_token_fetches_total", "trdscreen_batch_runs_total", "trdscreen_batch_last_run_end",
     "http_client_request_duration_seconds",
+    "trdscreen_audit_spilling", "trdscreen_audit_records_total",
     # kube-state-metrics, for a CronJob that never ran (documented in alerts.yaml)
     "kube_cronjob_status_last_successful_time",
 }
@@ -179,6 +180,63 @@ def test_callers_with_access_tokens_reach_the_settings_and_the_identity_provider
     assert idp == [{"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"port": 8443, "protocol": "TCP"}]}]
 
 
+def test_mutual_tls_mounts_the_client_ca_and_grants_the_listed_identities(rendered):
+    docs = manifests(rendered["mtls"])
+    settings = _settings(docs)
+    assert settings["grpc"]["client_ca_file"] == "/etc/trdscreen/client-ca/ca.crt"
+    assert settings["grpc"]["tls_cert_file"] == "/etc/trdscreen/tls/tls.crt"
+    assert settings["callers"]["authentication"] == "mtls"
+    assert settings["callers"]["mtls"]["clients"] == {
+        "spiffe://hospital.example/ns/ehr/sa/orders": ["screening.read", "screening.write"],
+        "nightly.ehr.hospital.example": ["population.screen"],
+    }
+    for workload in [one(docs, "Deployment"), *by_kind(docs, "CronJob")]:
+        pod = _pod(workload)
+        volume = next(v for v in pod["volumes"] if v["name"] == "client-ca")
+        assert volume["secret"] == {
+            "secretName": "hospital-client-ca", "defaultMode": 0o440, "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        }
+        mounts = pod["containers"][0]["volumeMounts"]
+        assert {"name": "client-ca", "mountPath": "/etc/trdscreen/client-ca", "readOnly": True} in mounts
+    # Without mTLS nothing of it is rendered.
+    assert "client_ca_file" not in _settings(manifests(rendered["tls"]))["grpc"]
+    assert "mtls" not in _settings(manifests(rendered["callers"]))["callers"]
+
+
+def test_a_key_rotation_mounts_the_next_key_and_publishes_the_jwks_path_only(rendered):
+    docs = manifests(rendered["rotation"])
+    auth = _settings(docs)["fhir"]["auth"]
+    assert auth["private_key_file"] == "/etc/trdscreen/smart/private-key.pem"
+    assert auth["next_private_key_file"] == "/etc/trdscreen/smart-next/private-key.pem"
+    assert (auth["key_id"], auth["next_key_id"]) == ("trdscreen-2026", "trdscreen-2027")
+    for workload in [one(docs, "Deployment"), *by_kind(docs, "CronJob")]:
+        pod = _pod(workload)
+        volume = next(v for v in pod["volumes"] if v["name"] == "smart-next")
+        assert volume["secret"]["secretName"] == "trdscreen-smart-2027"
+        assert volume["secret"]["items"] == [{"key": "private-key.pem", "path": "private-key.pem"}]
+        mounts = pod["containers"][0]["volumeMounts"]
+        assert {"name": "smart-next", "mountPath": "/etc/trdscreen/smart-next", "readOnly": True} in mounts
+    ingress = one(docs, "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"hosts": ["trdscreen.hospital.example"], "secretName": "trdscreen-jwks-tls"}]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "trdscreen.hospital.example"
+    assert rule["http"]["paths"] == [{
+        "path": "/.well-known/jwks.json",
+        "pathType": "Exact",
+        "backend": {"service": {"name": one(docs, "Service")["metadata"]["name"], "port": {"name": "metrics"}}},
+    }]
+    ingress_rules = one(docs, "NetworkPolicy")["spec"]["ingress"]
+    jwks = [r for r in ingress_rules if r["from"][0].get("namespaceSelector", {}).get("matchLabels", {}).get(
+        "kubernetes.io/metadata.name") == "ingress-nginx"]
+    assert jwks == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+                     "ports": [{"port": "metrics", "protocol": "TCP"}]}]
+    # The current key alone: no next key, no Ingress.
+    smart = manifests(rendered["smart"])
+    assert "next_private_key_file" not in _settings(smart)["fhir"]["auth"]
+    assert by_kind(smart, "Ingress") == []
+
+
 def test_otlp_endpoint_reaches_the_settings(rendered):
     docs = manifests(rendered["otlp"])
     assert _settings(docs)["telemetry"]["otlp_endpoint"] == "http://otel-collector.monitoring:4317"
@@ -331,7 +389,8 @@ def test_prometheus_rule_carries_the_alerts_file(rendered):
             assert base and base <= EXPORTED, (r["alert"], base - EXPORTED)
     assert {"TrdscreenHighErrorRatio", "TrdscreenFhirServerUnavailable", "TrdscreenTokenFetchFailing",
             "TrdscreenNightlyJobFailed", "TrdscreenNightlyJobNotRun",
-            "TrdscreenCronJobNotSucceeded"} == names
+            "TrdscreenCronJobNotSucceeded", "TrdscreenAuditSpilling",
+            "TrdscreenAuditRecordsLost"} == names
 
 
 @pytest.mark.parametrize(
@@ -348,6 +407,9 @@ def test_prometheus_rule_carries_the_alerts_file(rendered):
         ({"batch": {"workDirSizeLimit": "8GB"}}, "workDirSizeLimit"),
         ({"image": {"digest": "latest"}}, "digest"),
         ({"knowledgeOverrides": {"other.toml": "x = 1"}}, "other.toml"),
+        ({"config": {"callers": {"authentication": "certificate"}}}, "authentication"),
+        ({"config": {"callers": {"mtls": {"clients": {"spiffe://h.example/a": ["screening.reed"]}}}}}, "/config/callers/mtls/clients"),
+        ({"config": {"callers": {"mtls": {"clients": {"spiffe://h.example/a": "screening.read"}}}}}, "/config/callers/mtls/clients"),
     ],
 )
 def test_schema_refuses_bad_values(values, complaint):
@@ -370,6 +432,17 @@ def test_schema_refuses_bad_values(values, complaint):
         ({"config": {"callers": {"authentication": "jwt"}}}, "config.callers.jwt.issuer"),
         ({"config": {"callers": {"authentication": "jwt", "jwt": {"issuer": "https://idp.example"}}}},
          "config.callers.jwt.audiences"),
+        ({"tls": {"enabled": True, "secretName": "t"}, "config": {"callers": {"authentication": "mtls",
+          "mtls": {"clients": {"spiffe://h.example/a": ["screening.read"]}}}}}, "tls.clientCA.secretName"),
+        ({"tls": {"enabled": True, "secretName": "t", "clientCA": {"secretName": "ca"}},
+          "config": {"callers": {"authentication": "mtls"}}}, "config.callers.mtls.clients"),
+        ({"tls": {"clientCA": {"secretName": "ca"}}}, "tls.enabled"),
+        ({"fhirCredentials": {"smartNextPrivateKey": {"secretName": "next"}}}, "config.fhir.auth.mode smart"),
+        ({"config": {"fhir": {"auth": {"next_key_id": "k2"}}}}, "fhirCredentials.smartNextPrivateKey.secretName"),
+        (merged({"fhirCredentials": {"smartNextPrivateKey": {"secretName": "trdscreen-smart", "key": "key.pem"}}},
+                SMART), "same Secret key"),
+        ({"jwksIngress": {"enabled": True, "host": "a.example"}}, "config.fhir.auth.mode smart"),
+        (merged(SMART, {"jwksIngress": {"enabled": True}}), "jwksIngress.host"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_with_the_value_named(values, complaint):
@@ -426,6 +499,16 @@ def test_notes_name_the_service_and_the_job(rendered):
     notes = next(t for p, t in rendered["shards4"].items() if p.endswith("NOTES.txt"))
     assert "trd-trdscreen.screening.svc:50051" in notes
     assert "cronjob/trd-trdscreen-nightly" in notes and "4 shard(s)" in notes
+
+
+def test_notes_give_the_jwks_url_to_register(rendered):
+    notes = next(t for p, t in rendered["rotation"].items() if p.endswith("NOTES.txt"))
+    assert "https://trdscreen.hospital.example/.well-known/jwks.json" in notes
+    assert "trdscreen-smart-2027" in notes and "rotation" in notes
+    smart = next(t for p, t in rendered["smart"].items() if p.endswith("NOTES.txt"))
+    assert "/.well-known/jwks.json" in smart and "rotation" not in smart
+    default = next(t for p, t in rendered["default"].items() if p.endswith("NOTES.txt"))
+    assert "jwks" not in default.lower()
 
 
 def test_cargo_version_is_the_chart_app_version():

@@ -31,7 +31,7 @@ pub(super) fn provider(_test: &str) -> Option<Provider> {
 
 fn verifier(p: &Provider) -> JwtVerifier {
     JwtVerifier::new(&JwtSettings {
-        issuer: p.issuer.clone(),
+        issuer: Some(p.issuer.parse().expect("an http(s) issuer")),
         audiences: vec![AUDIENCE.into()],
         ..JwtSettings::default()
     })
@@ -100,7 +100,7 @@ fn signed(p: &Provider, claims: &Value) -> String {
     jsonwebtoken::encode(&header(Algorithm::RS256, "rs-1"), claims, &key).unwrap()
 }
 
-fn b64url(bytes: &[u8]) -> String {
+pub fn b64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
@@ -442,7 +442,7 @@ async fn an_issuer_that_cannot_be_reached_is_unavailable_not_unauthenticated() {
         .unwrap()
         .port();
     let verifier = JwtVerifier::new(&JwtSettings {
-        issuer: format!("http://127.0.0.1:{port}"),
+        issuer: Some(format!("http://127.0.0.1:{port}").parse().unwrap()),
         audiences: vec![AUDIENCE.into()],
         ..JwtSettings::default()
     })

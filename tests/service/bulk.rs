@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use service::{Fhir, unique_prefix};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Duration;
 use trdscreen::error::Error;
 use trdscreen::fhir::bulk::{ExportLevel, ExportOutcome, ExportRequest, GroupId, export};
 use trdscreen::fhir::client::{FhirClient, Idempotent};
@@ -23,9 +24,9 @@ fn env_url(name: &str) -> Option<String> {
 /// Polls as often as sekmet asks (Retry-After: 1).
 fn bulk_settings() -> BulkSettings {
     BulkSettings {
-        poll_interval_secs: 1,
-        poll_interval_max_secs: 2,
-        max_wait_secs: 120,
+        poll_interval: Duration::from_secs(1),
+        poll_interval_max: Duration::from_secs(2),
+        max_wait: Duration::from_secs(120),
         ..BulkSettings::default()
     }
 }
@@ -143,7 +144,7 @@ async fn group_and_patient_exports_bring_back_exactly_the_loaded_resources() {
         since.get_or_insert_with(|| stored["meta"]["lastUpdated"].as_str().unwrap().to_owned());
     }
     let mut settings = Settings::default();
-    settings.fhir.base_url = base.clone();
+    settings.fhir.base_url = Some(base.parse().unwrap());
     let client = FhirClient::new(&settings.fhir, &Default::default()).unwrap();
 
     // Group: the members' resources of the types asked for, and nothing else.
@@ -192,7 +193,7 @@ async fn a_smart_export_downloads_files_that_need_the_access_token() {
         return;
     };
     let mut settings = Settings::default();
-    settings.fhir.base_url = base.clone();
+    settings.fhir.base_url = Some(base.parse().unwrap());
     settings.fhir.auth.mode = AuthMode::Smart;
     settings.fhir.auth.client_id = "trdscreen".into();
     settings.fhir.auth.algorithm = SigningAlgorithm::RS384;
@@ -250,7 +251,7 @@ async fn an_export_of_an_unknown_group_fails_with_the_servers_words_and_writes_n
         return;
     };
     let mut settings = Settings::default();
-    settings.fhir.base_url = base;
+    settings.fhir.base_url = Some(base.parse().unwrap());
     let client = FhirClient::new(&settings.fhir, &Default::default()).unwrap();
     let group = GroupId::parse(&unique_prefix("no-such-group")).unwrap();
     let request = ExportRequest::parse(ExportLevel::Group(group), &TYPES, None).unwrap();

@@ -39,7 +39,7 @@ async fn guarded(p: &Provider, limits: &str) -> (service::Service, Stub) {
     );
     let mut settings = service::settings(&stub.base());
     settings.callers.authentication = CallerAuthentication::Jwt;
-    settings.callers.jwt.issuer = p.issuer.clone();
+    settings.callers.jwt.issuer = Some(p.issuer.parse().expect("an http(s) issuer"));
     settings.callers.jwt.audiences = vec!["urn:trdscreen".into()];
     if !limits.is_empty() {
         settings.callers.rate = toml::from_str(limits).expect("rate settings");

@@ -70,8 +70,8 @@ pub fn smart_key_file() -> PathBuf {
 /// Settings for a service listening on 127.0.0.1:0 that reads `base_url` without authentication.
 pub fn settings(base_url: &str) -> Settings {
     let mut s = Settings::default();
-    s.grpc.listen = "127.0.0.1:0".into();
-    s.fhir.base_url = base_url.to_owned();
+    s.grpc.listen = "127.0.0.1:0".parse().unwrap();
+    s.fhir.base_url = (!base_url.is_empty()).then(|| base_url.parse().expect("an http(s) URL"));
     s
 }
 

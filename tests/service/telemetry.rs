@@ -10,7 +10,7 @@
 
 use crate::service;
 use crate::stub;
-mod collector;
+pub(crate) mod collector;
 
 use collector::{Receiver, Sample, Served, promql_metric_names, samples, total};
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -214,10 +214,14 @@ async fn against_the_fhir_server() -> BTreeSet<String> {
         .await;
     let nobody = unique_prefix("telemetry-nobody");
     let (receiver, otlp) = Receiver::start().await;
+    // The audit trail on, to the same server: its metrics are exported too.
+    let spill = std::env::temp_dir().join(unique_prefix("trdscreen-telemetry-audit"));
     let mut served = Served::start(&[
         ("TRDSCREEN_FHIR_BASE_URL", fhir.base.clone()),
         ("TRDSCREEN_TELEMETRY_OTLP_ENDPOINT", otlp),
         ("TRDSCREEN_GRPC_MAX_REQUEST_BYTES", "200000".into()),
+        ("TRDSCREEN_AUDIT_BASE_URL", fhir.base.clone()),
+        ("TRDSCREEN_AUDIT_SPILL_DIR", spill.display().to_string()),
     ])
     .await;
     let mut client = served.client().await;

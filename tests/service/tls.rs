@@ -12,7 +12,7 @@ use trdscreen::settings::{Secrets, Settings};
 
 /// A test CA and a certificate for `localhost` signed by it (rustls refuses a CA certificate used
 /// as the server's own). Returns (CA certificate, server certificate, server key).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let p = |name: &str| dir.join(name);
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
@@ -80,7 +80,7 @@ async fn tls_port_serves_clients_that_trust_the_certificate_and_refuses_plaintex
     std::fs::create_dir_all(&dir).unwrap();
     let (ca, cert, key) = certificates(&dir);
     let mut settings = Settings::default();
-    settings.grpc.listen = "127.0.0.1:0".into();
+    settings.grpc.listen = "127.0.0.1:0".parse().unwrap();
     settings.grpc.tls_cert_file = Some(cert);
     settings.grpc.tls_key_file = Some(key);
     let screener = Arc::new(Screener::new(&settings, &Secrets::default()).unwrap());

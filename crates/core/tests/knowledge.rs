@@ -177,3 +177,42 @@ products = [
         );
     }
 }
+
+fn drug_named(k: &Knowledge, name: &str) -> trdscreen_core::knowledge::DrugId {
+    let at = k.drugs.iter().position(|d| d.name == name).unwrap();
+    trdscreen_core::knowledge::DrugId(at as u16)
+}
+
+#[test]
+fn a_drug_being_ordered_is_the_treatments_its_role_class_or_name_make_it() {
+    let k = Knowledge::embedded();
+    let of = |name| k.treatments_of(drug_named(&k, name));
+    assert_eq!(of("phenelzine"), ["antidepressants", "maoi"]);
+    assert_eq!(of("bupropion"), ["antidepressants", "bupropion"]);
+    assert_eq!(of("sertraline"), ["antidepressants"]);
+    assert_eq!(of("lithium"), ["lithium"]);
+    assert_eq!(of("esketamine"), ["esketamine"]);
+    assert_eq!(of("aripiprazole"), ["antipsychotic"]);
+    assert!(of("nsaid").is_empty());
+}
+
+#[test]
+fn a_treatment_naming_a_drug_or_class_that_does_not_exist_is_refused() {
+    let hints = trdscreen_core::knowledge::EMBEDDED[3].1;
+    for (bad, named) in [
+        (
+            "[[treatment]]\nname = \"x\"\ndrugs = [\"nodrug\"]\n",
+            "nodrug",
+        ),
+        (
+            "[[treatment]]\nname = \"y\"\nclasses = [\"noclass\"]\n",
+            "noclass",
+        ),
+        ("[[treatment]]\nname = \"maoi\"\n", "maoi"),
+    ] {
+        let err = with_site_file("hints.toml", &format!("{hints}\n{bad}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hints.toml") && err.contains(named), "{err}");
+    }
+}

@@ -198,7 +198,7 @@ impl Run<'_> {
         let rules = Rules {
             policy: self.client.retry_policy(),
             retries: self.settings.download_retries,
-            asked: AskedWait::CutTo(Duration::from_secs(self.settings.poll_interval_max_secs)),
+            asked: AskedWait::CutTo(self.settings.poll_interval_max),
         };
         let attempt = |_| async {
             match self.fetch(entry, path, events).await {
@@ -270,7 +270,7 @@ impl Run<'_> {
             .open(&part)
             .await
             .map_err(|e| Failed::ForGood(local(&part, &e)))?;
-        let stall = Duration::from_secs(self.settings.stall_timeout_secs);
+        let stall = self.settings.stall_timeout;
         // Given back to the budget unless the file is kept.
         let mut spent = Spent {
             budget: &self.budget,
@@ -319,7 +319,7 @@ impl Run<'_> {
     /// The GET of a file, with the token when the manifest asks for it (the URL is then on the FHIR
     /// server's origin, checked before). Redirects are not followed, as everywhere in the client.
     async fn open(&self, url: &str) -> Result<reqwest::Response> {
-        let timeout = Duration::from_secs(self.settings.download_timeout_secs);
+        let timeout = self.settings.download_timeout;
         self.client
             .send_raw(
                 Method::GET,

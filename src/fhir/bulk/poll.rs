@@ -34,8 +34,8 @@ pub(super) async fn wait_for_manifest(
     deadline: Instant,
     progress: &mut impl FnMut(ExportProgress),
 ) -> Result<Manifest> {
-    let longest = Duration::from_secs(settings.poll_interval_max_secs);
-    let mut interval = Duration::from_secs(settings.poll_interval_secs);
+    let longest = settings.poll_interval_max;
+    let mut interval = settings.poll_interval;
     let retry = client.retry_policy();
     let mut failures = 0;
     let mut polls = 0;
@@ -43,7 +43,7 @@ pub(super) async fn wait_for_manifest(
         if Instant::now() >= deadline {
             return Err(Error::Timeout(summary!(
                 "the $export did not complete within {} s (fhir.bulk.max_wait_secs)",
-                settings.max_wait_secs
+                settings.max_wait.as_secs()
             )));
         }
         polls += 1;

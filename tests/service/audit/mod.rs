@@ -31,11 +31,11 @@ fn spill_dir(name: &str) -> PathBuf {
 /// Settings for a service reading `fhir` and auditing to `audit` under its own service name.
 fn audited(fhir: &str, audit: &str, service_name: &str, dir: &Path) -> Settings {
     let mut s = service::settings(fhir);
-    s.audit.base_url = audit.to_owned();
+    s.audit.base_url = Some(audit.parse().expect("an http(s) URL"));
     s.audit.spill_dir = Some(dir.to_owned());
     s.audit.service_name = service_name.to_owned();
-    s.audit.retry_interval_ms = 200;
-    s.grpc.shutdown_grace_secs = 1;
+    s.audit.retry_interval = Duration::from_millis(200);
+    s.grpc.shutdown_grace = Duration::from_secs(1);
     s
 }
 

@@ -14,7 +14,7 @@ use trdscreen::settings::{FhirSettings, Secrets};
 
 fn client(base: &str) -> FhirClient {
     let settings = FhirSettings {
-        base_url: base.to_owned(),
+        base_url: Some(base.parse().unwrap()),
         max_retries: 0,
         ..FhirSettings::default()
     };

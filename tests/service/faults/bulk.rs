@@ -26,12 +26,12 @@ const CONDITIONS_2: &str =
 /// Quick polls: the stub says `Retry-After: 0` wherever a test does not ask for a wait.
 fn bulk_settings() -> BulkSettings {
     BulkSettings {
-        poll_interval_secs: 1,
-        poll_interval_max_secs: 3,
-        max_wait_secs: 60,
+        poll_interval: Duration::from_secs(1),
+        poll_interval_max: Duration::from_secs(3),
+        max_wait: Duration::from_secs(60),
         download_retries: 2,
-        download_timeout_secs: 10,
-        stall_timeout_secs: 2,
+        download_timeout: Duration::from_secs(10),
+        stall_timeout: Duration::from_secs(2),
         ..BulkSettings::default()
     }
 }
@@ -455,7 +455,7 @@ async fn an_export_that_never_completes_stops_at_the_deadline_and_is_cancelled()
         Action::Reply(Answer::text(202, "text/plain", "").with_header("X-Progress", "forever")),
     );
     let bulk = BulkSettings {
-        max_wait_secs: 2,
+        max_wait: Duration::from_secs(2),
         ..bulk_settings()
     };
     let (result, progress) = run(&client(&stub, false), &bulk, &scratch("deadline")).await;

@@ -147,7 +147,7 @@ async fn a_401_to_a_smart_token_renews_it_once_and_a_second_401_is_unauthenticat
     s.fhir.auth = AuthSettings {
         mode: AuthMode::Smart,
         client_id: "trdscreen".into(),
-        token_url: Some(format!("{}/auth/token", stub.origin)),
+        token_url: Some(format!("{}/auth/token", stub.origin).parse().unwrap()),
         ..AuthSettings::default()
     };
     let secrets = Secrets {
@@ -197,7 +197,7 @@ async fn a_token_endpoint_that_is_briefly_unavailable_is_asked_again_within_the_
     s.fhir.auth = AuthSettings {
         mode: AuthMode::Smart,
         client_id: "trdscreen".into(),
-        token_url: Some(format!("{}/auth/token", stub.origin)),
+        token_url: Some(format!("{}/auth/token", stub.origin).parse().unwrap()),
         ..AuthSettings::default()
     };
     let secrets = Secrets {
@@ -217,8 +217,8 @@ async fn a_token_endpoint_that_is_briefly_unavailable_is_asked_again_within_the_
         "/auth/token",
         Action::Reply(Answer::outcome(503, "transient", "busy")),
     );
-    s.fhir.base_url = stub.base();
-    s.fhir.auth.token_url = Some(format!("{}/auth/token", stub.origin));
+    s.fhir.base_url = Some(stub.base().parse().unwrap());
+    s.fhir.auth.token_url = Some(format!("{}/auth/token", stub.origin).parse().unwrap());
     let mut client = serve(&s, &secrets).await;
     screen(&mut client).await.expect_err("no token");
     assert_eq!(stub.count("POST", "/auth/token"), 4);

@@ -150,7 +150,7 @@ async fn a_token_endpoints_error_description_never_reaches_callers() {
     let mut s = settings(&stub);
     s.fhir.auth = AuthSettings {
         mode: AuthMode::Smart,
-        token_url: Some(format!("{}/auth/token", stub.origin)),
+        token_url: Some(format!("{}/auth/token", stub.origin).parse().unwrap()),
         ..AuthSettings::default()
     };
     let secrets = Secrets {

@@ -66,8 +66,8 @@ async fn an_answer_without_end_is_cut_at_the_limit() {
     );
     let mut s = limited(&stub);
     // Long enough that only the size limit can end the read.
-    s.fhir.timeout_secs = 60;
-    s.grpc.call_timeout_secs = 120;
+    s.fhir.timeout = Duration::from_secs(60);
+    s.grpc.call_timeout = Duration::from_secs(120);
     let mut client = serve(&s, &Secrets::default()).await;
 
     let started = Instant::now();
@@ -95,7 +95,7 @@ async fn a_body_trickled_a_byte_at_a_time_ends_in_the_request_timeout() {
         },
     );
     let mut s = settings(&stub);
-    s.fhir.timeout_secs = 1;
+    s.fhir.timeout = Duration::from_secs(1);
     s.fhir.max_retries = 1;
     let mut client = serve(&s, &Secrets::default()).await;
 
@@ -152,7 +152,7 @@ async fn run_export(
 ) -> Result<trdscreen::fhir::bulk::ExportOutcome, Error> {
     let mut s = limited(stub);
     s.fhir.bulk = BulkSettings {
-        poll_interval_secs: 1,
+        poll_interval: Duration::from_secs(1),
         download_retries: 1,
         ..bulk
     };

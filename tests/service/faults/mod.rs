@@ -52,15 +52,15 @@ async fn stub_with_patient() -> Stub {
 fn settings(stub: &Stub) -> Settings {
     Settings {
         grpc: GrpcSettings {
-            listen: "127.0.0.1:0".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
             ..GrpcSettings::default()
         },
         fhir: FhirSettings {
-            base_url: stub.base(),
-            timeout_secs: 2,
-            connect_timeout_secs: 2,
-            retry_base_ms: 10,
-            retry_after_cap_secs: 5,
+            base_url: Some(stub.base().parse().unwrap()),
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            retry_base: Duration::from_millis(10),
+            retry_after_cap: Duration::from_secs(5),
             ..FhirSettings::default()
         },
         ..Settings::default()

@@ -9,8 +9,8 @@ async fn a_population_call_is_bounded_and_a_caller_who_leaves_stops_it() {
     let stub = Stub::start().await;
     stub.on("GET", "/fhir/Patient/*", Action::Hang);
     let mut s = settings(&stub);
-    s.fhir.timeout_secs = 30;
-    s.grpc.call_timeout_secs = 60;
+    s.fhir.timeout = Duration::from_secs(30);
+    s.grpc.call_timeout = Duration::from_secs(60);
     s.grpc.population_concurrency = 3;
     // One call at a time: the population call's slot must come back when its caller leaves.
     s.grpc.max_concurrent_calls = 1;

@@ -133,8 +133,8 @@ async fn the_grpc_call_deadline_cuts_off_a_hanging_fhir_server() {
     let stub = stub_with_patient().await;
     stub.on("*", "*", Action::Hang);
     let mut s = settings(&stub);
-    s.fhir.timeout_secs = 10;
-    s.grpc.call_timeout_secs = 1;
+    s.fhir.timeout = Duration::from_secs(10);
+    s.grpc.call_timeout = Duration::from_secs(1);
     let mut client = serve(&s, &Secrets::default()).await;
 
     let started = Instant::now();
@@ -154,7 +154,7 @@ async fn a_shorter_deadline_set_by_the_caller_ends_the_call_and_frees_its_slot()
     let stub = stub_with_patient().await;
     stub.on("*", "*", Action::Hang);
     let mut s = settings(&stub);
-    s.fhir.timeout_secs = 10;
+    s.fhir.timeout = Duration::from_secs(10);
     s.grpc.max_concurrent_calls = 1;
     let mut client = serve(&s, &Secrets::default()).await;
 

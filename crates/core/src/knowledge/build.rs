@@ -45,6 +45,7 @@ impl Knowledge {
         let product_file: ProductsFile = parse("products.toml", &texts[4].1)?;
         validate_policy(&policy)?;
         validate_hints(&hints)?;
+        validate_treatments(&hints, &drugs)?;
         for set in CONDITION_SETS {
             if !codes.conditions.contains_key(set) {
                 return Err(invalid(
@@ -93,6 +94,7 @@ impl Knowledge {
             policy,
             hints: hints.hint,
             suggestions: hints.suggestion,
+            treatments: hints.treatment,
             ruleset_version: version,
             icd10_longest_prefix: icd10_prefix_sets
                 .keys()
@@ -380,6 +382,41 @@ fn validate_hints(h: &HintsFile) -> Result<(), KnowledgeError> {
                     "hint `{}` contraindicates unknown suggestion `{bad}`",
                     hint.code
                 ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each treatment named once, and every drug and class it lists one that `drugs.toml` has.
+fn validate_treatments(h: &HintsFile, drugs: &DrugsFile) -> Result<(), KnowledgeError> {
+    let f = "hints.toml";
+    let mut names = HashSet::new();
+    for t in &h.treatment {
+        if t.name == "all" || !names.insert(t.name.as_str()) {
+            return Err(invalid(
+                f,
+                format!("treatment `{}` is reserved or defined twice", t.name),
+            ));
+        }
+        if let Some(bad) = t
+            .drugs
+            .iter()
+            .find(|name| !drugs.drug.iter().any(|d| &d.name == *name))
+        {
+            return Err(invalid(
+                f,
+                format!("treatment `{}` names unknown drug `{bad}`", t.name),
+            ));
+        }
+        if let Some(bad) = t
+            .classes
+            .iter()
+            .find(|class| !drugs.drug.iter().any(|d| d.class.as_ref() == Some(*class)))
+        {
+            return Err(invalid(
+                f,
+                format!("treatment `{}` names unknown class `{bad}`", t.name),
             ));
         }
     }

@@ -307,6 +307,22 @@ pub struct HintsFile {
     pub meta: Meta,
     pub hint: Vec<HintDef>,
     pub suggestion: Vec<SuggestionDef>,
+    #[serde(default)]
+    pub treatment: Vec<TreatmentDef>,
+}
+
+/// A treatment name of `affects` that drugs can be: a drug being ordered is that treatment when its
+/// role, its class or its name is listed (the cards of CDS Hooks `order-select` and `order-sign`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreatmentDef {
+    pub name: String,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub classes: Vec<String>,
+    #[serde(default)]
+    pub drugs: Vec<String>,
 }
 
 /// `products.toml`: RxNorm product codes of published value sets, with the drugs each contains.

@@ -178,6 +178,8 @@ pub struct Knowledge {
     pub policy: PolicyFile,
     pub hints: Vec<HintDef>,
     pub suggestions: Vec<SuggestionDef>,
+    /// What the treatment names of `affects` stand for among drugs.
+    pub treatments: Vec<files::TreatmentDef>,
     pub ruleset_version: String,
     /// Condition sets by normalised ICD-10 prefix, and by SNOMED CT code.
     icd10_prefix_sets: FastMap<String, ConditionSets>,
@@ -326,6 +328,20 @@ impl Knowledge {
                     .iter()
                     .any(|phrase| text::contains_phrase(&tokens, phrase))
             })
+    }
+
+    /// The treatment names (of hints' `affects`) a drug is: what an order of it is cautioned by.
+    pub fn treatments_of(&self, id: DrugId) -> Vec<&str> {
+        let drug = self.drug(id);
+        self.treatments
+            .iter()
+            .filter(|t| {
+                t.roles.contains(&drug.role)
+                    || drug.class.as_ref().is_some_and(|c| t.classes.contains(c))
+                    || t.drugs.contains(&drug.name)
+            })
+            .map(|t| t.name.as_str())
+            .collect()
     }
 
     pub fn hint(&self, code: &str) -> &HintDef {

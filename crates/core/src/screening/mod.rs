@@ -38,6 +38,20 @@ impl Diagnostics {
     }
 }
 
+/// The drugs the record's medication requests and statements expose the patient to, each with the
+/// resource that names it (`MedicationRequest/{id}`): what a drug being ordered is.
+pub fn exposed_drugs(
+    record: &PatientRecord,
+    as_of: Date,
+    k: &Knowledge,
+) -> Vec<(String, crate::knowledge::DrugId)> {
+    let mut ignored = Diagnostics::default();
+    exposure::gather(record, as_of, k, &mut ignored)
+        .into_iter()
+        .map(|e| (e.citation.to_owned(), e.drug))
+        .collect()
+}
+
 pub fn evaluate(record: &PatientRecord, as_of: Date, k: &Knowledge) -> Assessment {
     let mut diagnostics = Diagnostics::default();
     let facts = facts::gather(record, as_of, k, &mut diagnostics);

@@ -50,6 +50,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "trdscreen.knowledgeDir" -}}/etc/trdscreen/knowledge{{- end }}
 {{- define "trdscreen.tlsDir" -}}/etc/trdscreen/tls{{- end }}
 {{- define "trdscreen.smartDir" -}}/etc/trdscreen/smart{{- end }}
+{{- define "trdscreen.smartNextDir" -}}/etc/trdscreen/smart-next{{- end }}
+{{- define "trdscreen.clientCADir" -}}/etc/trdscreen/client-ca{{- end }}
 {{- define "trdscreen.bearerDir" -}}/etc/trdscreen/bearer{{- end }}
 {{- /* The export volume, and the export's directory on it (a volume's root may hold lost+found). */}}
 {{- define "trdscreen.exportVolume" -}}/var/lib/trdscreen/exports{{- end }}
@@ -69,8 +71,32 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "config.fhir.auth.mode bearer needs fhirCredentials.bearerToken.secretName" }}
 {{- end }}
 {{- $callers := .Values.config.callers }}
-{{- if not (has $callers.authentication (list "none" "jwt")) }}
-{{- fail "config.callers.authentication must be none or jwt" }}
+{{- if not (has $callers.authentication (list "none" "jwt" "mtls")) }}
+{{- fail "config.callers.authentication must be none, jwt or mtls" }}
+{{- end }}
+{{- if and (eq $callers.authentication "mtls") (not .Values.tls.clientCA.secretName) }}
+{{- fail "config.callers.authentication mtls needs tls.clientCA.secretName: the CA bundle client certificates are verified against" }}
+{{- end }}
+{{- if and (eq $callers.authentication "mtls") (not $callers.mtls.clients) }}
+{{- fail "config.callers.authentication mtls needs config.callers.mtls.clients: without them every call is refused" }}
+{{- end }}
+{{- if and .Values.tls.clientCA.secretName (not .Values.tls.enabled) }}
+{{- fail "tls.clientCA.secretName (mutual TLS) needs tls.enabled" }}
+{{- end }}
+{{- if and .Values.fhirCredentials.smartNextPrivateKey.secretName (ne $mode "smart") }}
+{{- fail "fhirCredentials.smartNextPrivateKey needs config.fhir.auth.mode smart" }}
+{{- end }}
+{{- if and .Values.config.fhir.auth.next_key_id (not .Values.fhirCredentials.smartNextPrivateKey.secretName) }}
+{{- fail "config.fhir.auth.next_key_id needs fhirCredentials.smartNextPrivateKey.secretName" }}
+{{- end }}
+{{- if and .Values.fhirCredentials.smartNextPrivateKey.secretName (eq .Values.fhirCredentials.smartNextPrivateKey.secretName .Values.fhirCredentials.smartPrivateKey.secretName) (eq .Values.fhirCredentials.smartNextPrivateKey.key .Values.fhirCredentials.smartPrivateKey.key) }}
+{{- fail "fhirCredentials.smartNextPrivateKey names the same Secret key as fhirCredentials.smartPrivateKey" }}
+{{- end }}
+{{- if and .Values.jwksIngress.enabled (ne $mode "smart") }}
+{{- fail "jwksIngress.enabled needs config.fhir.auth.mode smart: only the SMART client has keys to publish" }}
+{{- end }}
+{{- if and .Values.jwksIngress.enabled (not .Values.jwksIngress.host) }}
+{{- fail "jwksIngress.enabled needs jwksIngress.host" }}
 {{- end }}
 {{- if and (eq $callers.authentication "jwt") (not (and $callers.jwt.issuer $callers.jwt.audiences)) }}
 {{- fail "config.callers.authentication jwt needs config.callers.jwt.issuer and config.callers.jwt.audiences" }}
@@ -141,6 +167,24 @@ seccompProfile:
       - key: {{ .Values.fhirCredentials.smartPrivateKey.key }}
         path: private-key.pem
 {{- end }}
+{{- if .Values.fhirCredentials.smartNextPrivateKey.secretName }}
+- name: smart-next
+  secret:
+    secretName: {{ .Values.fhirCredentials.smartNextPrivateKey.secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.fhirCredentials.smartNextPrivateKey.key }}
+        path: private-key.pem
+{{- end }}
+{{- if .Values.tls.clientCA.secretName }}
+- name: client-ca
+  secret:
+    secretName: {{ .Values.tls.clientCA.secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.tls.clientCA.key }}
+        path: ca.crt
+{{- end }}
 {{- if eq .Values.config.fhir.auth.mode "bearer" }}
 - name: bearer
   secret:
@@ -172,6 +216,16 @@ seccompProfile:
 {{- if eq .Values.config.fhir.auth.mode "smart" }}
 - name: smart
   mountPath: {{ include "trdscreen.smartDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.fhirCredentials.smartNextPrivateKey.secretName }}
+- name: smart-next
+  mountPath: {{ include "trdscreen.smartNextDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.tls.clientCA.secretName }}
+- name: client-ca
+  mountPath: {{ include "trdscreen.clientCADir" . }}
   readOnly: true
 {{- end }}
 {{- if eq .Values.config.fhir.auth.mode "bearer" }}

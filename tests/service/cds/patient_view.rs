@@ -1,0 +1,201 @@
+//! patient-view: a card for a patient who screens MET or POSSIBLE, from a full prefetch, from
+//! none (the real FHIR server is read), and a 412 when the data cannot be had; a suggestion that,
+//! carried out twice, leaves one Flag and one CarePlan; malformed prefetch is a 400; feedback is
+//! taken.
+
+use super::{Cds, Ehr, prefetch, request, scenario, scratch, to_today, topics};
+use crate::service::{self, Fhir, unique_prefix};
+use serde_json::{Value, json};
+
+/// The MET scenario (two failed adequate courses) as it would be today, under a fresh prefix.
+fn met_patient() -> (String, Vec<Value>) {
+    let resources = service::with_prefix(
+        &scenario("met-two-failed-ssri-snri", to_today()),
+        &unique_prefix("cds-met"),
+    );
+    let id = resources
+        .iter()
+        .find(|r| r["resourceType"] == "Patient")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (id, resources)
+}
+
+fn only_card(answer: &Value) -> &Value {
+    let cards = answer["cards"].as_array().unwrap();
+    assert_eq!(cards.len(), 1, "{answer}");
+    &cards[0]
+}
+
+#[tokio::test]
+async fn a_met_patient_prefetched_whole_gets_one_card_with_courses_evidence_and_a_suggestion() {
+    let dir = scratch("pv-prefetch");
+    let ehr = Ehr::start(&dir).await;
+    // No FHIR server is allowed: everything must come from the prefetch.
+    let cds = Cds::start(&ehr, &[], &dir).await;
+    let (patient, resources) = met_patient();
+    let body = request(
+        "patient-view",
+        &patient,
+        json!({}),
+        Some(prefetch(&resources)),
+    );
+    let (status, answer) = cds.hook(&ehr, "trd-patient-view", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let card = only_card(&answer);
+    assert_eq!(
+        card["summary"],
+        "Treatment-resistant depression: 2 failed adequate courses"
+    );
+    // Item 9 of the latest PHQ-9 was 1: the suicide-risk hint, critical, sets the card's indicator.
+    assert_eq!(card["indicator"], "critical");
+    let detail = card["detail"].as_str().unwrap();
+    for part in [
+        "course 1: sertraline",
+        "course 2: venlafaxine",
+        "MedicationRequest/",
+        "(suicide-risk)",
+        "Observation/",
+    ] {
+        assert!(detail.contains(part), "{part} in {detail}");
+    }
+    let suggestion = &card["suggestions"][0];
+    assert_eq!(card["selectionBehavior"], "at-most-one");
+    let actions = suggestion["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 2);
+    assert_eq!(actions[0]["resource"]["resourceType"], "Flag");
+    assert_eq!(actions[1]["resource"]["resourceType"], "CarePlan");
+    assert_eq!(
+        actions[0]["resource"]["identifier"][0]["value"],
+        format!("flag-{patient}"),
+        "the write-back's business identifier"
+    );
+    let flag_id = actions[0]["resource"]["id"].as_str().unwrap();
+    assert!(
+        actions[1]["resource"]["supportingInfo"]
+            .to_string()
+            .contains(&format!("Flag/{flag_id}")),
+        "{}",
+        actions[1]["resource"]
+    );
+
+    // Feedback on the card is taken.
+    let feedback = json!({"feedback": [{
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": {"code": "already-addressed", "system": "urn:trdscreen:cds:override-reason"}},
+        "outcomeTimestamp": "2026-12-05T10:00:00Z",
+    }]});
+    let token = ehr.token(&cds, "trd-patient-view");
+    let (status, _) = cds
+        .post("trd-patient-view/feedback", Some(&token), &feedback)
+        .await;
+    assert_eq!(status, 200);
+
+    // A patient who does not screen positive gets no card.
+    let clear = scenario("not-applicable-no-antidepressant", to_today());
+    let body = request(
+        "patient-view",
+        clear[0]["id"].as_str().unwrap(),
+        json!({}),
+        Some(prefetch(&clear)),
+    );
+    let (status, answer) = cds.hook(&ehr, "trd-patient-view", &body).await;
+    assert_eq!((status, answer["cards"].clone()), (200, json!([])));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn malformed_prefetch_is_a_400_in_fixed_words() {
+    let dir = scratch("pv-malformed");
+    let ehr = Ehr::start(&dir).await;
+    let cds = Cds::start(&ehr, &[], &dir).await;
+    let (patient, resources) = met_patient();
+    for (key, bad) in [
+        (
+            "observations",
+            json!({"resourceType": "Patient", "id": "<script>"}),
+        ),
+        ("conditions", json!([1, 2, 3])),
+        (
+            "patient",
+            json!({"resourceType": "Patient", "id": "someone-else"}),
+        ),
+    ] {
+        let mut p = prefetch(&resources);
+        p[key] = bad;
+        let body = request("patient-view", &patient, json!({}), Some(p));
+        let (status, answer) = cds.hook(&ehr, "trd-patient-view", &body).await;
+        assert_eq!(status, 400, "{key}: {answer}");
+        assert!(!answer.to_string().contains("<script>"));
+    }
+    let (status, _) = cds
+        .hook(&ehr, "trd-patient-view", &json!({"hook": "patient-view"}))
+        .await;
+    assert_eq!(status, 400);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_prefetch_the_record_is_read_from_the_fhir_server_and_a_failing_one_is_a_412() {
+    let Some(fhir_url) = service::fhir_env("TRDSCREEN_TEST_FHIR_URL") else {
+        return;
+    };
+    let fhir = Fhir::plain();
+    let (patient, resources) = met_patient();
+    for r in &resources {
+        fhir.put(r).await;
+    }
+    let dir = scratch("pv-fallback");
+    let ehr = Ehr::start(&dir).await;
+    let down = "http://127.0.0.1:9/fhir";
+    let cds = Cds::start(&ehr, &[&fhir_url, down], &dir).await;
+    let call = |server: &str| {
+        let mut body = request("patient-view", &patient, json!({}), None);
+        body["fhirServer"] = json!(server);
+        body["fhirAuthorization"] = json!({
+            "access_token": "a-token-the-ehr-issued",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "trdscreen",
+        });
+        body
+    };
+    let (status, answer) = cds.hook(&ehr, "trd-patient-view", &call(&fhir_url)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(topics(&answer), ["trd-screening"]);
+    let card = only_card(&answer);
+    assert!(
+        card["suggestions"][0]["actions"].is_array(),
+        "the Flag was searched: {card}"
+    );
+
+    // Carrying out the suggestion twice leaves one Flag and one CarePlan on the server.
+    for _ in 0..2 {
+        for action in card["suggestions"][0]["actions"].as_array().unwrap() {
+            assert_eq!(action["type"], "update");
+            fhir.put(&action["resource"]).await;
+        }
+    }
+    assert_eq!(fhir.flags(&patient).await.len(), 1);
+    assert_eq!(fhir.care_plans(&patient).await.len(), 1);
+    // Asked again, the card now updates the Flag and CarePlan the chart holds.
+    let (_, again) = cds.hook(&ehr, "trd-patient-view", &call(&fhir_url)).await;
+    let actions = &only_card(&again)["suggestions"][0]["actions"];
+    assert_eq!(
+        actions[0]["resource"]["id"],
+        card["suggestions"][0]["actions"][0]["resource"]["id"]
+    );
+
+    // The same server under a name not on cds.fhir_servers is not asked.
+    let not_allowed = fhir_url.replace("127.0.0.1", "localhost");
+    for server in [down, not_allowed.as_str()] {
+        let (status, answer) = cds.hook(&ehr, "trd-patient-view", &call(server)).await;
+        assert_eq!(status, 412, "{server}: {answer}");
+        assert!(!answer.to_string().contains("127.0.0.1"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
