@@ -104,6 +104,15 @@ impl LinkKey {
         })
     }
 
+    /// The key the settings call for: the configured secret (`cds.view_link_secret_file` or
+    /// `TRDSCREEN_CDS_VIEW_LINK_SECRET`), else one made now.
+    pub fn from_secrets(secrets: &crate::settings::Secrets) -> Result<LinkKey, LinkError> {
+        match &secrets.view_link_secret {
+            Some(secret) => LinkKey::from_secret(secret),
+            None => LinkKey::generate(),
+        }
+    }
+
     /// A key of 32 random bytes made now: links die with the process.
     pub fn generate() -> Result<LinkKey, LinkError> {
         let mut secret = [0u8; MIN_SECRET_BYTES];
@@ -217,6 +226,32 @@ mod tests {
             ["aud", "card", "exp", "iat", "sub"],
             "nothing but the patient id"
         );
+    }
+
+    #[test]
+    fn replicas_given_one_secret_honour_each_others_links_and_generated_keys_do_not() {
+        let shared = crate::settings::Secrets {
+            view_link_secret: Some(b"0123456789abcdef0123456789abcdef".to_vec()),
+            ..Default::default()
+        };
+        let (one, two) = (
+            LinkKey::from_secrets(&shared).unwrap(),
+            LinkKey::from_secrets(&shared).unwrap(),
+        );
+        let token = one
+            .issue(&patient("p-1"), CARD, at(1_000_000), DEFAULT_TTL)
+            .unwrap();
+        assert!(two.verify(&token, at(1_000_001)).is_ok());
+        let none = crate::settings::Secrets::default();
+        let (a, b) = (
+            LinkKey::from_secrets(&none).unwrap(),
+            LinkKey::from_secrets(&none).unwrap(),
+        );
+        let token = a
+            .issue(&patient("p-1"), CARD, at(1_000_000), DEFAULT_TTL)
+            .unwrap();
+        assert!(a.verify(&token, at(1_000_001)).is_ok());
+        assert_eq!(b.verify(&token, at(1_000_001)), Err(Refused));
     }
 
     #[test]
