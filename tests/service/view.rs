@@ -518,21 +518,27 @@ fn a_reader_that_goes_away_ends_a_long_page_quietly() {
     );
 }
 
-/// The view's router served on 127.0.0.1:0 until dropped.
+/// The view's router served on 127.0.0.1:0 (and the audit trail's sender, when it is on) until
+/// dropped.
 struct ViewServer {
     address: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    audit_sender: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for ViewServer {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(sender) = &self.audit_sender {
+            sender.abort();
+        }
     }
 }
 
 async fn serve_view(settings: &Settings, key: Arc<LinkKey>) -> ViewServer {
     let screener =
         Arc::new(Screener::new(settings, &Secrets::default()).expect("the screener starts"));
+    let audit_sender = screener.audit().run_sender(std::future::pending::<()>());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds 127.0.0.1:0");
@@ -541,7 +547,49 @@ async fn serve_view(settings: &Settings, key: Arc<LinkKey>) -> ViewServer {
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    ViewServer { address, task }
+    ViewServer {
+        address,
+        task,
+        audit_sender,
+    }
+}
+
+/// The AuditEvents naming `Patient/{patient}` that `service_name` recorded, once there are any
+/// (asked for up to 30 s: the trail sends in the background).
+async fn audit_events(
+    fhir: &crate::service::Fhir,
+    patient: &str,
+    service_name: &str,
+) -> Vec<Value> {
+    let url = format!(
+        "{}/AuditEvent?entity=Patient/{patient}&_count=100",
+        fhir.base
+    );
+    for _ in 0..150 {
+        let bundle: Value = fhir
+            .http
+            .get(&url)
+            .header("Accept", "application/fhir+json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let found: Vec<Value> = bundle["entry"]
+            .as_array()
+            .map(|e| e.iter().map(|e| e["resource"].clone()).collect())
+            .unwrap_or_default();
+        let ours: Vec<Value> = found
+            .into_iter()
+            .filter(|e| e["source"]["observer"]["display"] == service_name)
+            .collect();
+        if !ours.is_empty() {
+            return ours;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Vec::new()
 }
 
 fn http() -> reqwest::Client {
@@ -613,13 +661,22 @@ async fn a_valid_link_shows_the_patients_page_read_from_the_fhir_server() {
         .load(&format!("scenarios/{}", MET_THREE_COURSES.fixture), "view")
         .await;
     let key = Arc::new(LinkKey::generate().unwrap());
-    let server = serve_view(&crate::service::settings(&fhir.base), key.clone()).await;
+    // The audit trail goes to the same FHIR server, under a service name of this test's own.
+    let service_name = crate::service::unique_prefix("trdscreen-view");
+    let spill = Scratch::new("audit");
+    let mut settings = crate::service::settings(&fhir.base);
+    settings.audit.base_url = Some(fhir.base.parse().expect("an http(s) URL"));
+    settings.audit.spill_dir = Some(spill.0.clone());
+    settings.audit.service_name = service_name.clone();
+    settings.audit.retry_interval = Duration::from_millis(200);
+    let server = serve_view(&settings, key.clone()).await;
     let patient = PatientId::parse(&loaded.patient_id).unwrap();
     let token = key
         .issue(&patient, CARD, SystemTime::now(), DEFAULT_TTL)
         .unwrap();
     let response = http()
         .get(format!("http://{}/view/{token}", server.address))
+        .header("x-request-id", "view-request-1")
         .send()
         .await
         .unwrap();
@@ -643,6 +700,22 @@ async fn a_valid_link_shows_the_patients_page_read_from_the_fhir_server() {
     for private in MET_THREE_COURSES.not_shown {
         assert!(!page.contains(private), "the page shows {private}");
     }
+
+    // The view is in the audit trail as a read of the patient's record by the card's link.
+    let events = audit_events(&fhir, &loaded.patient_id, &service_name).await;
+    assert_eq!(events.len(), 1, "one audit record for one view: {events:?}");
+    let client = &events[0]["agent"][0]["who"]["identifier"];
+    assert_eq!(client["system"], trdscreen::view::http::LINK_ISSUER);
+    assert_eq!(client["value"], format!("card:{CARD}"));
+    assert_eq!(events[0]["outcome"], "0", "success");
+    let request_ids: Vec<&Value> = events[0]["entity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"]["code"] == "XrequestId")
+        .map(|e| &e["what"]["identifier"]["value"])
+        .collect();
+    assert_eq!(request_ids, [&Value::from("view-request-1")]);
 
     // A link to a patient the server does not have.
     let missing = PatientId::parse(&format!("{}-nobody", loaded.prefix)).unwrap();
