@@ -93,6 +93,8 @@ pub struct Scores {
     pub polyline: String,
     pub points: Vec<Point>,
     pub label_values: bool,
+    /// Points are smaller when there are many, so that the line stays readable.
+    pub point_radius: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -350,6 +352,11 @@ pub fn chart(trials: &[TreatmentTrial], scores: &[ScorePoint], as_of: Date) -> C
             bands,
             polyline,
             label_values: points.len() <= LABELLED_POINTS,
+            point_radius: if points.len() <= LABELLED_POINTS {
+                "4"
+            } else {
+                "1.5"
+            },
             points,
         },
     }
