@@ -50,14 +50,27 @@ impl Cds {
     }
 }
 
-/// The routes, with the request size limit.
+/// The routes, with the request size limit and a bound on each request's time, reading its body
+/// included (a body trickled in never reaches the handler's own deadline).
 pub fn router(cds: Arc<Cds>) -> Router {
     let limit = cds.settings.cds.max_request_bytes;
+    let whole_request = cds.settings.cds.call_timeout + std::time::Duration::from_secs(5);
     Router::new()
         .route("/cds-services", get(discover))
         .route("/cds-services/{id}", post(call))
         .route("/cds-services/{id}/feedback", post(feedback))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(whole_request, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => json_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        &json!({"error": "the request was not read and answered in time"}),
+                    ),
+                }
+            },
+        ))
         .with_state(cds)
 }
 

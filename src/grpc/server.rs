@@ -139,8 +139,8 @@ impl Bound {
             .with_keepalive(Some(Duration::from_secs(60)));
         let serving = builder
             .add_service(health)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_optional_service(g.reflection.then_some(reflection_v1))
+            .add_optional_service(g.reflection.then_some(reflection_v1alpha))
             .add_service(grpc)
             .serve_with_incoming_shutdown(incoming, signal);
         let (audit_stop, audit_stopped) = tokio::sync::oneshot::channel::<()>();

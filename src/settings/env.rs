@@ -23,6 +23,7 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("grpc.tls_key_file", Kind::Text),
     ("grpc.client_ca_file", Kind::Text),
     ("grpc.shutdown_grace_secs", Kind::Integer),
+    ("grpc.reflection", Kind::Boolean),
     ("fhir.base_url", Kind::Text),
     ("fhir.timeout_secs", Kind::Integer),
     ("fhir.connect_timeout_secs", Kind::Integer),

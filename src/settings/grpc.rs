@@ -30,6 +30,9 @@ pub struct GrpcSettings {
     /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
     #[serde(rename = "shutdown_grace_secs", with = "seconds")]
     pub shutdown_grace: Duration,
+    /// Server reflection (grpcurl and similar tools list the methods); open to anyone who reaches
+    /// the port, like health. `false` leaves it out.
+    pub reflection: bool,
 }
 
 impl Default for GrpcSettings {
@@ -42,6 +45,7 @@ impl Default for GrpcSettings {
             population_concurrency: 8,
             tls_cert_file: None,
             tls_key_file: None,
+            reflection: true,
             client_ca_file: None,
             shutdown_grace: Duration::from_secs(20),
         }

@@ -40,7 +40,7 @@ pub struct Settings {
     pub callers: CallerSettings,
     /// Where the audit trail of every access to patient data goes (docs/security.md).
     pub audit: AuditSettings,
-    /// The CDS Hooks service for EHRs (docs/cds-hooks.md): its own HTTP port.
+    /// The CDS Hooks service for EHRs (README "Inside the EHR"): its own HTTP port.
     pub cds: CdsSettings,
     /// A directory of knowledge files (drugs.toml, codes.toml, policy.toml, hints.toml) replacing the
     /// built-in ones, file by file.

@@ -117,7 +117,7 @@ impl Instruments {
                 .build(),
             audit_spilling: meter
                 .u64_gauge("trdscreen.audit.spilling")
-                .with_description("1 while audit records go to the spill file (the endpoint is down or memory is full)")
+                .with_description("Whether audit records go to the spill file (1: the endpoint is down or memory is full)")
                 .build(),
             cds_cards: counter(
                 "trdscreen.cds.cards",

@@ -109,6 +109,10 @@ ROTATION = {
         "jwksFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
     },
 }
+AUDIT = {
+    "config": {"audit": {"base_url": "https://audit.hospital.example/fhir", "when_unrecorded": "continue"}},
+    "audit": {"spillClaim": "trdscreen-audit"},
+}
 KNOWLEDGE = {"knowledgeOverrides": {"policy.toml": "# a site's policy\nversion = \"site-1\"\n"}}
 
 
@@ -142,6 +146,7 @@ VARIANTS = {
     "callers": merged(BASE, CALLERS),
     "mtls": merged(BASE, MTLS),
     "rotation": merged(BASE, SMART, ROTATION),
+    "audit": merged(BASE, SMART, EXPORTS4, AUDIT),
     "everything": merged(BASE, TLS, SMART, OTLP, MONITORING, SHARDS4, KNOWLEDGE, CALLERS),
     "everything-mtls": merged(BASE, SMART, ROTATION, OTLP, MONITORING, SHARDS4, KNOWLEDGE, MTLS),
 }

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import CHART, NAMESPACE, ROOT, SMART, VARIANTS, by_kind, manifests, merged, named, one, render
+from conftest import BASE, CHART, NAMESPACE, ROOT, SMART, VARIANTS, by_kind, manifests, merged, named, one, render
 
 KUBERNETES = ["1.28.0", "1.33.0"]
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
@@ -235,6 +235,36 @@ def test_a_key_rotation_mounts_the_next_key_and_publishes_the_jwks_path_only(ren
     smart = manifests(rendered["smart"])
     assert "next_private_key_file" not in _settings(smart)["fhir"]["auth"]
     assert by_kind(smart, "Ingress") == []
+
+
+def test_the_audit_trail_reaches_the_settings_and_each_pod_spills_into_a_directory_of_its_own(rendered):
+    docs = manifests(rendered["audit"])
+    audit = _settings(docs)["audit"]
+    assert audit == {
+        "base_url": "https://audit.hospital.example/fhir", "service_name": "trdscreen",
+        "when_unrecorded": "continue", "memory_capacity": 1000, "max_spill_bytes": 1073741824,
+    }
+    dirs = []
+    for workload in [one(docs, "Deployment"), *by_kind(docs, "CronJob")]:
+        pod = _pod(workload)
+        volume = next(v for v in pod["volumes"] if v["name"] == "audit-spill")
+        assert volume["persistentVolumeClaim"] == {"claimName": "trdscreen-audit"}
+        mounts = pod["containers"][0]["volumeMounts"]
+        assert {"name": "audit-spill", "mountPath": "/var/lib/trdscreen/audit"} in mounts
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        dirs.append(env["TRDSCREEN_AUDIT_SPILL_DIR"])
+    assert sorted(dirs) == sorted([
+        "/var/lib/trdscreen/audit/$(POD_NAME)",
+        "/var/lib/trdscreen/audit/batch-shard-$(JOB_COMPLETION_INDEX)",
+        "/var/lib/trdscreen/audit/export",
+    ]), dirs
+    # Without an audit endpoint nothing of it is rendered; without a claim the spill is an emptyDir.
+    smart = manifests(rendered["smart"])
+    assert "audit" not in _settings(smart)
+    assert all(v["name"] != "audit-spill" for v in _pod(one(smart, "Deployment"))["volumes"])
+    no_claim = manifests(render(merged(BASE, {"config": {"audit": {"base_url": "https://a.example/fhir"}}})))
+    volume = next(v for v in _pod(one(no_claim, "Deployment"))["volumes"] if v["name"] == "audit-spill")
+    assert volume == {"name": "audit-spill", "emptyDir": {"sizeLimit": "1Gi"}}
 
 
 def test_otlp_endpoint_reaches_the_settings(rendered):

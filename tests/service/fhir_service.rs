@@ -681,6 +681,35 @@ async fn health_reports_serving_for_the_server_and_the_screening_service() {
 }
 
 #[tokio::test]
+async fn reflection_can_be_closed_and_health_stays_open() {
+    use tonic_reflection::pb::v1;
+    let mut closed = settings("");
+    closed.grpc.reflection = false;
+    let svc = start(closed).await;
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(svc.channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let refused = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect_err("no reflection");
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(svc.channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "trdscreen.v1.TrdScreening".into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner();
+    assert_eq!(serving.status, 1, "SERVING");
+}
+
+#[tokio::test]
 async fn reflection_lists_the_screening_service_in_v1_and_v1alpha() {
     use tonic_reflection::pb::{v1, v1alpha};
     let svc = start(settings("")).await;

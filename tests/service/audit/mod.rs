@@ -395,7 +395,11 @@ async fn with_the_endpoint_down_calls_go_on_and_every_record_arrives_once_after_
             .text()
             .await
             .unwrap();
-        if exposition.contains("trdscreen_audit_spilling 1") {
+        // A sample line, not the HELP text.
+        if exposition
+            .lines()
+            .any(|l| l.trim_end() == "trdscreen_audit_spilling 1")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

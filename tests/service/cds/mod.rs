@@ -194,6 +194,8 @@ impl Ehr {
 pub struct Cds {
     /// `http://127.0.0.1:{port}/cds-services`
     pub base: String,
+    /// `http://127.0.0.1:{port}/metrics`
+    pub metrics: String,
     pub http: reqwest::Client,
     _serve: child::Running,
 }
@@ -209,14 +211,25 @@ fn free_port() -> u16 {
 impl Cds {
     /// Starts the service trusting `ehr`, with fallback reads allowed from `fhir_servers`.
     pub async fn start(ehr: &Ehr, fhir_servers: &[&str], dir: &std::path::Path) -> Cds {
+        Cds::start_with(ehr, fhir_servers, dir, "").await
+    }
+
+    /// [`Cds::start`] with more `[cds]` settings (TOML lines).
+    pub async fn start_with(
+        ehr: &Ehr,
+        fhir_servers: &[&str],
+        dir: &std::path::Path,
+        cds_settings: &str,
+    ) -> Cds {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}/cds-services");
+        let metrics_port = free_port();
         let settings = dir.join("settings.toml");
         std::fs::File::create(&settings)
             .unwrap()
             .write_all(
                 format!(
-                    "[grpc]\nlisten = \"127.0.0.1:{}\"\n[telemetry]\nmetrics_listen = \"\"\n[fhir]\nmax_retries = 0\n[cds]\nlisten = \"127.0.0.1:{port}\"\nservice_url = \"{base}\"\nfhir_servers = \"{}\"\n[cds.clients.\"{}\"]\njwks_url = \"{}\"\n",
+                    "[grpc]\nlisten = \"127.0.0.1:{}\"\n[telemetry]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[fhir]\nmax_retries = 0\n[cds]\nlisten = \"127.0.0.1:{port}\"\nservice_url = \"{base}\"\nfhir_servers = \"{}\"\n{cds_settings}\n[cds.clients.\"{}\"]\njwks_url = \"{}\"\n",
                     free_port(),
                     fhir_servers.join(","),
                     ehr.issuer,
@@ -242,6 +255,7 @@ impl Cds {
             if http.get(&base).send().await.is_ok() {
                 return Cds {
                     base,
+                    metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
                     http,
                     _serve: serve,
                 };
@@ -261,6 +275,22 @@ impl Cds {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The value of one series of `/metrics` (0 when it is not there).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(&self.metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// A hook call of `service` with a fresh good token.
@@ -338,5 +368,36 @@ async fn discovery_lists_the_three_hooks_with_the_prefetch_of_what_screening_rea
         assert!(s["id"].as_str().unwrap().starts_with("trd-"));
         assert!(!s["title"].as_str().unwrap().is_empty());
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_request_whose_body_never_finishes_is_answered_408_not_held_open() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = scratch("trickle");
+    let ehr = Ehr::start(&dir).await;
+    let cds = Cds::start_with(&ehr, &[], &dir, "call_timeout_secs = 1").await;
+    let url = url::Url::parse(&cds.base).unwrap();
+    let mut stream = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap()))
+        .await
+        .unwrap();
+    let token = ehr.token(&cds, "trd-patient-view");
+    stream
+        .write_all(
+            format!(
+                "POST /cds-services/trd-patient-view HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"hook\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Nothing more is sent; the service answers on its own.
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut answer))
+        .await
+        .expect("the service answers a stalled request")
+        .unwrap();
+    let head = String::from_utf8_lossy(&answer[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -93,6 +93,17 @@ async fn a_met_patient_prefetched_whole_gets_one_card_with_courses_evidence_and_
         .post("trd-patient-view/feedback", Some(&token), &feedback)
         .await;
     assert_eq!(status, 200);
+    // The card, the feedback and the record's parts are counted.
+    let cards = r#"trdscreen_cds_cards_total{indicator="critical",service="trd-patient-view"}"#;
+    assert_eq!(cds.metric(cards).await, 1.0);
+    let overridden = r#"trdscreen_cds_feedback_total{outcome="overridden",reason="already-addressed",service="trd-patient-view"}"#;
+    assert_eq!(cds.metric(overridden).await, 1.0);
+    let prefetched = r#"trdscreen_cds_record_parts_total{source="prefetch"}"#;
+    assert_eq!(
+        cds.metric(prefetched).await,
+        6.0,
+        "the Patient and the five searches"
+    );
 
     // A patient who does not screen positive gets no card.
     let clear = scenario("not-applicable-no-antidepressant", to_today());

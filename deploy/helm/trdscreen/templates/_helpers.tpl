@@ -147,6 +147,16 @@ seccompProfile:
 - name: config
   configMap:
     name: {{ include "trdscreen.fullname" . }}
+{{- if .Values.config.audit.base_url }}
+- name: audit-spill
+  {{- if .Values.audit.spillClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.audit.spillClaim }}
+  {{- else }}
+  emptyDir:
+    sizeLimit: {{ .Values.audit.spillSizeLimit }}
+  {{- end }}
+{{- end }}
 {{- if .Values.knowledgeOverrides }}
 - name: knowledge
   configMap:
@@ -203,6 +213,10 @@ seccompProfile:
 - name: config
   mountPath: /etc/trdscreen/config
   readOnly: true
+{{- if .Values.config.audit.base_url }}
+- name: audit-spill
+  mountPath: {{ include "trdscreen.auditDir" . }}
+{{- end }}
 {{- if .Values.knowledgeOverrides }}
 - name: knowledge
   mountPath: {{ include "trdscreen.knowledgeDir" . }}
@@ -240,4 +254,9 @@ seccompProfile:
 {{/* Rolls the pods when the settings or knowledge change. */}}
 {{- define "trdscreen.configChecksum" -}}
 checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- end }}
+
+{{/* The audit spill volume's mount; each pod or shard spills into a directory of its own in it. */}}
+{{- define "trdscreen.auditDir" -}}
+/var/lib/trdscreen/audit
 {{- end }}
