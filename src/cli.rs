@@ -48,8 +48,11 @@ pub enum Command {
         #[arg(long, value_parser = parse_day)]
         as_of: Option<Date>,
         /// Print the assessment as JSON (the gRPC Assessment's field names).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "html")]
         json: bool,
+        /// Write the clinician view (one HTML page) instead: to standard output, or to OUT.
+        #[arg(long, value_name = "OUT", num_args = 0..=1, default_missing_value = "-")]
+        html: Option<PathBuf>,
         /// A directory whose drugs.toml, codes.toml, policy.toml or hints.toml replace the built-in ones.
         #[arg(long)]
         knowledge: Option<PathBuf>,
@@ -295,6 +298,7 @@ pub fn run(cli: Cli) -> ExitCode {
             file,
             as_of,
             json,
+            html,
             knowledge,
         } => {
             let _ = telemetry::init_logging(LogFormat::Text);
@@ -347,6 +351,12 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             let as_of = as_of.unwrap_or_else(today);
             let assessment = screening::evaluate(&record, as_of, &knowledge);
+            if let Some(out) = html {
+                return match crate::view::page(&record, &assessment, &knowledge) {
+                    Ok(page) => written(&page, &out),
+                    Err(e) => fail(Exit::Failed, &e.to_string()),
+                };
+            }
             let out = if json {
                 match serde_json::to_string_pretty(&assessment) {
                     Ok(out) => out + "\n",
@@ -754,6 +764,20 @@ fn printed(text: &str, code: ExitCode) -> ExitCode {
         Err(OutputError::Failed(kind)) => {
             fail(Exit::Failed, &format!("cannot write the output: {kind}"))
         }
+    }
+}
+
+/// Writes `text` to the file `out` (created or replaced), or prints it when `out` is "-".
+fn written(text: &str, out: &Path) -> ExitCode {
+    if out.as_os_str() == "-" {
+        return printed(text, Exit::Success.code());
+    }
+    match std::fs::write(out, text) {
+        Ok(()) => Exit::Success.code(),
+        Err(e) => fail(
+            Exit::Failed,
+            &format!("cannot write {}: {}", out.display(), e.kind()),
+        ),
     }
 }
 

@@ -109,6 +109,19 @@ impl Screener {
         })
     }
 
+    /// Reads one patient from the FHIR server and evaluates it, writing nothing: the clinician
+    /// view's read (the record is kept for the PHQ-9 totals the view draws).
+    pub async fn read_and_evaluate(
+        &self,
+        id: &PatientId,
+        as_of: Date,
+    ) -> Result<(WholeRecord, Assessment)> {
+        let record =
+            crate::fhir::fetch::patient_record(self.client()?, id, &self.knowledge).await?;
+        let assessment = self.evaluate_record(record.record(), as_of)?;
+        Ok((record, assessment))
+    }
+
     /// Evaluates a record gathered by a caller (the nightly job's NDJSON reader); a record over
     /// the per-patient resource limit (`record.max_resources`) is `ResourceExhausted`.
     pub fn evaluate_record(&self, record: &PatientRecord, as_of: Date) -> Result<Assessment> {

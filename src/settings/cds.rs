@@ -4,6 +4,7 @@ use super::values::{HttpUrl, empty_is_off, seconds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The CDS Hooks service: discovery, patient-view, order-select and order-sign, and feedback.
@@ -31,6 +32,10 @@ pub struct CdsSettings {
     pub clients: BTreeMap<String, CdsClient>,
     /// Clock skew allowed on `exp` and `iat`, in seconds.
     pub leeway_secs: u64,
+    /// The secret the clinician view's links are signed with (32 bytes or more, the same on every
+    /// replica), or the secret itself in `TRDSCREEN_CDS_VIEW_LINK_SECRET`. Neither: a key made at
+    /// start-up, so links die with the process and only the replica that issued one honours it.
+    pub view_link_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -49,6 +54,7 @@ impl Default for CdsSettings {
             call_timeout: Duration::from_secs(10),
             clients: BTreeMap::new(),
             leeway_secs: 30,
+            view_link_secret_file: None,
         }
     }
 }

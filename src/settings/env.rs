@@ -88,6 +88,7 @@ const OVERRIDABLE: &[(&str, Kind)] = &[
     ("cds.max_request_bytes", Kind::Integer),
     ("cds.call_timeout_secs", Kind::Integer),
     ("cds.leeway_secs", Kind::Integer),
+    ("cds.view_link_secret_file", Kind::Text),
     ("knowledge_dir", Kind::Text),
 ];
 

@@ -54,6 +54,8 @@ pub struct Secrets {
     pub private_key_pem: Option<Vec<u8>>,
     /// The next SMART key, published but not used to sign.
     pub next_private_key_pem: Option<Vec<u8>>,
+    /// The clinician view's link secret (`cds.view_link_secret_file`), surrounding whitespace cut.
+    pub view_link_secret: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -272,6 +274,24 @@ impl Settings {
                 };
             }
         }
+        secrets.view_link_secret = match (
+            &self.cds.view_link_secret_file,
+            env("TRDSCREEN_CDS_VIEW_LINK_SECRET"),
+        ) {
+            (Some(path), _) => Some(read(path, "view link secret")?),
+            (None, secret) => secret.map(String::into_bytes),
+        }
+        .map(|secret| secret.trim_ascii().to_vec());
+        if secrets
+            .view_link_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < crate::view::link::MIN_SECRET_BYTES)
+        {
+            return Err(SettingsError(format!(
+                "the view link secret (cds.view_link_secret_file or TRDSCREEN_CDS_VIEW_LINK_SECRET) must be at least {} bytes",
+                crate::view::link::MIN_SECRET_BYTES
+            )));
+        }
         Ok(secrets)
     }
 }
@@ -453,6 +473,36 @@ mod tests {
         s.fhir.auth.next_private_key_file = Some(dir.join("missing.pem"));
         let err = s.secrets(&env).unwrap_err().to_string();
         assert!(err.contains("next private key"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_view_link_secret_is_read_from_its_file_or_the_environment_and_must_be_long_enough() {
+        let s = Settings::default();
+        assert_eq!(s.secrets(&|_| None).unwrap().view_link_secret, None);
+        let long = "k".repeat(32);
+        let env = |name: &str| (name == "TRDSCREEN_CDS_VIEW_LINK_SECRET").then(|| long.clone());
+        assert_eq!(
+            s.secrets(&env).unwrap().view_link_secret.as_deref(),
+            Some(long.as_bytes())
+        );
+        let dir = std::env::temp_dir().join(format!("trdscreen-settings-v-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("view-link-secret");
+        std::fs::write(&file, format!("{}\n", "f".repeat(40))).unwrap();
+        let mut s = Settings::default();
+        s.cds.view_link_secret_file = Some(file.clone());
+        assert_eq!(
+            s.secrets(&env).unwrap().view_link_secret,
+            Some(b"f".repeat(40)),
+            "the file wins, its newline cut"
+        );
+        std::fs::write(&file, "short\n").unwrap();
+        let err = s.secrets(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("at least 32 bytes") && !err.contains("short"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -29,3 +29,4 @@ mod smart;
 mod synth;
 mod telemetry;
 mod tls;
+mod view;
