@@ -42,6 +42,8 @@ pub struct Screener {
     bulk: BulkSettings,
     /// The audit trail every transport records its accesses in.
     audit: AuditTrail,
+    /// Signs and checks the clinician view's links (`cds.view_link_secret_file`, else generated).
+    view_key: Arc<crate::view::link::LinkKey>,
     /// Write-backs of one patient run one at a time (striped by patient), so two concurrent
     /// screenings of the same patient cannot both create a Flag.
     write_locks: Vec<Mutex<()>>,
@@ -67,12 +69,25 @@ impl Screener {
             writeback: settings.writeback.clone(),
             bulk: settings.fhir.bulk.clone(),
             audit: AuditTrail::open(settings, secrets)?,
+            view_key: Arc::new(
+                crate::view::link::LinkKey::from_secrets(secrets).map_err(|_| {
+                    Error::NotConfigured(
+                        "the clinician view's link key cannot be made (cds.view_link_secret_file: 32 bytes or more)"
+                            .into(),
+                    )
+                })?,
+            ),
             write_locks: (0..WRITE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
         })
     }
 
     pub fn audit(&self) -> &AuditTrail {
         &self.audit
+    }
+
+    /// The key of the clinician view's links.
+    pub fn view_key(&self) -> &Arc<crate::view::link::LinkKey> {
+        &self.view_key
     }
 
     pub fn knowledge(&self) -> &Knowledge {

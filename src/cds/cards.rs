@@ -56,13 +56,16 @@ pub struct Card {
     pub json: Value,
 }
 
+/// Makes the clinician view's URL for the card of this uuid.
+pub type ViewLink = dyn Fn(&str) -> Option<String>;
+
 /// What the patient-view card needs besides the assessment.
 pub struct PatientView<'a> {
     pub writeback: &'a WriteBackSettings,
     pub flag: &'a Known,
     pub care_plan: &'a Known,
-    /// A link to the clinician view, when the service can issue one.
-    pub view_link: Option<String>,
+    /// The clinician view's URL for a card (by its uuid), when the service can issue one.
+    pub view_link: Option<&'a ViewLink>,
 }
 
 /// The patient-view card, or none when the patient does not screen MET or POSSIBLE.
@@ -94,7 +97,8 @@ pub fn patient_view(a: &Assessment, k: &Knowledge, cx: &PatientView) -> Option<C
         card["suggestions"] = json!([suggestion]);
         card["selectionBehavior"] = json!("at-most-one");
     }
-    if let Some(url) = &cx.view_link {
+    let uuid = card["uuid"].as_str().unwrap_or_default().to_owned();
+    if let Some(url) = cx.view_link.and_then(|link| link(&uuid)) {
         card["links"] = json!([{
             "label": "Treatment history and PHQ-9 timeline",
             "url": url,

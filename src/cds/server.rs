@@ -55,10 +55,13 @@ impl Cds {
 pub fn router(cds: Arc<Cds>) -> Router {
     let limit = cds.settings.cds.max_request_bytes;
     let whole_request = cds.settings.cds.call_timeout + std::time::Duration::from_secs(5);
+    let view = crate::view::http::router(cds.screener.clone(), cds.screener.view_key().clone());
     Router::new()
         .route("/cds-services", get(discover))
         .route("/cds-services/{id}", post(call))
         .route("/cds-services/{id}/feedback", post(feedback))
+        .with_state(cds)
+        .merge(view)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| async move {
@@ -71,7 +74,6 @@ pub fn router(cds: Arc<Cds>) -> Router {
                 }
             },
         ))
-        .with_state(cds)
 }
 
 /// Serves the routes on `listener` until `stop` completes.
@@ -245,11 +247,12 @@ fn cards_for(
             let assessment = cds
                 .screener
                 .evaluate_record(gathered.record.record(), as_of)?;
+            let link = |card: &str| view_link(cds, &request.patient, card);
             let view = cards::PatientView {
                 writeback: &cds.settings.writeback,
                 flag: &gathered.flag,
                 care_plan: &gathered.care_plan,
-                view_link: None,
+                view_link: Some(&link),
             };
             Ok(cards::patient_view(&assessment, k, &view)
                 .into_iter()
@@ -267,6 +270,27 @@ fn cards_for(
             Ok(cards::orders(&assessment, &drugs, k))
         }
     }
+}
+
+/// The clinician view's URL for a card: the service's public base (`cds.service_url` without its
+/// `/cds-services`) and a short-lived link bound to the patient and the card.
+fn view_link(cds: &Cds, patient: &crate::fhir::PatientId, card: &str) -> Option<String> {
+    let service_url = cds.settings.cds.service_url.as_ref()?;
+    let base = service_url
+        .as_str()
+        .trim_end_matches('/')
+        .trim_end_matches("/cds-services");
+    let token = cds
+        .screener
+        .view_key()
+        .issue(
+            patient,
+            card,
+            std::time::SystemTime::now(),
+            crate::view::link::DEFAULT_TTL,
+        )
+        .ok()?;
+    Some(format!("{base}{}", crate::view::http::path(&token)))
 }
 
 /// Adds the draft orders to the record as orders active from `as_of` (what they will be once

@@ -213,7 +213,7 @@ pub struct Cds {
 impl Cds {
     /// Starts the service trusting `ehr`, with fallback reads allowed from `fhir_servers`.
     pub async fn start(ehr: &Ehr, fhir_servers: &[&str], dir: &std::path::Path) -> Cds {
-        Cds::start_with(ehr, fhir_servers, dir, "").await
+        Cds::start_with(ehr, fhir_servers, dir, "", None).await
     }
 
     /// [`Cds::start`] with more `[cds]` settings (TOML lines).
@@ -222,47 +222,56 @@ impl Cds {
         fhir_servers: &[&str],
         dir: &std::path::Path,
         cds_settings: &str,
+        fhir_base: Option<&str>,
     ) -> Cds {
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}/cds-services");
-        let metrics_port = free_port();
-        let settings = dir.join("settings.toml");
-        std::fs::File::create(&settings)
-            .unwrap()
-            .write_all(
-                format!(
-                    "[grpc]\nlisten = \"127.0.0.1:{}\"\n[telemetry]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[fhir]\nmax_retries = 0\n[cds]\nlisten = \"127.0.0.1:{port}\"\nservice_url = \"{base}\"\nfhir_servers = \"{}\"\n{cds_settings}\n[cds.clients.\"{}\"]\njwks_url = \"{}\"\n",
-                    free_port(),
-                    fhir_servers.join(","),
-                    ehr.issuer,
-                    ehr.jwks_url
-                )
-                .as_bytes(),
-            )
-            .unwrap();
-        let serve = child::spawn(
-            Command::new(env!("CARGO_BIN_EXE_trdscreen"))
-                .args(["serve", "--config"])
-                .arg(&settings)
-                .env_remove("TRDSCREEN_FHIR_BASE_URL")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            "trdscreen serve with CDS Hooks",
-        );
+        let fhir_base = fhir_base.map_or(String::new(), |b| format!("base_url = \"{b}\"\n"));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        for _ in 0..100 {
-            if http.get(&base).send().await.is_ok() {
-                return Cds {
-                    base,
-                    metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
-                    http,
-                    _serve: serve,
-                };
+        // A port free a moment ago may be taken by another test's server before ours binds it:
+        // then ours exits, and is started again on other ports.
+        for _attempt in 0..3 {
+            let port = free_port();
+            let base = format!("http://127.0.0.1:{port}/cds-services");
+            let metrics_port = free_port();
+            let settings = dir.join("settings.toml");
+            std::fs::File::create(&settings)
+                .unwrap()
+                .write_all(
+                    format!(
+                        "[grpc]\nlisten = \"127.0.0.1:{}\"\n[telemetry]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[fhir]\n{fhir_base}max_retries = 0\n[cds]\nlisten = \"127.0.0.1:{port}\"\nservice_url = \"{base}\"\nfhir_servers = \"{}\"\n{cds_settings}\n[cds.clients.\"{}\"]\njwks_url = \"{}\"\n",
+                        free_port(),
+                        fhir_servers.join(","),
+                        ehr.issuer,
+                        ehr.jwks_url
+                    )
+                    .as_bytes(),
+                )
+                .unwrap();
+            let mut serve = child::spawn(
+                Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+                    .args(["serve", "--config"])
+                    .arg(&settings)
+                    .env_remove("TRDSCREEN_FHIR_BASE_URL")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+                "trdscreen serve with CDS Hooks",
+            );
+            for _ in 0..200 {
+                if serve.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if http.get(&base).send().await.is_ok() && serve.try_wait().unwrap().is_none() {
+                    return Cds {
+                        base,
+                        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+                        http,
+                        _serve: serve,
+                    };
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("the CDS Hooks port did not come up");
     }
@@ -378,7 +387,7 @@ async fn a_request_whose_body_never_finishes_is_answered_408_not_held_open() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = scratch("trickle");
     let ehr = Ehr::start(&dir).await;
-    let cds = Cds::start_with(&ehr, &[], &dir, "call_timeout_secs = 1").await;
+    let cds = Cds::start_with(&ehr, &[], &dir, "call_timeout_secs = 1", None).await;
     let url = url::Url::parse(&cds.base).unwrap();
     let mut stream = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap()))
         .await

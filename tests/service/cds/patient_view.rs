@@ -161,7 +161,8 @@ async fn without_prefetch_the_record_is_read_from_the_fhir_server_and_a_failing_
         "[audit]\nbase_url = \"{fhir_url}\"\nspill_dir = \"{}\"\nservice_name = \"{name}\"",
         dir.join("spill").display()
     );
-    let cds = Cds::start_with(&ehr, &[&fhir_url, down], &dir, &audit).await;
+    // The service's own FHIR server is the same one: the clinician view reads it.
+    let cds = Cds::start_with(&ehr, &[&fhir_url, down], &dir, &audit, Some(&fhir_url)).await;
     let call = |server: &str| {
         let mut body = request("patient-view", &patient, json!({}), None);
         body["fhirServer"] = json!(server);
@@ -192,9 +193,35 @@ async fn without_prefetch_the_record_is_read_from_the_fhir_server_and_a_failing_
     }
     assert_eq!(fhir.flags(&patient).await.len(), 1);
     assert_eq!(fhir.care_plans(&patient).await.len(), 1);
+    // The card links to the clinician view: a page of this patient's courses, for a short while;
+    // an altered link is a bare 403.
+    let link = card["links"][0]["url"]
+        .as_str()
+        .expect("a link to the view");
+    assert!(
+        link.starts_with(&cds.base.replace("/cds-services", "/view/")),
+        "{link}"
+    );
+    assert!(!link.contains(&patient), "no patient id in the URL: {link}");
+    let page = cds.http.get(link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for part in ["<svg", "sertraline", "venlafaxine"] {
+        assert!(html.contains(part), "{part}");
+    }
+    let mut altered = link.to_owned();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    let refused = cds.http.get(&altered).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().is_empty());
+
     // The hook is in the audit trail: the EHR's identity, its hookInstance, the patient read.
     let events = crate::audit::wait_for_events(&fhir, &patient, &name, 1).await;
-    let event = &events[0];
+    let event = events
+        .iter()
+        .find(|e| e["agent"][0]["who"]["identifier"]["system"] == ehr.issuer.as_str())
+        .expect("the hook's event");
     assert_eq!(
         event["agent"][0]["who"]["identifier"]["system"],
         ehr.issuer.as_str()
