@@ -57,7 +57,7 @@ pub struct Card {
 }
 
 /// Makes the clinician view's URL for the card of this uuid.
-pub type ViewLink = dyn Fn(&str) -> Option<String>;
+pub type ViewLink<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 /// What the patient-view card needs besides the assessment.
 pub struct PatientView<'a> {
@@ -65,7 +65,7 @@ pub struct PatientView<'a> {
     pub flag: &'a Known,
     pub care_plan: &'a Known,
     /// The clinician view's URL for a card (by its uuid), when the service can issue one.
-    pub view_link: Option<&'a ViewLink>,
+    pub view_link: Option<&'a ViewLink<'a>>,
 }
 
 /// The patient-view card, or none when the patient does not screen MET or POSSIBLE.
