@@ -113,6 +113,16 @@ AUDIT = {
     "config": {"audit": {"base_url": "https://audit.hospital.example/fhir", "when_unrecorded": "continue"}},
     "audit": {"spillClaim": "trdscreen-audit"},
 }
+CDS = {
+    "config": {"cds": {
+        "enabled": True,
+        "service_url": "https://trdscreen.hospital.example/cds-services",
+        "fhir_servers": "https://ehr.hospital.example/fhir",
+        "clients": {"https://ehr.hospital.example": "https://ehr.hospital.example/.well-known/jwks.json"},
+    }},
+    "viewLink": {"secretName": "trdscreen-view-link"},
+    "networkPolicy": {"cdsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]},
+}
 KNOWLEDGE = {"knowledgeOverrides": {"policy.toml": "# a site's policy\nversion = \"site-1\"\n"}}
 
 
@@ -147,6 +157,7 @@ VARIANTS = {
     "mtls": merged(BASE, MTLS),
     "rotation": merged(BASE, SMART, ROTATION),
     "audit": merged(BASE, SMART, EXPORTS4, AUDIT),
+    "cds": merged(BASE, SMART, CDS),
     "everything": merged(BASE, TLS, SMART, OTLP, MONITORING, SHARDS4, KNOWLEDGE, CALLERS),
     "everything-mtls": merged(BASE, SMART, ROTATION, OTLP, MONITORING, SHARDS4, KNOWLEDGE, MTLS),
 }

@@ -267,6 +267,30 @@ def test_the_audit_trail_reaches_the_settings_and_each_pod_spills_into_a_directo
     assert volume == {"name": "audit-spill", "emptyDir": {"sizeLimit": "1Gi"}}
 
 
+def test_cds_hooks_reach_the_settings_the_service_port_and_the_network_policy(rendered):
+    docs = manifests(rendered["cds"])
+    cds = _settings(docs)["cds"]
+    assert cds == {
+        "listen": "0.0.0.0:8080",
+        "service_url": "https://trdscreen.hospital.example/cds-services",
+        "fhir_servers": "https://ehr.hospital.example/fhir",
+        "view_link_secret_file": "/etc/trdscreen/view-link/secret",
+        "clients": {"https://ehr.hospital.example": {"jwks_url": "https://ehr.hospital.example/.well-known/jwks.json"}},
+    }
+    ports = {p["name"]: p["port"] for p in one(docs, "Service")["spec"]["ports"]}
+    assert ports["cds"] == 8080
+    container = _pod(one(docs, "Deployment"))["containers"][0]
+    assert {"name": "cds", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    assert {"name": "view-link", "mountPath": "/etc/trdscreen/view-link", "readOnly": True} in container["volumeMounts"]
+    rules = one(docs, "NetworkPolicy")["spec"]["ingress"]
+    assert {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+            "ports": [{"port": "cds", "protocol": "TCP"}]} in rules
+    # Off by default: no section, no port, no rule.
+    smart = manifests(rendered["smart"])
+    assert "cds" not in _settings(smart)
+    assert all(p["name"] != "cds" for p in one(smart, "Service")["spec"]["ports"])
+
+
 def test_otlp_endpoint_reaches_the_settings(rendered):
     docs = manifests(rendered["otlp"])
     assert _settings(docs)["telemetry"]["otlp_endpoint"] == "http://otel-collector.monitoring:4317"
@@ -427,6 +451,10 @@ def test_prometheus_rule_carries_the_alerts_file(rendered):
     "values, complaint",
     [
         ({"replicaCount": "two"}, "replicaCount"),
+        ({"config": {"cds": {"enabled": True}}}, "service_url"),
+        ({"config": {"cds": {"enabled": True, "service_url": "https://t.example/cds-services"}}}, "clients"),
+        ({"config": {"cds": {"service_url": "https://t.example/hooks"}}}, "service_url"),
+        ({"viewLink": {"secretName": "s"}}, "viewLink"),
         ({"replicas": 2}, "replicas"),
         ({"service": {"grpcPort": 70000}}, "grpcPort"),
         ({"config": {"fhir": {"auth": {"mode": "kerberos"}}}}, "mode"),

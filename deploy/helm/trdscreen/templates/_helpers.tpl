@@ -52,6 +52,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "trdscreen.smartDir" -}}/etc/trdscreen/smart{{- end }}
 {{- define "trdscreen.smartNextDir" -}}/etc/trdscreen/smart-next{{- end }}
 {{- define "trdscreen.clientCADir" -}}/etc/trdscreen/client-ca{{- end }}
+{{- define "trdscreen.viewLinkDir" -}}/etc/trdscreen/view-link{{- end }}
 {{- define "trdscreen.bearerDir" -}}/etc/trdscreen/bearer{{- end }}
 {{- /* The export volume, and the export's directory on it (a volume's root may hold lost+found). */}}
 {{- define "trdscreen.exportVolume" -}}/var/lib/trdscreen/exports{{- end }}
@@ -60,6 +61,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Refuses settings that cannot work, with the value to fix named. */}}
 {{- define "trdscreen.validate" -}}
+{{- $cds := .Values.config.cds }}
+{{- if and $cds.enabled (not $cds.service_url) }}
+{{- fail "config.cds.enabled needs config.cds.service_url, the https URL the EHR calls, ending in /cds-services" }}
+{{- end }}
+{{- if and $cds.enabled (not $cds.clients) }}
+{{- fail "config.cds.enabled needs at least one trusted client in config.cds.clients" }}
+{{- end }}
+{{- if and .Values.viewLink.secretName (not $cds.enabled) }}
+{{- fail "viewLink.secretName signs the clinician view's links: it needs config.cds.enabled" }}
+{{- end }}
 {{- $mode := .Values.config.fhir.auth.mode }}
 {{- if and (eq $mode "smart") (not .Values.fhirCredentials.smartPrivateKey.secretName) }}
 {{- fail "config.fhir.auth.mode smart needs fhirCredentials.smartPrivateKey.secretName" }}
@@ -147,6 +158,15 @@ seccompProfile:
 - name: config
   configMap:
     name: {{ include "trdscreen.fullname" . }}
+{{- if .Values.viewLink.secretName }}
+- name: view-link
+  secret:
+    secretName: {{ .Values.viewLink.secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.viewLink.key }}
+        path: secret
+{{- end }}
 {{- if .Values.config.audit.base_url }}
 - name: audit-spill
   {{- if .Values.audit.spillClaim }}
@@ -213,6 +233,11 @@ seccompProfile:
 - name: config
   mountPath: /etc/trdscreen/config
   readOnly: true
+{{- if .Values.viewLink.secretName }}
+- name: view-link
+  mountPath: {{ include "trdscreen.viewLinkDir" . }}
+  readOnly: true
+{{- end }}
 {{- if .Values.config.audit.base_url }}
 - name: audit-spill
   mountPath: {{ include "trdscreen.auditDir" . }}
