@@ -15,7 +15,6 @@ use crate::fhir::{PatientId, PatientRecord};
 use crate::screening::Assessment;
 use crate::service::{Screener, WriteBackRequest};
 use crate::settings::BatchSettings;
-use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,13 +109,14 @@ pub(super) fn screen(
                 &bucket_error,
             );
             scope.spawn(move || {
+                let mut text = String::new();
                 while !shared.stopping() {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= parts.buckets.len() {
                         break;
                     }
-                    let text = match parts.take_bucket(i) {
-                        Ok(text) => text,
+                    match parts.take_bucket(i, &mut text) {
+                        Ok(()) => {}
                         Err(e) => {
                             if let Ok(mut slot) = bucket_error.lock() {
                                 slot.get_or_insert(e);
@@ -248,15 +248,15 @@ async fn write_backs(
     while tasks.join_next().await.is_some() {}
 }
 
-/// One patient's record from their lines, with the Medications their requests and statements
-/// reference.
+/// One patient's record from their lines (each one JSON value, as the first pass read it), with the
+/// Medications their requests and statements reference.
 pub fn record_of(id: PatientId, group: &Group, medications: &HashMap<&str, &str>) -> PatientRecord {
     let mut record = PatientRecord::new(id, None);
     let mut position = 0;
+    // Every line in a bucket was read whole as one JSON value by the first pass (`classify`): it
+    // is not checked again here.
     for line in &group.resources {
-        if let Ok(raw) = serde_json::from_str::<&RawValue>(line) {
-            record.add_json(raw, None, position);
-        }
+        record.add_json_text(line, None, position);
         position += 1;
     }
     let referenced: Vec<&str> = record
@@ -270,9 +270,7 @@ pub fn record_of(id: PatientId, group: &Group, medications: &HashMap<&str, &str>
         .filter_map(|id| medications.get(id).copied())
         .collect();
     for json in found {
-        if let Ok(raw) = serde_json::from_str::<&RawValue>(json) {
-            record.add_json(raw, None, position);
-        }
+        record.add_json_text(json, None, position);
         position += 1;
     }
     record

@@ -51,15 +51,18 @@ pub struct Partition {
 impl Partition {
     /// A bucket's text: its files one after the other. The files are removed once read, so the
     /// scratch space shrinks as the second pass goes (and a killed job's resume rebuilds them).
-    pub fn take_bucket(&self, i: usize) -> io::Result<String> {
-        let mut text = String::new();
+    ///
+    /// The text goes into `text` (cleared first): a worker reuses one buffer for every bucket it
+    /// takes, rather than fault in a fresh bucket's worth of memory each time.
+    pub fn take_bucket(&self, i: usize, text: &mut String) -> io::Result<()> {
+        text.clear();
         for path in &self.buckets[i] {
             if path.exists() {
-                File::open(path)?.read_to_string(&mut text)?;
+                File::open(path)?.read_to_string(text)?;
                 std::fs::remove_file(path)?;
             }
         }
-        Ok(text)
+        Ok(())
     }
 }
 
@@ -155,10 +158,13 @@ pub fn partition(
     let medications_file = |w: usize| work.join(format!("medications-{w}.ndjson"));
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 2);
     let rx = std::sync::Mutex::new(rx);
+    // Blocks go back to the reader to be filled again, rather than freed and faulted in anew.
+    let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 2 + 2);
     let workers: Vec<io::Result<Worker>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|w| {
                 let rx = &rx;
+                let spent = spent_tx.clone();
                 scope.spawn(move || -> io::Result<Worker> {
                     let mut worker = Worker {
                         writers: (0..n)
@@ -180,6 +186,9 @@ pub fn partition(
                         for line in block.split(|&b| b == b'\n') {
                             worker.take_line(line, shard)?;
                         }
+                        let mut block = block;
+                        block.clear();
+                        let _ = spent.try_send(block);
                     }
                     for w in &mut worker.writers {
                         w.flush()?;
@@ -189,7 +198,8 @@ pub fn partition(
                 })
             })
             .collect();
-        let read = read_blocks(files, &tx, progress);
+        drop(spent_tx);
+        let read = read_blocks(files, &tx, &spent_rx, progress);
         drop(tx);
         let mut done: Vec<io::Result<Worker>> = handles
             .into_iter()
@@ -270,6 +280,7 @@ pub fn partition(
 fn read_blocks(
     files: &[PathBuf],
     tx: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    spent: &std::sync::mpsc::Receiver<Vec<u8>>,
     progress: &Progress,
 ) -> io::Result<()> {
     let consumed = Arc::new(AtomicU64::new(0));
@@ -277,7 +288,9 @@ fn read_blocks(
     for file in files {
         let mut reader = open_ndjson(file, consumed.clone())?;
         loop {
-            let mut block = Vec::with_capacity(BLOCK + 64 * 1024);
+            let mut block = spent
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BLOCK + 64 * 1024));
             let n = (&mut reader).take(BLOCK as u64).read_to_end(&mut block)?;
             if n == 0 {
                 break;

@@ -362,12 +362,18 @@ impl PatientRecord {
     /// another patient or one that does not parse as its type is set aside with a diagnostic. Text
     /// that is no Unicode (a lone surrogate escape) is read as U+FFFD and named.
     pub fn add_json(&mut self, json: &RawValue, full_url: Option<&str>, position: usize) {
-        if let Some(parsed) = ParsedResource::parse(json.get()) {
+        self.add_json_text(json.get(), full_url, position);
+    }
+
+    /// [`add_json`](Self::add_json) for text already known to be one JSON value (an NDJSON line
+    /// the nightly job's first pass read whole): the same outcome, without checking it again.
+    pub fn add_json_text(&mut self, json: &str, full_url: Option<&str>, position: usize) {
+        if let Some(parsed) = ParsedResource::parse(json) {
             return self.add_parsed(parsed, full_url, position);
         }
-        match super::surrogates::repair(json.get()) {
+        match super::surrogates::repair(json) {
             None => self.add_text(
-                json.get(),
+                json,
                 Origin {
                     full_url,
                     position,
