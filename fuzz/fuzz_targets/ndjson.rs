@@ -1,6 +1,7 @@
 //! NDJSON lines as the nightly job reads them: routed to bucket files by the first pass, grouped by
 //! patient and screened by the second. Beyond "never a panic", the routing must not let one line
-//! become another: every resource line that reaches a patient's group is one the first pass routed.
+//! become another: every resource line that reaches a patient's group is one the first pass routed,
+//! and each is one whole JSON value (the second pass reads it without checking it again).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,11 +27,18 @@ fuzz_target!(|data: &[u8]| {
     let shard = Shard::new(0, 1).unwrap();
     let parts = partition(&[input], shard, &work, 1 << 20, &progress, None).unwrap();
     let mut routed = 0;
+    let mut text = String::new();
     for i in 0..parts.buckets.len() {
-        let text = parts.take_bucket(i).unwrap();
+        parts.take_bucket(i, &mut text).unwrap();
         let (groups, medications) = group_bucket(&text);
         for group in &groups {
             routed += group.resources.len() as u64;
+            for line in group.resources.iter().chain(medications.values()) {
+                assert!(
+                    serde_json::from_str::<&serde_json::value::RawValue>(line).is_ok(),
+                    "a bucket line is not one JSON value"
+                );
+            }
             let id = PatientId::parse(group.patient).expect("a bucket holds only valid patient ids");
             let record = record_of(id, group, &medications);
             let _ = evaluate(&record, Date::parse("2025-06-01").unwrap(), &KNOWLEDGE);
