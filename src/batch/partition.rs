@@ -110,8 +110,25 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// How many buckets for this much input: each about `bucket_bytes`, at least one.
-pub fn bucket_count(input_bytes: u64, bucket_bytes: u64) -> usize {
-    input_bytes.div_ceil(bucket_bytes.max(1)).clamp(1, 1024) as usize
+/// How many buckets: the input over the bucket size, from 1 to 1,024, and never more than
+/// `open_files` allows when each of `workers` holds every bucket file open at once (bigger buckets
+/// then, rather than a job that fails half way with too many open files).
+pub fn bucket_count(input_bytes: u64, bucket_bytes: u64, open_files: u64, workers: usize) -> usize {
+    let within_limit = open_files.saturating_sub(RESERVED_FILES) / workers.max(1) as u64;
+    input_bytes
+        .div_ceil(bucket_bytes.max(1))
+        .min(within_limit)
+        .clamp(1, 1024) as usize
+}
+
+/// Files kept for everything else while the first pass holds its bucket files open: the input, the
+/// journal, each worker's Medications, the audit trail, sockets.
+const RESERVED_FILES: u64 = 128;
+
+/// The open-file limit of this process, raised to the hard limit first (the soft limit is often
+/// 1,024, which a large input's bucket files can exceed); 1,024 when it cannot be read.
+fn open_file_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
 }
 
 /// The bucket of a patient. The shard takes the hash modulo N; the bucket takes the high bits of
@@ -152,8 +169,8 @@ pub fn partition(
         total += std::fs::metadata(file)?.len();
     }
     progress.start_phase("reading", Some(total));
-    let n = bucket_count(total, bucket_bytes);
     let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
+    let n = bucket_count(total, bucket_bytes, open_file_limit(), threads);
     let bucket_file = |i: usize, part: &str| work.join(format!("bucket-{i:04}-{part}"));
     let medications_file = |w: usize| work.join(format!("medications-{w}.ndjson"));
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 2);
@@ -518,5 +535,19 @@ mod tests {
         }
         let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
         assert!(*min > 1_000 && *max < 1_500, "{counts:?}");
+    }
+
+    #[test]
+    fn a_large_input_gets_bigger_buckets_rather_than_more_files_than_it_may_open() {
+        let mib = 1024 * 1024;
+        // 8 GB (a million synthetic patients) in 16 MiB buckets: 513 of them.
+        assert_eq!(bucket_count(8_200 * mib, 16 * mib, 20_000, 2), 513);
+        // With the common soft limit of 1,024 and two workers, each holding every bucket open.
+        assert_eq!(bucket_count(8_200 * mib, 16 * mib, 1_024, 2), 448);
+        assert_eq!(bucket_count(8_200 * mib, 16 * mib, 1_024, 16), 56);
+        // Never none, never more than 1,024.
+        assert_eq!(bucket_count(0, 16 * mib, 20_000, 2), 1);
+        assert_eq!(bucket_count(8_200 * mib, 16 * mib, 10, 2), 1);
+        assert_eq!(bucket_count(u64::MAX / 2, mib, u64::MAX, 1), 1024);
     }
 }

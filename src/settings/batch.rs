@@ -15,7 +15,9 @@ pub struct BatchSettings {
     /// Write-backs started per second; 0 for no limit.
     pub writes_per_second: u32,
     /// Size of one bucket of the NDJSON reader, in KiB: what its second pass holds in memory per
-    /// core (the text of one bucket and the records of one patient at a time).
+    /// core (the text of one bucket and the records of one patient at a time). 16 MiB: at 100k
+    /// and 1M patients faster than 64 MiB, with a third to a half of the peak memory
+    /// (docs/performance.md).
     pub bucket_kilobytes: u64,
 }
 
@@ -25,7 +27,7 @@ impl Default for BatchSettings {
             concurrency: 8,
             patients_per_second: 50,
             writes_per_second: 10,
-            bucket_kilobytes: 64 * 1024,
+            bucket_kilobytes: 16 * 1024,
         }
     }
 }
