@@ -109,7 +109,6 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// How many buckets for this much input: each about `bucket_bytes`, at least one.
 /// How many buckets: the input over the bucket size, from 1 to 1,024, and never more than
 /// `open_files` allows when each of `workers` holds every bucket file open at once (bigger buckets
 /// then, rather than a job that fails half way with too many open files).
