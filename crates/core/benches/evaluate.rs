@@ -10,6 +10,10 @@
 //! on one thread: the figures are for one core. No timing is asserted anywhere; results and the
 //! machine they were taken on are in `docs/performance.md`.
 //!
+//! The bench declares the allocator the service and the nightly job ship (mimalloc, see
+//! `src/allocator.rs`), so its figures are what one call costs there; until issue 15 it ran on
+//! glibc's malloc (docs/performance.md gives both).
+//!
 //! Run with:
 //!
 //! ```text
@@ -19,6 +23,9 @@
 //! With `TRDSCREEN_BENCH_ITERATIONS=N` set, the binary skips criterion and runs `parse_and_evaluate`
 //! exactly N times: a fixed amount of work whose instruction count `valgrind --tool=callgrind`
 //! measures the same on a busy machine as on a quiet one (docs/performance.md).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use std::hint::black_box;

@@ -2,7 +2,7 @@
 //! extensions and vendor extensions are ignored by design (serde skips unknown keys).
 
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _, IgnoredAny};
+use serde::de::{Deserializer, IgnoredAny};
 
 /// `modifierExtension`: extensions that change the meaning of the element holding them. Only
 /// their presence is read: the engine interprets none, and FHIR forbids ignoring one.
@@ -80,25 +80,35 @@ pub struct Decimal(pub String);
 
 impl<'de> Deserialize<'de> for Decimal {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match serde_json::Value::deserialize(deserializer)? {
-            serde_json::Value::Number(n) => Ok(Decimal(n.to_string())),
-            serde_json::Value::String(s) => Ok(Decimal(s)),
-            other => Err(D::Error::custom(format_args!(
-                "expected a decimal, found {}",
-                json_kind(&other)
-            ))),
+        // A visitor rather than a `serde_json::Value`: the number is written out as serde_json
+        // writes a `Number` (the same text), without building a tree first.
+        struct DecimalText;
+        impl serde::de::Visitor<'_> for DecimalText {
+            type Value = Decimal;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a decimal")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Decimal, E> {
+                Ok(Decimal(serde_json::Number::from(v).to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Decimal, E> {
+                Ok(Decimal(serde_json::Number::from(v).to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Decimal, E> {
+                serde_json::Number::from_f64(v)
+                    .map(|n| Decimal(n.to_string()))
+                    .ok_or_else(|| {
+                        E::custom("expected a decimal, found a number that is not finite")
+                    })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Decimal, E> {
+                Ok(Decimal(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Decimal, E> {
+                Ok(Decimal(v))
+            }
         }
-    }
-}
-
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
+        deserializer.deserialize_any(DecimalText)
     }
 }
 
@@ -197,6 +207,45 @@ impl<T> Lenient<T> {
         match self {
             Lenient::Read(t) => Some(t),
             Lenient::Unreadable => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decimal(json: &str) -> Result<String, serde_json::Error> {
+        serde_json::from_str::<Decimal>(json).map(|d| d.0)
+    }
+
+    #[test]
+    fn a_decimal_keeps_the_text_serde_json_gives_its_number_and_a_string_as_written() {
+        // The texts a `serde_json::Value` gave before the visitor: doses compare the same.
+        for (json, text) in [
+            ("50", "50"),
+            ("-3", "-3"),
+            ("2.5", "2.5"),
+            ("0.1", "0.1"),
+            ("1e2", "100.0"),
+            ("12.50", "12.5"),
+            ("\"0.10\"", "0.10"),
+            ("\"a\\u0031\"", "a1"),
+        ] {
+            let before = match serde_json::from_str::<serde_json::Value>(json).unwrap() {
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::String(s) => s,
+                other => panic!("{other}"),
+            };
+            assert_eq!((json, decimal(json).unwrap()), (json, before.clone()));
+            assert_eq!(before, text);
+        }
+    }
+
+    #[test]
+    fn a_decimal_of_another_json_kind_is_an_error() {
+        for json in ["true", "null", "[1]", "{\"value\":1}"] {
+            assert!(decimal(json).is_err(), "{json}");
         }
     }
 }

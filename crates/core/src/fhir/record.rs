@@ -238,8 +238,8 @@ impl ParsedResource {
         let head = Head {
             resource_type: any.resource_type.clone(),
             id: any.id.clone(),
-            subject: any.subject.clone(),
-            patient: any.patient.clone(),
+            subject: any.subject.take(),
+            patient: any.patient.take(),
             meta: any.meta.take(),
         };
         ParsedResource {

@@ -1,6 +1,7 @@
 //! The FHIR R4 resources screening reads. Choice elements (`medication[x]`, `effective[x]`, ...) are
 //! one optional field per choice; dates stay text until screening parses them, so a bad date becomes
-//! a named diagnostic rather than an unreadable resource.
+//! a named diagnostic rather than an unreadable resource. Whose resource it is (`subject`,
+//! `patient`) is read once, into the record's head ([`super::record::Head`]), and not kept twice.
 
 use super::datatypes::*;
 use serde::Deserialize;
@@ -22,7 +23,6 @@ pub struct Condition {
     pub clinical_status: Option<CodeableConcept>,
     pub verification_status: Option<CodeableConcept>,
     pub code: Option<CodeableConcept>,
-    pub subject: Option<Reference>,
     pub onset_date_time: Option<String>,
     pub onset_period: Option<Period>,
     pub recorded_date: Option<String>,
@@ -52,7 +52,6 @@ pub struct MedicationRequest {
     pub do_not_perform: Option<bool>,
     pub medication_codeable_concept: Option<CodeableConcept>,
     pub medication_reference: Option<Reference>,
-    pub subject: Option<Reference>,
     pub authored_on: Option<String>,
     #[serde(default)]
     pub dosage_instruction: Vec<Lenient<Dosage>>,
@@ -70,7 +69,6 @@ pub struct MedicationStatement {
     pub status: Option<String>,
     pub medication_codeable_concept: Option<CodeableConcept>,
     pub medication_reference: Option<Reference>,
-    pub subject: Option<Reference>,
     pub effective_date_time: Option<String>,
     pub effective_period: Option<Period>,
     pub date_asserted: Option<String>,
@@ -121,7 +119,6 @@ pub struct Observation {
     pub id: Option<String>,
     pub status: Option<String>,
     pub code: Option<CodeableConcept>,
-    pub subject: Option<Reference>,
     pub effective_date_time: Option<String>,
     pub effective_period: Option<Period>,
     pub effective_instant: Option<String>,
@@ -141,7 +138,6 @@ pub struct Procedure {
     pub id: Option<String>,
     pub status: Option<String>,
     pub code: Option<CodeableConcept>,
-    pub subject: Option<Reference>,
     pub performed_date_time: Option<String>,
     pub performed_period: Option<Period>,
     #[serde(default)]
@@ -319,7 +315,6 @@ impl AnyResource {
                 clinical_status: r.clinical_status,
                 verification_status: r.verification_status,
                 code: r.code,
-                subject: r.subject,
                 onset_date_time: r.onset_date_time,
                 onset_period: r.onset_period,
                 recorded_date: r.recorded_date,
@@ -334,7 +329,6 @@ impl AnyResource {
                 do_not_perform: r.do_not_perform,
                 medication_codeable_concept: r.medication_codeable_concept,
                 medication_reference: r.medication_reference,
-                subject: r.subject,
                 authored_on: r.authored_on,
                 dosage_instruction: r.dosage_instruction,
                 dispense_request: r.dispense_request,
@@ -346,7 +340,6 @@ impl AnyResource {
                 status: r.status,
                 medication_codeable_concept: r.medication_codeable_concept,
                 medication_reference: r.medication_reference,
-                subject: r.subject,
                 effective_date_time: r.effective_date_time,
                 effective_period: r.effective_period,
                 date_asserted: r.date_asserted,
@@ -365,7 +358,6 @@ impl AnyResource {
                 id: r.id,
                 status: r.status,
                 code: r.code,
-                subject: r.subject,
                 effective_date_time: r.effective_date_time,
                 effective_period: r.effective_period,
                 effective_instant: r.effective_instant,
@@ -380,7 +372,6 @@ impl AnyResource {
                 id: r.id,
                 status: r.status,
                 code: r.code,
-                subject: r.subject,
                 performed_date_time: r.performed_date_time,
                 performed_period: r.performed_period,
                 modifier_extension: r.modifier_extension,
