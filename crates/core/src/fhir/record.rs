@@ -216,7 +216,9 @@ impl Head {
 /// [`PatientRecord::add_json`]) whenever any element screening reads is malformed.
 pub struct ParsedResource {
     head: Head,
-    typed: Option<Typed>,
+    // Boxed: a Bundle's entries are a Vec that grows as it is read, and a typed resource is up to
+    // half a kilobyte.
+    typed: Option<Box<Typed>>,
 }
 
 impl ParsedResource {
@@ -231,7 +233,7 @@ impl ParsedResource {
     }
 
     pub(crate) fn into_parts(self) -> (Head, Option<Typed>) {
-        (self.head, self.typed)
+        (self.head, self.typed.map(|t| *t))
     }
 
     fn from_any(mut any: AnyResource) -> ParsedResource {
@@ -244,7 +246,7 @@ impl ParsedResource {
         };
         ParsedResource {
             head,
-            typed: any.typed(),
+            typed: any.typed().map(Box::new),
         }
     }
 }
