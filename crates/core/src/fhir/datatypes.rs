@@ -237,8 +237,8 @@ mod tests {
                 serde_json::Value::String(s) => s,
                 other => panic!("{other}"),
             };
-            assert_eq!((json, decimal(json).unwrap()), (json, before.clone()));
-            assert_eq!(before, text);
+            assert_eq!(before, text, "{json}");
+            assert_eq!(decimal(json).unwrap(), before, "{json}");
         }
     }
 
