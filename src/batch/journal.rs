@@ -169,8 +169,8 @@ impl Journal {
     /// Appends one patient and hands the line to the operating system at once, so a killed process
     /// loses nothing it reported finished.
     pub fn append(&mut self, summary: &PatientSummary) -> io::Result<()> {
-        let text = serde_json::to_string(summary).map_err(io::Error::other)?;
-        writeln!(self.out, "{text}")?;
+        serde_json::to_writer(&mut self.out, summary).map_err(io::Error::from)?;
+        self.out.write_all(b"\n")?;
         self.out.flush()
     }
 

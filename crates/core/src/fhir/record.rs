@@ -238,16 +238,18 @@ impl ParsedResource {
 
     fn from_any(mut any: AnyResource) -> ParsedResource {
         let head = Head {
-            resource_type: any.resource_type.clone(),
+            resource_type: any.resource_type.take(),
             id: any.id.clone(),
             subject: any.subject.take(),
             patient: any.patient.take(),
             meta: any.meta.take(),
         };
-        ParsedResource {
-            head,
-            typed: any.typed().map(Box::new),
-        }
+        let typed = head
+            .resource_type
+            .as_deref()
+            .and_then(|kind| any.typed(kind))
+            .map(Box::new);
+        ParsedResource { head, typed }
     }
 }
 
@@ -455,7 +457,7 @@ impl PatientRecord {
             return;
         };
         let citation = match (head.id.as_deref(), origin.full_url) {
-            (Some(id), _) if super::id::is_fhir_id(id) => format!("{kind}/{id}"),
+            (Some(id), _) if super::id::is_fhir_id(id) => citation_of(kind, id),
             (Some(_), _) => {
                 self.note(
                     format!("{kind} (entry {position})"),
@@ -636,6 +638,16 @@ impl PatientRecord {
             message,
         });
     }
+}
+
+/// `Type/id`, built directly: one per resource read, where `format!`'s machinery cost a few per
+/// cent of the nightly job (perf, issue 15).
+fn citation_of(kind: &str, id: &str) -> String {
+    let mut citation = String::with_capacity(kind.len() + 1 + id.len());
+    citation.push_str(kind);
+    citation.push('/');
+    citation.push_str(id);
+    citation
 }
 
 /// A `fullUrl` fit to name a resource with no id: printable ASCII, no spaces, of a sane length.

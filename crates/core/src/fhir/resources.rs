@@ -300,10 +300,11 @@ impl Medication {
 }
 
 impl AnyResource {
-    /// The resource as the type its `resourceType` names, if screening reads that type.
-    pub(crate) fn typed(self) -> Option<Typed> {
+    /// The resource as the type `kind` names (its `resourceType`, which the caller keeps), if
+    /// screening reads that type.
+    pub(crate) fn typed(self, kind: &str) -> Option<Typed> {
         let r = self;
-        Some(match r.resource_type.as_deref()? {
+        Some(match kind {
             "Patient" => Typed::Patient(Patient {
                 id: r.id,
                 deceased_boolean: r.deceased_boolean,
@@ -348,7 +349,7 @@ impl AnyResource {
                 modifier_extension: r.modifier_extension,
             }),
             "Medication" => Typed::Medication(Medication {
-                resource_type: r.resource_type,
+                resource_type: Some(kind.to_owned()),
                 id: r.id,
                 code: r.code,
                 ingredient: r.ingredient,
