@@ -434,3 +434,64 @@ fn text_logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
     assert!(first.contains("INFO"), "{first}");
     assert!(!first.contains('\u{1b}'), "{first:?}");
 }
+
+/// The bundled population's report and CSV are pinned: a change to how the nightly job reads or
+/// routes its input (not to the rules) must leave them as they are, byte for byte. After a change of
+/// rules or of the population, regenerate them (and say why in the commit):
+/// `trdscreen batch --ndjson examples/population --as-of 2026-11-01 --report R.json`, then the CSV's
+/// header and its rows sorted (`LC_ALL=C sort`) into `report.csv`, and the report without
+/// `durations`, keys sorted, two-space indent, into `report.json`.
+#[test]
+fn the_bundled_populations_report_and_csv_are_the_committed_ones() {
+    let dir = std::env::temp_dir().join(format!("trdscreen-cli-pinned-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.json");
+    let out = trdscreen(&[
+        "batch",
+        "--ndjson",
+        "examples/population",
+        "--as-of",
+        "2026-11-01",
+        "--report",
+        report.to_str().unwrap(),
+        "--work-dir",
+        dir.join("work").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let csv = std::fs::read_to_string(dir.join("report.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    let mut rows: Vec<&str> = lines.collect();
+    rows.sort_unstable();
+    let sorted: String = std::iter::once(header)
+        .chain(rows)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let pinned = std::fs::read_to_string("tests/fixtures/population/report.csv").unwrap();
+    let first_difference = sorted.lines().zip(pinned.lines()).position(|(a, b)| a != b);
+    assert!(
+        sorted == pinned,
+        "the CSV differs from tests/fixtures/population/report.csv (sorted rows; first at line {:?}, {} lines against {})",
+        first_difference.map(|i| i + 1),
+        sorted.lines().count(),
+        pinned.lines().count()
+    );
+
+    let mut got: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    got.as_object_mut().unwrap().remove("durations");
+    let pinned: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("tests/fixtures/population/report.json").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        got, pinned,
+        "the report differs from tests/fixtures/population/report.json"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
