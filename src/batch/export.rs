@@ -305,23 +305,34 @@ fn output_paths(exported: &ExportOutcome) -> Vec<PathBuf> {
     exported.files.iter().map(|f| f.path.clone()).collect()
 }
 
-/// Resources in the export's `deleted` Bundles (a line at a time: the files may be large).
+/// Resources in the export's `deleted` Bundles (a line at a time, each at most
+/// [`MAX_LINE`](super::partition::MAX_LINE): the files may be large). A line that cannot be read
+/// counts as one.
 fn count_deleted(exported: &ExportOutcome) -> u64 {
-    use std::io::BufRead;
+    use super::partition::{MAX_LINE, append_line};
     #[derive(serde::Deserialize)]
     struct Bundle {
         #[serde(default)]
         entry: Vec<serde::de::IgnoredAny>,
     }
     let mut n = 0;
+    let mut line = Vec::new();
     for file in &exported.deleted {
         let Ok(opened) = std::fs::File::open(&file.path) else {
             continue;
         };
-        for line in std::io::BufReader::new(opened).lines() {
-            let Ok(line) = line else { break };
-            if !line.trim().is_empty() {
-                n += serde_json::from_str::<Bundle>(&line).map_or(1, |b| b.entry.len() as u64);
+        let mut reader = std::io::BufReader::new(opened);
+        loop {
+            line.clear();
+            let Ok(fits) = append_line(&mut reader, &mut line, MAX_LINE) else {
+                break;
+            };
+            if !fits {
+                n += 1;
+            } else if line.is_empty() {
+                break;
+            } else if !line.iter().all(u8::is_ascii_whitespace) {
+                n += serde_json::from_slice::<Bundle>(&line).map_or(1, |b| b.entry.len() as u64);
             }
         }
     }

@@ -28,7 +28,7 @@ pub struct InputStats {
     pub patients: u64,
     pub clinical_resources: u64,
     pub medications: u64,
-    /// Lines that are not JSON or not a FHIR resource.
+    /// Lines that are not JSON or not a FHIR resource, or longer than [`MAX_LINE`].
     pub malformed_lines: u64,
     /// Resources of types screening does not read (counted, then skipped).
     pub other_type: u64,
@@ -140,6 +140,12 @@ pub fn bucket_of(patient: &str, buckets: usize) -> usize {
 /// Blocks of whole lines handed from the reader to the workers.
 const BLOCK: usize = 4 * 1024 * 1024;
 
+/// The longest line read, its break included. A resource screening reads takes kilobytes; a line
+/// over this (a photo or a document inline, or a gzip member that unpacks to gigabytes with no line
+/// break) is not held whole but skipped to its end and counted as malformed, so that memory stays
+/// bounded whatever the input.
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
 /// One worker's share of the first pass: its own bucket files, Medications and counts, so workers
 /// never wait for each other.
 struct Worker {
@@ -176,7 +182,7 @@ pub fn partition(
     let rx = std::sync::Mutex::new(rx);
     // Blocks go back to the reader to be filled again, rather than freed and faulted in anew.
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 2 + 2);
-    let workers: Vec<io::Result<Worker>> = std::thread::scope(|scope| {
+    let workers: (Vec<io::Result<Worker>>, u64) = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|w| {
                 let rx = &rx;
@@ -215,7 +221,7 @@ pub fn partition(
             })
             .collect();
         drop(spent_tx);
-        let read = read_blocks(files, &tx, &spent_rx, progress);
+        let read = read_blocks(files, &tx, &spent_rx, progress, BLOCK, MAX_LINE);
         drop(tx);
         let mut done: Vec<io::Result<Worker>> = handles
             .into_iter()
@@ -224,14 +230,21 @@ pub fn partition(
                     .unwrap_or_else(|_| Err(io::Error::other("a reader thread panicked")))
             })
             .collect();
-        if let Err(e) = read {
-            done.push(Err(e));
-        }
-        done
+        let too_long = match read {
+            Ok(too_long) => too_long,
+            Err(e) => {
+                done.push(Err(e));
+                0
+            }
+        };
+        (done, too_long)
     });
+    let (workers, too_long) = workers;
     let mut stats = InputStats {
         files: files.len() as u64,
         bytes: total,
+        lines: too_long,
+        malformed_lines: too_long,
         ..InputStats::default()
     };
     let mut wanted: HashMap<String, Vec<u16>> = HashMap::new();
@@ -291,27 +304,41 @@ pub fn partition(
     Ok(Partition { buckets, stats })
 }
 
-/// Reads the files in blocks of whole lines and hands them on; progress counts file bytes (of a
-/// gzipped file, the packed bytes).
+/// Reads the files in blocks of whole lines (of about `block` bytes) and hands them on; progress
+/// counts file bytes (of a gzipped file, the packed bytes). Lines over `max_line` (at least `block`)
+/// are left out of the blocks, read to their end but never held: their count is returned.
 fn read_blocks(
     files: &[PathBuf],
     tx: &std::sync::mpsc::SyncSender<Vec<u8>>,
     spent: &std::sync::mpsc::Receiver<Vec<u8>>,
     progress: &Progress,
-) -> io::Result<()> {
+    block_size: usize,
+    max_line: usize,
+) -> io::Result<u64> {
     let consumed = Arc::new(AtomicU64::new(0));
     let mut reported = 0;
+    let mut too_long = 0;
     for file in files {
         let mut reader = open_ndjson(file, consumed.clone())?;
         loop {
             let mut block = spent
                 .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(BLOCK + 64 * 1024));
-            let n = (&mut reader).take(BLOCK as u64).read_to_end(&mut block)?;
+                .unwrap_or_else(|_| Vec::with_capacity(block_size + 64 * 1024));
+            let n = (&mut reader)
+                .take(block_size as u64)
+                .read_to_end(&mut block)?;
             if n == 0 {
                 break;
             }
-            reader.read_until(b'\n', &mut block)?;
+            // The block's last line, cut where the block ends, is read to its end.
+            if block.last() != Some(&b'\n') {
+                let start = block.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let room = max_line.saturating_sub(block.len() - start);
+                if !append_line(&mut reader, &mut block, room)? {
+                    block.truncate(start);
+                    too_long += 1;
+                }
+            }
             let now = consumed.load(Ordering::Relaxed);
             progress.advance(now - reported);
             reported = now;
@@ -320,7 +347,39 @@ fn read_blocks(
             }
         }
     }
-    Ok(())
+    Ok(too_long)
+}
+
+/// Reads the rest of a line (through its break, or to the end of the input) and appends it to
+/// `buf` when it is at most `room` bytes; a longer one is read to its end without being held, and
+/// `false` says so (what was appended of it is the caller's to drop).
+pub fn append_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, room: usize) -> io::Result<bool> {
+    let mut appended = 0;
+    let mut fits = true;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(fits);
+        }
+        let (len, ended) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if fits && appended + len <= room {
+            buf.extend_from_slice(&available[..len]);
+            appended += len;
+        } else {
+            fits = false;
+        }
+        reader.consume(len);
+        if ended {
+            return Ok(fits);
+        }
+    }
 }
 
 impl InputStats {
@@ -505,6 +564,117 @@ pub fn group_bucket(text: &str) -> (Vec<Group<'_>>, HashMap<&str, &str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `read_blocks` hands on for `files`, with blocks of `block` bytes and lines up to
+    /// `max_line`: the blocks joined, and how many lines were too long.
+    fn blocks_of(files: &[PathBuf], block: usize, max_line: usize) -> (Vec<u8>, u64) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1 << 16);
+        let (_spent_tx, spent) = std::sync::mpsc::sync_channel(1);
+        let too_long =
+            read_blocks(files, &tx, &spent, &Progress::new(false), block, max_line).expect("reads");
+        drop(tx);
+        let blocks: Vec<Vec<u8>> = rx.iter().collect();
+        if let Some((_, all_but_last)) = blocks.split_last() {
+            assert!(
+                all_but_last
+                    .iter()
+                    .all(|b| b.is_empty() || b.ends_with(b"\n")),
+                "every block but the last ends with a whole line"
+            );
+        }
+        for file in files {
+            std::fs::remove_file(file).unwrap();
+        }
+        (blocks.concat(), too_long)
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("trdscreen-blocks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn gzip(members: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for member in members {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(member).unwrap();
+            out.extend(gz.finish().unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn lines_longer_than_a_block_and_a_last_line_without_a_break_are_read_whole() {
+        let text = format!(
+            "{}\n{}\nshort\n\n{}",
+            "a".repeat(10),
+            "b".repeat(40),
+            "c".repeat(30)
+        );
+        let file = temp_file("plain.ndjson", text.as_bytes());
+        assert_eq!(blocks_of(&[file], 16, 64), (text.into_bytes(), 0));
+    }
+
+    #[test]
+    fn a_line_over_the_bound_is_read_to_its_end_but_not_held_and_is_counted() {
+        let long = "x".repeat(100);
+        let text = format!("first\n{long}\nmiddle\n{long}{long}\nlast\n{long}");
+        let file = temp_file("long.ndjson", text.as_bytes());
+        let (read, too_long) = blocks_of(&[file], 16, 64);
+        assert_eq!(String::from_utf8(read).unwrap(), "first\nmiddle\nlast\n");
+        assert_eq!(too_long, 3);
+    }
+
+    #[test]
+    fn gzipped_lines_read_as_the_plain_ones_even_across_members_and_a_bomb_is_bounded() {
+        // A line split over two gzip members (as `cat a.gz b.gz` makes) is one line.
+        let members: [&[u8]; 2] = [b"{\"a\":1}\n{\"b\":", b"2}\nlast"];
+        let file = temp_file("two.ndjson.gz", &gzip(&members));
+        assert_eq!(
+            blocks_of(&[file], 4, 64),
+            (b"{\"a\":1}\n{\"b\":2}\nlast".to_vec(), 0)
+        );
+        // Ten megabytes of spaces with no line break pack into a few kilobytes: never held whole.
+        let bomb = vec![b' '; 10 * 1024 * 1024];
+        let file = temp_file("bomb.ndjson.gz", &gzip(&[b"before\n", &bomb, b"\nafter\n"]));
+        let (read, too_long) = blocks_of(&[file], 64 * 1024, 1024 * 1024);
+        assert_eq!(String::from_utf8(read).unwrap(), "before\nafter\n");
+        assert_eq!(too_long, 1);
+    }
+
+    #[test]
+    fn the_first_pass_counts_a_line_over_the_bound_as_malformed_and_routes_the_rest() {
+        let dir = std::env::temp_dir().join(format!("trdscreen-over-{}", std::process::id()));
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let photo = "A".repeat(MAX_LINE);
+        let input = dir.join("Patient.ndjson");
+        std::fs::write(
+            &input,
+            format!(
+                "{{\"resourceType\":\"Patient\",\"id\":\"p1\"}}\n\
+                 {{\"resourceType\":\"Patient\",\"id\":\"p2\",\"photo\":[{{\"data\":\"{photo}\"}}]}}\n\
+                 {{\"resourceType\":\"Condition\",\"subject\":{{\"reference\":\"Patient/p1\"}}}}\n"
+            ),
+        )
+        .unwrap();
+        let shard = Shard::new(0, 1).unwrap();
+        let parts =
+            partition(&[input], shard, &work, 1 << 20, &Progress::new(false), None).unwrap();
+        assert_eq!(
+            (
+                parts.stats.lines,
+                parts.stats.malformed_lines,
+                parts.stats.patients,
+                parts.stats.clinical_resources
+            ),
+            (3, 1, 1, 1)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_bucket_groups_lines_by_patient_and_keeps_medications_apart() {

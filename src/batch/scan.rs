@@ -4,12 +4,12 @@
 //! that accepted the filter but did not apply it).
 
 use super::line::{Line, classify};
-use super::partition::open_ndjson;
+use super::partition::{MAX_LINE, append_line, open_ndjson};
 use crate::fhir::PatientId;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
-use std::io::{self, BufRead};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -48,7 +48,11 @@ pub fn scan(files: &[PathBuf], filter_codes: Option<&BTreeSet<String>>) -> io::R
         let mut reader = open_ndjson(file, consumed.clone())?;
         loop {
             line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
+            // A line over the bound is skipped, as the first pass skips it.
+            if !append_line(&mut reader, &mut line, MAX_LINE)? {
+                continue;
+            }
+            if line.is_empty() {
                 break;
             }
             let Ok(text) = std::str::from_utf8(&line) else {
@@ -143,6 +147,26 @@ fn has_code_in(text: &str, codes: &BTreeSet<String>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_over_the_bound_is_skipped_and_the_lines_after_it_are_read() {
+        let dir = std::env::temp_dir().join(format!("trdscreen-scan-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("all.ndjson");
+        let photo = "A".repeat(MAX_LINE);
+        std::fs::write(
+            &file,
+            format!(
+                "{{\"resourceType\":\"Patient\",\"id\":\"p1\",\"photo\":[{{\"data\":\"{photo}\"}}]}}\n\
+                 {{\"resourceType\":\"Patient\",\"id\":\"p2\"}}"
+            ),
+        )
+        .unwrap();
+        let scan = scan(&[file], None).unwrap();
+        let ids: Vec<&str> = scan.listed.iter().map(PatientId::as_str).collect();
+        assert_eq!((ids, scan.lines), (vec!["p2"], 1));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_scan_finds_patients_medications_and_resources_outside_the_filter() {
