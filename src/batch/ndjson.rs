@@ -10,6 +10,7 @@ use super::partition::{self, Group, InputStats, group_bucket};
 use super::rate::RateLimit;
 use super::{Job, JobError, Shared, summarise};
 use crate::audit::trail::Screening;
+use crate::fhir::bulk::local::LocalError;
 use crate::fhir::whole::{WholeExport, WholeRecord};
 use crate::fhir::{PatientId, PatientRecord};
 use crate::screening::Assessment;
@@ -63,10 +64,7 @@ pub(super) fn screen(
 ) -> Result<Counts, JobError> {
     let files = input.files;
     let input_error = |source| JobError::Input {
-        path: files
-            .first()
-            .and_then(|f| f.parent())
-            .map_or_else(String::new, |d| d.display().to_string()),
+        path: directory_of(files),
         source,
     };
     let read_from_server = |ids: Vec<String>| {
@@ -84,6 +82,17 @@ pub(super) fn screen(
             .then_some(&read_from_server as partition::MedicationSource),
     )
     .map_err(input_error)?;
+    if request != WriteBackRequest::None && parts.stats.malformed_lines > 0 {
+        // Whose records those lines complete is unknown: any patient's may be partial.
+        return Err(JobError::Export(LocalError::NotWhole {
+            dir: directory_of(files),
+            why: format!(
+                "{} of its lines could not be read (not JSON, not a FHIR resource, or over {} MiB), and whose records they belong to is unknown; nothing is written back from it: repair the export, or screen it with --write-back none",
+                parts.stats.malformed_lines,
+                partition::MAX_LINE >> 20
+            ),
+        }));
+    }
     shared.progress.start_phase(
         "screening",
         Some(parts.stats.patients.saturating_sub(done.len() as u64)),
@@ -201,6 +210,14 @@ pub(super) fn screen(
         not_vouched: not_vouched.into_inner(),
         seen: seen.into_inner().unwrap_or_default(),
     })
+}
+
+/// The directory of the input files, to name in errors.
+fn directory_of(files: &[PathBuf]) -> String {
+    files
+        .first()
+        .and_then(|f| f.parent())
+        .map_or_else(String::new, |d| d.display().to_string())
 }
 
 /// Writes back screened patients at the configured rate and concurrency, journaling each when its

@@ -409,6 +409,81 @@ fn a_killed_job_resumes_without_screening_anyone_twice_or_duplicating_a_flag() {
     });
 }
 
+/// A line of the export that cannot be read may be any patient's: every record is then possibly
+/// partial, so a job asked to write back refuses (exit 2) having written nothing, and names the way
+/// out; the same files screened without write-back report every patient.
+#[test]
+fn an_export_with_an_unreadable_line_writes_nothing_back() {
+    if !crate::service::fhir_servers() {
+        return;
+    }
+    let _server = server_to_ourselves();
+    let base = service::fhir_url();
+    let prefix = unique_prefix("torn");
+    let patients = population(&prefix);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fhir = Fhir::plain();
+    rt.block_on(async {
+        for r in patients.iter().flatten() {
+            if r["resourceType"] == "Patient" {
+                fhir.put(r).await;
+            }
+        }
+    });
+    let dir = write_ndjson(
+        &patients,
+        1000,
+        &["{\"resourceType\": \"Observation\", \"id\": \"torn"],
+    );
+    let env = [("TRDSCREEN_FHIR_BASE_URL", base.as_str())];
+    let out = batch(
+        &[
+            "--ndjson",
+            dir.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--write-back",
+            "flag",
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not whole (1 of its lines could not be read")
+            && stderr.contains("--write-back none"),
+        "{stderr}"
+    );
+    rt.block_on(async {
+        for resources in &patients {
+            let id = resources
+                .iter()
+                .find(|r| r["resourceType"] == "Patient")
+                .and_then(|r| r["id"].as_str())
+                .unwrap();
+            assert!(fhir.flags(id).await.is_empty(), "{id}: no Flag written");
+        }
+    });
+
+    let report_path = scratch("torn-report").join("report.json");
+    let out = batch(
+        &[
+            "--ndjson",
+            dir.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--write-back",
+            "none",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(csv_rows(&report_path).len(), patients.len());
+    assert_eq!(report(&report_path)["input"]["malformed_lines"], 1);
+}
+
 /// Issue 16, defect 14: the scratch of a job killed with SIGKILL (bucket files holding whole FHIR
 /// resources) is owner-only, and the next job in the same work directory removes it; the scratch
 /// of a job still running is never touched.
