@@ -537,9 +537,9 @@ mod tests {
     /// Opens the queue over a directory a queue of this test has just left. Another test of this
     /// process that starts a program (`openssl`, in auth::jwks) forks with every open file, this
     /// lock's included, until its exec closes them: the lock can outlive `drop` by that moment.
-    fn reopen(d: &Path, memory: usize, sink: &Memory) -> AuditQueue<Memory> {
+    fn reopen(d: &Path, sink: &Memory) -> AuditQueue<Memory> {
         for _ in 0..500 {
-            match AuditQueue::open(d, settings(memory), sink.clone()) {
+            match AuditQueue::open(d, settings(10), sink.clone()) {
                 Err(Error::NotConfigured(_)) => {
                     std::thread::sleep(std::time::Duration::from_millis(10))
                 }
@@ -569,7 +569,7 @@ mod tests {
         let second = AuditQueue::open(&d, settings(10), Memory::default());
         assert!(matches!(second, Err(Error::NotConfigured(_))));
         drop(first);
-        reopen(&d, 10, &Memory::default());
+        reopen(&d, &Memory::default());
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -699,7 +699,7 @@ mod tests {
         // The endpoint down at shutdown: what waits in memory is on disk when the sender ends.
         sink.down.store(true, Ordering::SeqCst);
         drop(q);
-        let q = reopen(&d, 10, &sink);
+        let q = reopen(&d, &sink);
         for n in 3..5 {
             assert_eq!(q.record(&event(n)).unwrap(), Recorded::Queued);
         }
@@ -707,18 +707,18 @@ mod tests {
             .await;
         drop(q);
         sink.down.store(false, Ordering::SeqCst);
-        let q = reopen(&d, 10, &sink);
+        let q = reopen(&d, &sink);
         assert!(q.level().spilling);
         q.flush().await.unwrap();
         assert_eq!(sink.taken(), ids(0..5));
 
         // persist() alone: queued records survive the process.
         drop(q);
-        let q = reopen(&d, 10, &sink);
+        let q = reopen(&d, &sink);
         q.record(&event(5)).unwrap();
         q.persist().unwrap();
         drop(q);
-        let q = reopen(&d, 10, &sink);
+        let q = reopen(&d, &sink);
         q.flush().await.unwrap();
         assert_eq!(sink.taken(), ids(0..6));
         std::fs::remove_dir_all(&d).unwrap();
@@ -752,7 +752,7 @@ mod tests {
         )
         .unwrap();
 
-        let q = reopen(&d, 10, &sink);
+        let q = reopen(&d, &sink);
         assert!(q.level().spilling);
         assert_eq!(
             q.record(&event(4)).unwrap(),

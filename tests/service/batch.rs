@@ -104,6 +104,15 @@ fn write_ndjson(patients: &[Vec<Value>], per_file: usize, extra: &[&str]) -> Pat
     dir
 }
 
+/// Puts each patient's Patient resource on the FHIR server, so that write-back has whom to write to.
+async fn put_patients(fhir: &Fhir, patients: &[Vec<Value>]) {
+    for r in patients.iter().flatten() {
+        if r["resourceType"] == "Patient" {
+            fhir.put(r).await;
+        }
+    }
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(unique_prefix(&format!("trdscreen-test-{name}")));
     std::fs::create_dir_all(&dir).unwrap();
@@ -320,13 +329,7 @@ fn a_killed_job_resumes_without_screening_anyone_twice_or_duplicating_a_flag() {
     let patients = population(&prefix);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fhir = Fhir::plain();
-    rt.block_on(async {
-        for resources in &patients {
-            for r in resources.iter().filter(|r| r["resourceType"] == "Patient") {
-                fhir.put(r).await;
-            }
-        }
-    });
+    rt.block_on(put_patients(&fhir, &patients));
     let dir = write_ndjson(&patients, 1000, &[]);
     let out_dir = scratch("kill");
     let checkpoint = out_dir.join("job.checkpoint");
@@ -423,13 +426,7 @@ fn an_export_with_an_unreadable_line_writes_nothing_back() {
     let patients = population(&prefix);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let fhir = Fhir::plain();
-    rt.block_on(async {
-        for r in patients.iter().flatten() {
-            if r["resourceType"] == "Patient" {
-                fhir.put(r).await;
-            }
-        }
-    });
+    rt.block_on(put_patients(&fhir, &patients));
     let dir = write_ndjson(
         &patients,
         1000,
