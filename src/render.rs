@@ -214,6 +214,12 @@ pub fn export_summary(e: &crate::batch::export::ExportSummary, dir: &std::path::
             e.deleted_unattributed
         ));
     }
+    if e.unreadable_lines > 0 {
+        out.push_str(&format!(
+            "Lines of the changes that could not be read: {} (a changed patient among them is screened at the next full run).\n",
+            e.unreadable_lines
+        ));
+    }
     if e.medications_read > 0 {
         out.push_str(&format!(
             "Medications read by id: {}.\n",
@@ -269,6 +275,12 @@ pub fn batch_summary(r: &crate::batch::report::Report) -> String {
             out.push_str(&format!(
                 "Deleted resources naming no patient: {} (screened at the next full run).\n",
                 i.deleted_unattributed
+            ));
+        }
+        if i.unreadable_lines > 0 {
+            out.push_str(&format!(
+                "Lines of the changes that could not be read: {} (a changed patient among them is screened at the next full run).\n",
+                i.unreadable_lines
             ));
         }
     }

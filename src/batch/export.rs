@@ -53,6 +53,7 @@ pub struct ExportSummary {
     pub medications_read: u64,
     pub deleted_resources: u64,
     pub deleted_unattributed: u64,
+    pub unreadable_lines: u64,
 }
 
 /// The `_typeFilter` built from the knowledge base: Observations by the codes screening reads (the
@@ -114,6 +115,13 @@ pub fn run(
                 "the export lists deleted resources, which name no patient; they are counted, and screened at the next full run"
             );
         }
+        marker.unreadable_lines = found.unreadable;
+        if found.unreadable > 0 {
+            tracing::warn!(
+                lines = found.unreadable,
+                "the changes export holds lines that cannot be read; a changed patient among them is screened at the next full run"
+            );
+        }
         let mut changed = found.patients.clone();
         let changed_medications: Vec<String> = found.medications_held.iter().cloned().collect();
         if !changed_medications.is_empty() {
@@ -163,6 +171,7 @@ pub fn run(
         medications_read: marker.medications_read,
         deleted_resources: marker.deleted_resources,
         deleted_unattributed: marker.deleted_unattributed,
+        unreadable_lines: marker.unreadable_lines,
     })
 }
 

@@ -447,21 +447,32 @@ fn run_source(
                     "the export holds changes only: each changed patient is read whole from the FHIR server (fhir.base_url), and none is configured".into(),
                 )));
             }
-            let patients: Vec<PatientId> = match patients {
-                Some(p) => p,
-                None => scan::scan(&directory.files, None)
-                    .map_err(|source| JobError::Input {
-                        path: directory.dir.display().to_string(),
-                        source,
-                    })?
-                    .patients
-                    .into_iter()
-                    .collect(),
+            // Our own export wrote the changed patients down (and counted its unreadable lines in
+            // the marker); another's directory is scanned for them here.
+            let (patients, unreadable): (Vec<PatientId>, Option<u64>) = match patients {
+                Some(p) => (p, None),
+                None => {
+                    let found =
+                        scan::scan(&directory.files, None).map_err(|source| JobError::Input {
+                            path: directory.dir.display().to_string(),
+                            source,
+                        })?;
+                    (found.patients.into_iter().collect(), Some(found.unreadable))
+                }
             };
             let mut incremental = report::Incremental::new(
                 marker,
                 patients.iter().filter(|p| job.shard.contains(p)).count() as u64,
             );
+            if let Some(lines) = unreadable {
+                incremental.unreadable_lines = lines;
+                if lines > 0 {
+                    tracing::warn!(
+                        lines,
+                        "the changes hold lines that cannot be read; a changed patient among them is screened at the next full run"
+                    );
+                }
+            }
             incremental.since = since;
             incremental.full_read = "per-patient".into();
             ran.incremental = Some(incremental);

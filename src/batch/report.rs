@@ -116,6 +116,9 @@ pub struct Incremental {
     /// Deleted resources the export listed that name no patient: their patients are screened at
     /// the next full run.
     pub deleted_unattributed: u64,
+    /// Lines of the changes that could not be read: a changed patient among them is not found,
+    /// and is screened at the next full run.
+    pub unreadable_lines: u64,
     /// Patients a patient-scoped export held although they were not asked for (a server that
     /// ignored the `patient` parameter): not screened, their records are not vouched whole.
     pub not_asked_for: u64,
@@ -134,6 +137,7 @@ impl Incremental {
                 .and_then(|m| m.full_read.clone())
                 .unwrap_or_else(|| "per-patient".into()),
             deleted_unattributed: marker.map_or(0, |m| m.deleted_unattributed),
+            unreadable_lines: marker.map_or(0, |m| m.unreadable_lines),
             not_asked_for: 0,
         }
     }

@@ -26,6 +26,10 @@ pub struct Scan {
     /// Observations none of whose codes is in the filter (when a filter was given).
     pub outside_filter: u64,
     pub lines: u64,
+    /// Lines that could not be read (not UTF-8, not JSON, not a FHIR resource, or over
+    /// [`MAX_LINE`]): whose they are is unknown, so in a changes export a changed patient may be
+    /// among them.
+    pub unreadable: u64,
 }
 
 impl Scan {
@@ -48,17 +52,27 @@ pub fn scan(files: &[PathBuf], filter_codes: Option<&BTreeSet<String>>) -> io::R
         let mut reader = open_ndjson(file, consumed.clone())?;
         loop {
             line.clear();
-            // A line over the bound is skipped, as the first pass skips it.
+            // A line over the bound is skipped and counted, as the first pass does.
             if !append_line(&mut reader, &mut line, MAX_LINE)? {
+                scan.lines += 1;
+                scan.unreadable += 1;
                 continue;
             }
             if line.is_empty() {
                 break;
             }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
             let Ok(text) = std::str::from_utf8(&line) else {
+                scan.lines += 1;
+                scan.unreadable += 1;
                 continue;
             };
+            // As in the first pass: a byte order mark (at the start of a file, or of one
+            // concatenated into it) is no part of the JSON.
             let text = text.trim_end_matches(['\n', '\r']);
+            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
             if text.trim().is_empty() {
                 continue;
             }
@@ -98,7 +112,8 @@ impl Scan {
                     self.outside_filter += 1;
                 }
             }
-            Line::NoPatient | Line::BadId | Line::OtherType | Line::Malformed => {}
+            Line::Malformed => self.unreadable += 1,
+            Line::NoPatient | Line::BadId | Line::OtherType => {}
         }
     }
 }
@@ -164,7 +179,7 @@ mod tests {
         .unwrap();
         let scan = scan(&[file], None).unwrap();
         let ids: Vec<&str> = scan.listed.iter().map(PatientId::as_str).collect();
-        assert_eq!((ids, scan.lines), (vec!["p2"], 1));
+        assert_eq!((ids, scan.lines, scan.unreadable), (vec!["p2"], 2, 1));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -193,5 +208,32 @@ mod tests {
         assert_eq!(scan.outside_filter, 1);
         assert_eq!(scan.medications_missing(), ["med1"]);
         assert_eq!(scan.lines, 5);
+        assert_eq!(scan.unreadable, 0);
+    }
+
+    /// In a changes export, a line that cannot be read may be a changed patient's: the scan counts
+    /// it, so that the run can say so, and still finds the patients of the lines around it (one
+    /// after a byte order mark included, which the first pass reads too).
+    #[test]
+    fn a_scan_counts_the_lines_it_cannot_read_and_reads_the_rest() {
+        let dir = std::env::temp_dir().join(format!("trdscreen-scan-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("all.ndjson");
+        let mut text = "\u{feff}{\"resourceType\":\"Patient\",\"id\":\"p1\"}\r\n"
+            .as_bytes()
+            .to_vec();
+        text.extend_from_slice(b"{\"resourceType\":\"Observation\",\"subject\":{\"refer\n");
+        text.extend_from_slice(b"{\"id\":\"no-type\"}\n");
+        text.extend_from_slice(b"\xff\xfe not UTF-8\n");
+        text.extend_from_slice(b"   \n");
+        text.extend_from_slice(
+            br#"{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p2"}}"#,
+        );
+        std::fs::write(&file, text).unwrap();
+        let scan = scan(&[file], None).unwrap();
+        let ids: Vec<&str> = scan.patients.iter().map(PatientId::as_str).collect();
+        assert_eq!(ids, ["p1", "p2"]);
+        assert_eq!((scan.lines, scan.unreadable), (5, 3));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

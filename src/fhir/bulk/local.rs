@@ -82,6 +82,11 @@ pub struct Marker {
     pub deleted_resources: u64,
     #[serde(default)]
     pub deleted_unattributed: u64,
+    /// Lines of an incremental export that could not be read (not JSON, not a FHIR resource, or
+    /// over the line bound): a changed patient may be among them, and is then screened at the next
+    /// full run.
+    #[serde(default)]
+    pub unreadable_lines: u64,
     /// Medications the export left out, read by id and written beside the files.
     #[serde(default)]
     pub medications_read: u64,
@@ -104,6 +109,7 @@ impl Marker {
             full_read: None,
             deleted_resources: 0,
             deleted_unattributed: 0,
+            unreadable_lines: 0,
             medications_read: 0,
             files: BTreeMap::new(),
         }

@@ -347,7 +347,8 @@ fn an_incremental_run_killed_half_way_and_run_again_loses_no_one_and_writes_noth
 /// The gate's own test, by the other door: a directory whose manifest says it holds changes since
 /// an instant is never screened as if its lines were the patients' records. Its one patient, MET on
 /// the server, has only a Patient line and a made-up PHQ-9 in the files: the job reads the record
-/// whole from the server, and the chart is left as it was.
+/// whole from the server, and the chart is left as it was. A line of the changes that cannot be
+/// read is counted in the report.
 #[test]
 fn a_changes_only_directory_never_reaches_write_back_as_a_whole_record() {
     if !crate::service::fhir_servers() {
@@ -368,7 +369,13 @@ fn a_changes_only_directory_never_reaches_write_back_as_a_whole_record() {
         "subject": {"reference": format!("Patient/{}", met.patient_id)},
         "effectiveDateTime": "2025-05-30", "valueInteger": 0});
     std::fs::write(dir.join("Patient.ndjson"), patient.to_string() + "\n").unwrap();
-    std::fs::write(dir.join("Observation.ndjson"), remission.to_string() + "\n").unwrap();
+    // And a line cut short: whose change it holds cannot be known, and the run says so.
+    let cut = &remission.to_string()[..40];
+    std::fs::write(
+        dir.join("Observation.ndjson"),
+        format!("{remission}\n{cut}\n"),
+    )
+    .unwrap();
     let manifest = json!({"transactionTime": "2026-11-20T01:00:00Z",
         "request": format!("{base}/$export?_since=2026-11-19T01:00:00Z"),
         "requiresAccessToken": false, "output": []});
@@ -403,4 +410,10 @@ fn a_changes_only_directory_never_reaches_write_back_as_a_whole_record() {
     let r = report(&report_path);
     assert_eq!(r["incremental"]["full_read"], "per-patient");
     assert_eq!(r["export"]["scope"], "changes");
+    assert_eq!(r["incremental"]["unreadable_lines"], 1);
+    assert!(
+        text(&out).contains("Lines of the changes that could not be read: 1"),
+        "{}",
+        text(&out)
+    );
 }

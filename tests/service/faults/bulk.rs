@@ -691,11 +691,13 @@ fn an_incremental_export_reads_the_changed_patients_whole_by_a_patient_scoped_ex
             &format!("{}/fhir/bulk-status/since", stub.origin),
         )),
     );
+    // And one line cut short, which may be anyone's change: counted and said, not dropped.
+    let cut = &patient.to_string()[..30];
     let changes = file(
         &stub,
         "Patient",
         "since-patients",
-        &lines(&[patient], "Patient"),
+        &format!("{}{cut}\n", lines(&[patient], "Patient")),
     );
     stub.on(
         "GET",
@@ -755,6 +757,10 @@ fn an_incremental_export_reads_the_changed_patients_whole_by_a_patient_scoped_ex
         + &String::from_utf8_lossy(&exported.stdout);
     assert_eq!(exported.status.code(), Some(0), "{said}");
     assert!(said.contains("patient-export"), "{said}");
+    assert!(
+        said.contains("Lines of the changes that could not be read: 1"),
+        "{said}"
+    );
 
     let kick_off = stub.requests_to("POST", KICK_OFF).remove(0);
     assert_eq!(
@@ -800,6 +806,7 @@ fn an_incremental_export_reads_the_changed_patients_whole_by_a_patient_scoped_ex
     assert_eq!(r["incremental"]["full_read"], "patient-export");
     assert_eq!(r["incremental"]["changed_patients"], 1);
     assert_eq!(r["incremental"]["screened_in_full"], 1);
+    assert_eq!(r["incremental"]["unreadable_lines"], 1);
     assert_eq!(
         r["incremental"]["not_asked_for"], 1,
         "the patient nobody asked for is counted, not screened"
