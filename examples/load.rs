@@ -6,7 +6,8 @@
 //!
 //! Phases, each at a fixed concurrency for at most `--seconds` and `--max-calls`:
 //! 1. `EvaluateBundle` with tests/fixtures/typical-patient.json, its request encoded once, at
-//!    concurrency 1, 16 and 64;
+//!    concurrency 1, 16 and 64 (with `--compact`, the same Bundle without its whitespace: 43 KB
+//!    instead of the fixture's pretty-printed 76 KB);
 //! 2. with `--fhir`: the typical patient is loaded into that FHIR server, then the same Patient read
 //!    and five searches that `ScreenPatient` makes are timed with a bare HTTP client, and
 //!    `ScreenPatient` (no write-back) is timed, both at concurrency 16, in the same run: four
@@ -40,6 +41,7 @@ struct Options {
     fhir: Option<String>,
     seconds: u64,
     max_calls: usize,
+    compact: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -47,6 +49,7 @@ fn options() -> Result<Options, String> {
         fhir: None,
         seconds: 10,
         max_calls: 200_000,
+        compact: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -55,6 +58,7 @@ fn options() -> Result<Options, String> {
             "--fhir" => o.fhir = Some(value()?),
             "--seconds" => o.seconds = value()?.parse().map_err(|_| "--seconds: a number")?,
             "--max-calls" => o.max_calls = value()?.parse().map_err(|_| "--max-calls: a number")?,
+            "--compact" => o.compact = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -71,6 +75,29 @@ fn options() -> Result<Options, String> {
         return Err("--seconds must be 1 to 120".into());
     }
     Ok(o)
+}
+
+/// The JSON text without the whitespace between its tokens (keys and values untouched, in their
+/// order): the Bundle as most FHIR servers and clients serialise it.
+fn without_whitespace(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c.is_ascii_whitespace() {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// How many alternating slices the bare-client and `ScreenPatient` phases are cut into.
@@ -186,6 +213,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/typical-patient.json"
     ))?;
+    let bundle = if o.compact {
+        let compact = without_whitespace(&bundle);
+        let same = serde_json::from_str::<serde_json::Value>(&compact)?
+            == serde_json::from_str::<serde_json::Value>(&bundle)?;
+        if !same {
+            return Err("the Bundle without whitespace is not the same JSON".into());
+        }
+        println!("(--compact: the Bundle is {} bytes instead of {})", compact.len(), bundle.len());
+        compact
+    } else {
+        bundle
+    };
     let as_of = Some(prost_types::Timestamp {
         seconds: 1_748_736_000, // 2025-06-01, the fixture's evaluation day
         nanos: 0,
