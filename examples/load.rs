@@ -220,7 +220,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !same {
             return Err("the Bundle without whitespace is not the same JSON".into());
         }
-        println!("(--compact: the Bundle is {} bytes instead of {})", compact.len(), bundle.len());
+        println!(
+            "(--compact: the Bundle is {} bytes instead of {})",
+            compact.len(),
+            bundle.len()
+        );
         compact
     } else {
         bundle
