@@ -772,7 +772,7 @@ fn written(text: &str, out: &Path) -> ExitCode {
     if out.as_os_str() == "-" {
         return printed(text, Exit::Success.code());
     }
-    match std::fs::write(out, text) {
+    match output::write_private(out, text.as_bytes()) {
         Ok(()) => Exit::Success.code(),
         Err(e) => fail(
             Exit::Failed,

@@ -2,7 +2,28 @@
 //! command reports, never a panic as `println!` makes it; a reader that went away (`| head`) ends
 //! the output quietly, as command-line tools do.
 
+use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Creates a file only its owner can read or write, or empties an existing one (which keeps the
+/// mode it has: an operator may have chosen it). Reports, CSVs, pages and scratch files hold
+/// patients' results or records, which others on the machine have no business reading, whatever
+/// the umask.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Writes `bytes` to a file made by [`create_private`].
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    create_private(path)?.write_all(bytes)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputError {

@@ -300,7 +300,7 @@ pub fn run(
     report.durations.screening_secs = (report.durations.total_secs - reading).max(0.0);
     if let Some(path) = &job.report {
         let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other);
-        text.and_then(|t| std::fs::write(path, t + "\n"))
+        text.and_then(|t| crate::output::write_private(path, (t + "\n").as_bytes()))
             .map_err(|source| JobError::Output {
                 path: path.display().to_string(),
                 source,
@@ -551,10 +551,11 @@ fn write_results(
     let mut csv = match report_path {
         Some(path) => {
             let csv_path = path.with_extension("csv");
-            let file = std::fs::File::create(&csv_path).map_err(|source| JobError::Output {
-                path: csv_path.display().to_string(),
-                source,
-            })?;
+            let file =
+                crate::output::create_private(&csv_path).map_err(|source| JobError::Output {
+                    path: csv_path.display().to_string(),
+                    source,
+                })?;
             Some((csv_path, std::io::BufWriter::new(file)))
         }
         None => None,

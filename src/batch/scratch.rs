@@ -166,12 +166,7 @@ fn legacy_owner_is_gone(rest: &str) -> bool {
 
 /// Creates (or truncates) a file only its owner can read, for data the job keeps in scratch.
 pub fn create_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(path)
+    crate::output::create_private(path)
 }
 
 /// Creates a directory (and missing parents) only its owner can enter.

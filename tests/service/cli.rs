@@ -495,3 +495,54 @@ fn the_bundled_populations_report_and_csv_are_the_committed_ones() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The job's report and CSV and the clinician page name patients and their results: whatever the
+/// umask, a new one is readable by its owner alone, as the journal and scratch files are.
+#[test]
+fn reports_csvs_and_pages_are_created_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("trdscreen-cli-private-{}", std::process::id()));
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(
+        input.join("Patient.ndjson"),
+        "{\"resourceType\":\"Patient\",\"id\":\"p1\"}\n",
+    )
+    .unwrap();
+    let report = dir.join("report.json");
+    let page = dir.join("page.html");
+    let batch = trdscreen(&[
+        "batch",
+        "--ndjson",
+        input.to_str().unwrap(),
+        "--as-of",
+        "2026-11-01",
+        "--report",
+        report.to_str().unwrap(),
+        "--work-dir",
+        dir.join("work").to_str().unwrap(),
+    ]);
+    assert!(
+        batch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&batch.stderr)
+    );
+    let evaluate = trdscreen(&[
+        "evaluate",
+        "tests/fixtures/typical-patient.json",
+        "--as-of",
+        "2025-06-01",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert!(
+        evaluate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&evaluate.stderr)
+    );
+    for file in [report.clone(), report.with_extension("csv"), page] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(format!("{mode:o}"), "600", "{}", file.display());
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -479,13 +479,7 @@ pub fn remove_manifest(dir: &Path) -> io::Result<()> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = crate::output::create_private(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
