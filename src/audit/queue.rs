@@ -148,7 +148,8 @@ impl<S: AuditSink> AuditQueue<S> {
     /// process: its records are replayed by the next flush, before any new one.
     pub fn open(dir: &Path, settings: AuditQueueSettings, sink: S) -> Result<AuditQueue<S>> {
         create_private_dir(dir)?;
-        let owner = File::create(dir.join(LOCK))
+        let owner = private_file(OpenOptions::new().write(true).create(true))
+            .open(dir.join(LOCK))
             .map_err(|e| io_error("cannot open the audit directory's lock", &e))?;
         if owner.try_lock().is_err() {
             return Err(Error::NotConfigured(
@@ -366,9 +367,7 @@ impl<S: AuditSink> AuditQueue<S> {
             buffer.extend_from_slice(&l.json);
             buffer.push(b'\n');
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut file = private_file(OpenOptions::new().create(true).append(true))
             .open(&self.spill_path)
             .map_err(|e| io_error("cannot open the audit spill file", &e))?;
         file.write_all(&buffer)
@@ -396,6 +395,15 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     builder
         .create(dir)
         .map_err(|e| io_error("cannot create the audit directory", &e))
+}
+
+/// The spill file holds audit records (who looked at which patient): owner-only when created,
+/// whatever the umask, and even in a directory made by someone else with a wider mode (a volume
+/// mounted there keeps its own, and `create_private_dir` leaves an existing directory as it is).
+fn private_file(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    options
 }
 
 /// Cuts a last line without its newline (an append cut by a crash, never acknowledged); the
@@ -467,7 +475,8 @@ fn read_offset(path: &Path) -> Result<u64> {
 fn write_offset(path: &Path, offset: u64) -> Result<()> {
     let tmp = path.with_extension("offset.tmp");
     let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
+        let mut file =
+            private_file(OpenOptions::new().write(true).create(true).truncate(true)).open(&tmp)?;
         file.write_all(offset.to_string().as_bytes())?;
         file.sync_data()?;
         std::fs::rename(&tmp, path)?;
@@ -639,6 +648,33 @@ mod tests {
         assert_eq!(q.record(&event(6)).unwrap(), Recorded::Queued);
         q.flush().await.unwrap();
         assert_eq!(sink.taken(), ids(0..7));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[tokio::test]
+    async fn spilled_records_are_readable_by_their_owner_only_even_in_a_wider_directory() {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let d = dir("modes");
+        std::fs::DirBuilder::new().mode(0o755).create(&d).unwrap();
+        let sink = Memory::default();
+        let q = AuditQueue::open(&d, settings(10), sink.clone()).unwrap();
+        sink.down.store(true, Ordering::SeqCst);
+        q.record(&event(0)).unwrap();
+        assert!(q.flush().await.unwrap().waiting);
+        let mode = |name: &str| {
+            std::fs::metadata(d.join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(
+            mode(SPILL),
+            0o600,
+            "the spill file names who saw which patient"
+        );
+        assert_eq!(mode(LOCK), 0o600);
+        drop(q);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
