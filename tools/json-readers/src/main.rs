@@ -147,6 +147,16 @@ fn measure(lines: &[String], rounds: usize, what: &str) {
         lines.len(),
         bytes as f64 / 1e6
     );
+    if let Ok(only) = std::env::var("ONLY") {
+        for _ in 0..rounds {
+            match only.as_str() {
+                "ignored" => { run("ignored serde_json", lines, |l, _| serde_json::from_str::<serde::de::IgnoredAny>(l).ok().map(|_| (None, None, None))); }
+                "value" => { run("value serde_json", lines, |l, _| serde_json::from_str::<serde_json::Value>(l).ok().map(|_| (None, None, None))); }
+                _ => { run("resource serde_json", lines, |l, _| serde_json::from_str::<ParsedResource>(l).ok().map(|r| resource_key(&r))); }
+            }
+        }
+        return;
+    }
     for round in 1..=rounds {
         println!("round {round}");
         let a = run("head serde_json", lines, |l, _| {
