@@ -13,6 +13,10 @@
 //! RUSTFLAGS="-C target-cpu=x86-64-v3" cargo run --release -- DIR   # sonic-rs's SIMD is chosen at build time
 //! ```
 //!
+//! With `ONLY=ignored|value|resource`, only serde_json, ROUNDS times: each line checked and skipped
+//! (`IgnoredAny`: the tokenising alone, no value built), read into a `serde_json::Value`, or read as
+//! screening reads it; for `perf record` and for the share of a read that is building values.
+//!
 //! Prints MB/s per reader and target (rounds alternate the readers), and how many lines each read.
 
 mod borrowed;
@@ -150,9 +154,27 @@ fn measure(lines: &[String], rounds: usize, what: &str) {
     if let Ok(only) = std::env::var("ONLY") {
         for _ in 0..rounds {
             match only.as_str() {
-                "ignored" => { run("ignored serde_json", lines, |l, _| serde_json::from_str::<serde::de::IgnoredAny>(l).ok().map(|_| (None, None, None))); }
-                "value" => { run("value serde_json", lines, |l, _| serde_json::from_str::<serde_json::Value>(l).ok().map(|_| (None, None, None))); }
-                _ => { run("resource serde_json", lines, |l, _| serde_json::from_str::<ParsedResource>(l).ok().map(|r| resource_key(&r))); }
+                "ignored" => {
+                    run("ignored serde_json", lines, |l, _| {
+                        serde_json::from_str::<serde::de::IgnoredAny>(l)
+                            .ok()
+                            .map(|_| (None, None, None))
+                    });
+                }
+                "value" => {
+                    run("value serde_json", lines, |l, _| {
+                        serde_json::from_str::<serde_json::Value>(l)
+                            .ok()
+                            .map(|_| (None, None, None))
+                    });
+                }
+                _ => {
+                    run("resource serde_json", lines, |l, _| {
+                        serde_json::from_str::<ParsedResource>(l)
+                            .ok()
+                            .map(|r| resource_key(&r))
+                    });
+                }
             }
         }
         return;
