@@ -667,10 +667,10 @@ fn export(args: ExportArgs) -> ExitCode {
         exported
     });
     match exported {
-        Ok(summary) => {
-            print!("{}", render::export_summary(&summary, &args.out));
-            Exit::Success.code()
-        }
+        Ok(summary) => printed(
+            &render::export_summary(&summary, &args.out),
+            Exit::Success.code(),
+        ),
         Err(e) => fail(Exit::of_job(&e), &e.to_string()),
     }
 }

@@ -495,7 +495,9 @@ fn open_directory(
     let Some(gate) = gate else {
         return Ok(local::open(dir, codes)?);
     };
-    let deadline = Instant::now() + gate.wait;
+    // `--export-wait-secs` is any number: past what an `Instant` holds would panic; ten years is
+    // as good as without end.
+    let deadline = Instant::now() + gate.wait.min(Duration::from_secs(10 * 365 * 86_400));
     let mut told = false;
     loop {
         let why = match local::open(dir, codes) {

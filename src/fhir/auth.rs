@@ -333,12 +333,16 @@ async fn refusal(response: reqwest::Response) -> Error {
     })
 }
 
-/// The access token of a successful answer, and its lifetime.
+/// The longest a token is kept: the endpoint's `expires_in` is any number it sends, and a time
+/// past what `Instant` can hold would panic every call that needs a token.
+const MAX_TOKEN_SECS: u64 = 24 * 3600;
+
+/// The access token of a successful answer, and its lifetime (at most [`MAX_TOKEN_SECS`]).
 async fn token_of(response: reqwest::Response) -> Result<(String, Duration)> {
     let answer = read_answer(response, "token endpoint").await?;
     let token: TokenResponse = serde_json::from_slice(&answer)
         .map_err(|_| Error::BadGateway("the token endpoint's answer is not a token".into()))?;
-    let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300));
+    let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300).min(MAX_TOKEN_SECS));
     tracing::info!(
         expires_in = lifetime.as_secs(),
         "obtained a SMART access token"
@@ -409,6 +413,21 @@ mod tests {
         };
         let assertion = smart.assertion("http://fhir.test/token").unwrap();
         jsonwebtoken::decode_header(&assertion).unwrap().kid
+    }
+
+    #[tokio::test]
+    async fn a_token_endpoint_promising_a_lifetime_past_what_a_clock_holds_gets_a_day() {
+        let answer = |expires_in: &str| {
+            reqwest::Response::from(http::Response::new(format!(
+                r#"{{"access_token":"t","token_type":"bearer","expires_in":{expires_in}}}"#
+            )))
+        };
+        let (_, lifetime) = token_of(answer("18446744073709551615")).await.unwrap();
+        assert_eq!(lifetime, Duration::from_secs(MAX_TOKEN_SECS));
+        // What the cache does with it: before the cap, this addition panicked.
+        let _ = Instant::now() + lifetime;
+        let (_, lifetime) = token_of(answer("3600")).await.unwrap();
+        assert_eq!(lifetime, Duration::from_secs(3600));
     }
 
     #[test]
