@@ -20,6 +20,7 @@
 //! Prints MB/s per reader and target (rounds alternate the readers), and how many lines each read.
 
 mod borrowed;
+mod hand;
 
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -161,6 +162,38 @@ fn measure(lines: &[String], rounds: usize, what: &str) {
                             .map(|_| (None, None, None))
                     });
                 }
+                "borrowed" => {
+                    run("borrowed serde_json", lines, |l, _| {
+                        serde_json::from_str::<borrowed::AnyResource>(l)
+                            .ok()
+                            .map(|r| r.key())
+                    });
+                }
+                "hand" => {
+                    run("borrowed hand-written", lines, |l, _| {
+                        hand::read(l).ok().map(|r| r.key())
+                    });
+                }
+                "agree" => {
+                    let a: Vec<_> = lines
+                        .iter()
+                        .map(|l| {
+                            serde_json::from_str::<borrowed::AnyResource>(l)
+                                .ok()
+                                .map(|r| borrowed_digest(&r))
+                        })
+                        .collect();
+                    let b: Vec<_> = lines
+                        .iter()
+                        .map(|l| hand::read(l).ok().map(|r| hand_digest(&r)))
+                        .collect();
+                    let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+                    println!(
+                        "  hand-written differs from serde_json (borrowed) on {differ} of {} lines",
+                        lines.len()
+                    );
+                    return;
+                }
                 "value" => {
                     run("value serde_json", lines, |l, _| {
                         serde_json::from_str::<serde_json::Value>(l)
@@ -250,4 +283,108 @@ fn report_agreement(target: &str, reference: &[Key], others: &[(&str, &[Key])]) 
             .count();
         println!("  {target}: {name} differs from serde_json on {differ} lines");
     }
+}
+
+/// What a read gave, deeper than the key: codes, display texts, values, counts of lists.
+type Digest = (
+    (Option<String>, Option<String>, Option<String>),
+    Vec<String>,
+    usize,
+    usize,
+    Option<i64>,
+);
+
+fn borrowed_digest(r: &borrowed::AnyResource) -> Digest {
+    let mut codes = Vec::new();
+    let concepts = [&r.code, &r.medication_codeable_concept, &r.clinical_status];
+    for c in concepts.into_iter().flatten() {
+        for coding in &c.coding {
+            codes.push(format!(
+                "{:?}|{:?}|{:?}",
+                coding.system, coding.code, coding.display
+            ));
+        }
+        codes.push(format!("{:?}", c.text));
+    }
+    for c in &r.component {
+        codes.push(format!(
+            "{:?}",
+            c.value_quantity.as_ref().map(|q| q.value.map(|v| v.get()))
+        ));
+        codes.push(format!("{:?}", c.value_integer));
+    }
+    for d in &r.dosage_instruction {
+        codes.push(format!("{:?}", d.text));
+        let period = d.timing.as_ref().and_then(|t| t.repeat.as_ref()).map(|r| {
+            (
+                r.frequency,
+                r.period.map(|p| p.get()),
+                r.period_unit.clone(),
+            )
+        });
+        codes.push(format!("{period:?}"));
+        for q in &d.dose_and_rate {
+            codes.push(format!(
+                "{:?}",
+                q.dose_quantity
+                    .as_ref()
+                    .map(|q| (q.value.map(|v| v.get()), q.unit.clone()))
+            ));
+        }
+    }
+    codes.push(format!(
+        "{:?}{:?}{:?}",
+        r.effective_date_time, r.authored_on, r.onset_date_time
+    ));
+    (
+        r.key(),
+        codes,
+        r.component.len(),
+        r.dosage_instruction.len(),
+        r.value_integer,
+    )
+}
+
+fn hand_digest(r: &hand::AnyResource) -> Digest {
+    let mut codes = Vec::new();
+    let concepts = [&r.code, &r.medication_codeable_concept, &r.clinical_status];
+    for c in concepts.into_iter().flatten() {
+        for coding in &c.coding {
+            codes.push(format!(
+                "{:?}|{:?}|{:?}",
+                coding.system, coding.code, coding.display
+            ));
+        }
+        codes.push(format!("{:?}", c.text));
+    }
+    for c in &r.component {
+        codes.push(format!("{:?}", c.value_quantity.as_ref().map(|q| q.value)));
+        codes.push(format!("{:?}", c.value_integer));
+    }
+    for d in &r.dosage_instruction {
+        codes.push(format!("{:?}", d.text));
+        let period = d
+            .timing
+            .as_ref()
+            .and_then(|t| t.repeat.as_ref())
+            .map(|r| (r.frequency, r.period, r.period_unit.clone()));
+        codes.push(format!("{period:?}"));
+        for q in &d.dose_quantities {
+            codes.push(format!(
+                "{:?}",
+                q.as_ref().map(|q| (q.value, q.unit.clone()))
+            ));
+        }
+    }
+    codes.push(format!(
+        "{:?}{:?}{:?}",
+        r.effective_date_time, r.authored_on, r.onset_date_time
+    ));
+    (
+        r.key(),
+        codes,
+        r.component.len(),
+        r.dosage_instruction.len(),
+        r.value_integer,
+    )
 }
