@@ -10,7 +10,7 @@ use crate::fhir::PatientId;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -106,8 +106,19 @@ impl Journal {
             let mut first = true;
             loop {
                 line.clear();
-                let n = reader.read_line(&mut line).map_err(io_err)?;
+                let n = (&mut reader)
+                    .take(MAX_LINE)
+                    .read_line(&mut line)
+                    .map_err(io_err)?;
                 if n == 0 || !line.ends_with('\n') {
+                    // A last line without its newline is an append cut by a crash, and is cut
+                    // off; but a first line that is not the start of our header means the file
+                    // is someone else's, and it is refused, not emptied.
+                    if first && n > 0 && !is_torn_header(&line) {
+                        return Err(JournalError::NotACheckpoint {
+                            path: shown.clone(),
+                        });
+                    }
                     break;
                 }
                 if first {
@@ -183,6 +194,16 @@ impl Journal {
         self.out.get_ref().sync_all()?;
         Ok(self.path)
     }
+}
+
+/// The longest journal line read (a header or a patient's summary is a few hundred bytes): a file
+/// with no line break, `/dev/zero` say, is not read whole.
+const MAX_LINE: u64 = 1 << 20;
+
+/// The start of a header this module wrote, cut by a crash before its newline.
+fn is_torn_header(line: &str) -> bool {
+    const START: &str = "{\"trdscreen_checkpoint\"";
+    line.starts_with(START) || START.starts_with(line)
 }
 
 fn describe(job: &JobKey) -> String {
@@ -311,6 +332,27 @@ mod tests {
         std::fs::write(&path, "hello\n").unwrap();
         let err = Journal::open(&path, &job()).err().unwrap();
         assert!(err.to_string().contains("not a trdscreen checkpoint"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_checkpoint_is_refused_and_left_as_it_was() {
+        let dir = tempdir();
+        for (name, text) in [
+            ("one-line", "{\"access_token\":\"kept\"}".to_owned()),
+            ("no-break", "x".repeat(3 << 20)),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, &text).unwrap();
+            let err = Journal::open(&path, &job()).err().unwrap();
+            assert!(matches!(err, JournalError::NotACheckpoint { .. }), "{err}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "{name}");
+        }
+        // Our own header, cut by a crash before its newline, is started again.
+        let path = dir.join("torn");
+        std::fs::write(&path, "{\"trdscreen_checkpoint\":1,\"jo").unwrap();
+        drop(Journal::open(&path, &job()).unwrap());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("{\"trdscreen_checkpoint\":1,\"job\"") && text.ends_with('\n'));
     }
 
     fn tempdir() -> PathBuf {
