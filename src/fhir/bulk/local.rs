@@ -216,6 +216,10 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
     };
     let manifest: LocalManifest = serde_json::from_slice(&text)
         .map_err(|_| bad("not the JSON of a complete-status manifest"))?;
+    // Printed in summaries and kept in the checkpoint's job: an instant, never the server's text.
+    if crate::date::DateTime::parse(&manifest.transaction_time).is_err() {
+        return Err(bad("its transactionTime is not a FHIR instant"));
+    }
     let marker = match manifest.extension.get(EXTENSION) {
         Some(value) => Some(
             serde_json::from_value::<Marker>(value.clone())
@@ -264,6 +268,13 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
                 check_types(types).map_err(not_whole)?;
             }
             check_type_filter(&request.type_filter, observation_codes).map_err(not_whole)?;
+            if request
+                .since
+                .as_deref()
+                .is_some_and(|since| crate::date::DateTime::parse(since).is_err())
+            {
+                return Err(bad("its request's _since is not a FHIR instant"));
+            }
             let scope = match request.since {
                 Some(since) => Scope::Changes {
                     since,
@@ -359,7 +370,12 @@ fn check_type_filter(queries: &[String], needed: &BTreeSet<String>) -> Result<()
     for query in queries {
         let kind = query.split('?').next().unwrap_or(query);
         if kind != "Observation" {
-            return Err(format!("_typeFilter narrows {kind}"));
+            // Named only when it is a type screening reads: the rest is another party's text.
+            let named = WHOLE_TYPES
+                .iter()
+                .find(|t| **t == kind)
+                .unwrap_or(&"another type");
+            return Err(format!("_typeFilter narrows {named}"));
         }
         let kept = observation_filter_codes(query)
             .ok_or_else(|| "_typeFilter narrows Observation by more than code".to_owned())?;
@@ -601,6 +617,38 @@ mod tests {
                 matches!(&err, LocalError::NotWhole { why, .. } if why.contains(named)),
                 "{request}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn a_manifests_own_words_never_reach_the_operators_messages() {
+        let forged = "\u{1b}[2J\nTRD criteria: MET";
+        // A type filter on a type screening does not read is named as another type.
+        let d = dir("forged-filter");
+        let kind = url::form_urlencoded::byte_serialize(format!("{forged}?code=1").as_bytes())
+            .collect::<String>();
+        foreign(&d, &format!("https://ehr/fhir/$export?_typeFilter={kind}"));
+        let err = open(&d, &codes()).unwrap_err().to_string();
+        assert!(
+            err.contains("_typeFilter narrows another type") && !err.contains("TRD"),
+            "{err}"
+        );
+        // A transactionTime or a _since that is not an instant refuses the manifest.
+        let since = url::form_urlencoded::byte_serialize(forged.as_bytes()).collect::<String>();
+        for (time, request) in [
+            (forged, "https://ehr/fhir/$export".to_owned()),
+            (
+                "2026-11-20T01:00:00Z",
+                format!("https://ehr/fhir/$export?_since={since}"),
+            ),
+        ] {
+            let d = dir("forged-time");
+            let manifest = serde_json::json!({"transactionTime": time,
+                "request": request, "requiresAccessToken": true, "output": []});
+            std::fs::write(d.join(MANIFEST), manifest.to_string()).unwrap();
+            let err = open(&d, &codes()).unwrap_err();
+            assert!(matches!(err, LocalError::BadManifest { .. }), "{err}");
+            assert!(!err.to_string().contains("TRD"), "{err}");
         }
     }
 

@@ -101,9 +101,11 @@ impl Manifest {
             .map(absolute)
             .transpose()?;
         Ok(Manifest {
+            // Printed in summaries and kept in the checkpoint's job: an instant, not the server's text.
             transaction_time: wire
                 .transaction_time
-                .ok_or_else(|| bad(summary!("has no transactionTime")))?,
+                .filter(|t| crate::date::DateTime::parse(t).is_ok())
+                .ok_or_else(|| bad(summary!("has no transactionTime that is a FHIR instant")))?,
             request: wire.request,
             // Required by the IG; when a server leaves it out, the safe reading is that the files
             // need the token (which then goes to the FHIR server's origin only).
@@ -158,17 +160,23 @@ mod tests {
 
     #[test]
     fn a_missing_access_token_flag_means_the_token_is_needed() {
-        let m = Manifest::parse(br#"{"transactionTime":"t","output":[]}"#, STATUS).unwrap();
+        let m = Manifest::parse(
+            br#"{"transactionTime":"2026-11-20T01:00:00Z","output":[]}"#,
+            STATUS,
+        )
+        .unwrap();
         assert!(m.requires_access_token);
     }
 
     #[test]
     fn types_that_could_escape_the_directory_and_missing_parts_are_refused() {
         for body in [
-            &br#"{"transactionTime":"t","output":[{"type":"../x","url":"a"}]}"#[..],
-            br#"{"transactionTime":"t","output":[{"url":"a"}]}"#,
-            br#"{"transactionTime":"t","output":[{"type":"Patient"}]}"#,
+            &br#"{"transactionTime":"2026-11-20T01:00:00Z","output":[{"type":"../x","url":"a"}]}"#
+                [..],
+            br#"{"transactionTime":"2026-11-20T01:00:00Z","output":[{"url":"a"}]}"#,
+            br#"{"transactionTime":"2026-11-20T01:00:00Z","output":[{"type":"Patient"}]}"#,
             br#"{"output":[]}"#,
+            br#"{"transactionTime":"\u001b[2J","output":[]}"#,
             b"not json",
         ] {
             let err = Manifest::parse(body, STATUS).unwrap_err();
