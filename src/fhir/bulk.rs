@@ -446,7 +446,9 @@ async fn kick_off(
     };
     let status = response.status();
     if status != StatusCode::ACCEPTED {
-        let body = response.bytes().await.unwrap_or_default();
+        // Only the head of an error's body is read: its OperationOutcome's codes are what is used,
+        // and a server may answer with any amount.
+        let body = super::body::read_head(response, 64 * 1024).await;
         let error = status_error(status, &body, "$export");
         if is_refusal(status) {
             return Ok(KickOff::Refused(error));
