@@ -7,6 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
 use trdscreen::batch::ndjson::record_of;
+use trdscreen::batch::bucket::Piece;
 use trdscreen::batch::partition::{group_bucket, partition};
 use trdscreen::batch::progress::Progress;
 use trdscreen::batch::shard::Shard;
@@ -29,20 +30,28 @@ fuzz_target!(|data: &[u8]| {
     let mut routed = 0;
     let mut text = String::new();
     for i in 0..parts.buckets.len() {
-        parts.take_bucket(i, &mut text).unwrap();
-        let (groups, medications) = group_bucket(&text);
-        for group in &groups {
-            routed += group.resources.len() as u64;
-            for line in group.resources.iter().chain(medications.values()) {
-                assert!(
-                    serde_json::from_str::<&serde_json::value::RawValue>(line).is_ok(),
-                    "a bucket line is not one JSON value"
-                );
-            }
-            let id = PatientId::parse(group.patient).expect("a bucket holds only valid patient ids");
-            let record = record_of(id, group, &medications);
-            let _ = evaluate(&record, Date::parse("2025-06-01").unwrap(), &KNOWLEDGE);
-        }
+        parts
+            .take(i, &mut text, &mut |piece| {
+                let Piece::Text(text) = piece else {
+                    panic!("a bucket of at most 1 MiB of input has no patient over 8 MiB");
+                };
+                let (groups, medications) = group_bucket(text);
+                for group in &groups {
+                    routed += group.resources.len() as u64;
+                    for line in group.resources.iter().chain(medications.values()) {
+                        assert!(
+                            serde_json::from_str::<&serde_json::value::RawValue>(line).is_ok(),
+                            "a bucket line is not one JSON value"
+                        );
+                    }
+                    let id = PatientId::parse(group.patient)
+                        .expect("a bucket holds only valid patient ids");
+                    let record = record_of(id, group, &medications);
+                    let _ = evaluate(&record, Date::parse("2025-06-01").unwrap(), &KNOWLEDGE);
+                }
+                Ok(())
+            })
+            .unwrap();
     }
     assert_eq!(routed, parts.stats.clinical_resources, "a line became another line");
     std::fs::remove_dir_all(&dir).unwrap();

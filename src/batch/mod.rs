@@ -5,6 +5,7 @@
 //! Every patient goes through the service's own path: the same evaluation as `EvaluateBundle`, the
 //! same fetch as `ScreenPatient` for per-patient sources, the same idempotent write-back.
 
+pub mod bucket;
 pub mod cohort;
 pub mod export;
 pub mod journal;

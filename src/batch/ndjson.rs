@@ -4,6 +4,7 @@
 //! Only records the export vouches whole ([`WholeExport`]) are screened: write-back demands it, and
 //! a patient outside a patient-scoped export's list is not one of the patients it was asked for.
 
+use super::bucket::{Bound, Piece};
 use super::journal::PatientSummary;
 use super::line::referenced_id;
 use super::partition::{self, Group, InputStats, group_bucket};
@@ -119,76 +120,106 @@ pub(super) fn screen(
             );
             scope.spawn(move || {
                 let mut text = String::new();
+                let screen_group = |group: &Group,
+                                    medications: &HashMap<&str, &str>|
+                 -> Result<(), Stopped> {
+                    if shared.stopping() {
+                        return Err(Stopped);
+                    }
+                    if !group.listed {
+                        not_in_population.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    let Ok(id) = PatientId::parse(group.patient) else {
+                        return Ok(());
+                    };
+                    if input.collect_seen
+                        && let Ok(mut seen) = seen.lock()
+                    {
+                        seen.push(id.clone());
+                    }
+                    if done.contains(&id) {
+                        return Ok(());
+                    }
+                    if !input.whole.covers(&id) {
+                        not_vouched.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    shared.start();
+                    let started = Instant::now();
+                    if group.too_large {
+                        let e = too_large(parts.bound);
+                        let _ = shared.audit(screener, id.as_str(), Screening::failed(&e));
+                        shared.finish(&super::failed(id.as_str(), &e, started.elapsed()));
+                        return Ok(());
+                    }
+                    let record =
+                        record_of(id, group, medications).with_server_base(screener.fhir_base());
+                    let Some(record) = input.whole.vouch(record) else {
+                        not_vouched.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    };
+                    let assessment = match screener.evaluate_record(record.record(), job.as_of) {
+                        Ok(assessment) => assessment,
+                        Err(e) => {
+                            let id = record.patient_id().as_str();
+                            // Refused or not, the patient has failed already.
+                            let _ = shared.audit(screener, id, Screening::failed(&e));
+                            shared.finish(&super::failed(id, &e, started.elapsed()));
+                            return Ok(());
+                        }
+                    };
+                    if writing {
+                        let pending = Pending {
+                            record,
+                            assessment,
+                            started,
+                        };
+                        tx.blocking_send(pending).map_err(|_| Stopped)?;
+                    } else {
+                        let id = record.patient_id().as_str();
+                        let summary = match shared.audit(screener, id, Screening::read_only()) {
+                            Ok(()) => summarise(&assessment, None, started.elapsed()),
+                            Err(e) => super::failed(id, &e, started.elapsed()),
+                        };
+                        shared.finish(&summary);
+                    }
+                    Ok(())
+                };
                 while !shared.stopping() {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= parts.buckets.len() {
                         break;
                     }
-                    match parts.take_bucket(i, &mut text) {
+                    let taken = parts.take(i, &mut text, &mut |piece| {
+                        let stopped = match piece {
+                            Piece::Text(text) => {
+                                let (groups, medications) = group_bucket(text);
+                                groups
+                                    .iter()
+                                    .try_for_each(|group| screen_group(group, &medications))
+                            }
+                            Piece::TooLarge { patient, listed } => screen_group(
+                                &Group {
+                                    patient,
+                                    listed,
+                                    too_large: true,
+                                    resources: Vec::new(),
+                                },
+                                &HashMap::new(),
+                            ),
+                        };
+                        stopped.map_err(|Stopped| std::io::Error::other(Stopped))
+                    });
+                    match taken {
                         Ok(()) => {}
+                        Err(e) if e.get_ref().is_some_and(|e| e.is::<Stopped>()) => return,
                         Err(e) => {
                             if let Ok(mut slot) = bucket_error.lock() {
                                 slot.get_or_insert(e);
                             }
                             shared.stop.store(true, Ordering::Relaxed);
                             break;
-                        }
-                    };
-                    let (groups, medications) = group_bucket(&text);
-                    for group in &groups {
-                        if shared.stopping() {
-                            break;
-                        }
-                        if !group.listed {
-                            not_in_population.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                        let Ok(id) = PatientId::parse(group.patient) else {
-                            continue;
-                        };
-                        if input.collect_seen
-                            && let Ok(mut seen) = seen.lock()
-                        {
-                            seen.push(id.clone());
-                        }
-                        if done.contains(&id) {
-                            continue;
-                        }
-                        let record = record_of(id, group, &medications)
-                            .with_server_base(screener.fhir_base());
-                        let Some(record) = input.whole.vouch(record) else {
-                            not_vouched.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        };
-                        shared.start();
-                        let started = Instant::now();
-                        let assessment = match screener.evaluate_record(record.record(), job.as_of)
-                        {
-                            Ok(assessment) => assessment,
-                            Err(e) => {
-                                let id = record.patient_id().as_str();
-                                // Refused or not, the patient has failed already.
-                                let _ = shared.audit(screener, id, Screening::failed(&e));
-                                shared.finish(&super::failed(id, &e, started.elapsed()));
-                                continue;
-                            }
-                        };
-                        if writing {
-                            let pending = Pending {
-                                record,
-                                assessment,
-                                started,
-                            };
-                            if tx.blocking_send(pending).is_err() {
-                                return;
-                            }
-                        } else {
-                            let id = record.patient_id().as_str();
-                            let summary = match shared.audit(screener, id, Screening::read_only()) {
-                                Ok(()) => summarise(&assessment, None, started.elapsed()),
-                                Err(e) => super::failed(id, &e, started.elapsed()),
-                            };
-                            shared.finish(&summary);
                         }
                     }
                 }
@@ -210,6 +241,27 @@ pub(super) fn screen(
         not_vouched: not_vouched.into_inner(),
         seen: seen.into_inner().unwrap_or_default(),
     })
+}
+
+/// Why a worker stopped short of its buckets: the job is stopping, or the write-backs ended.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// A patient whose lines are over what a worker may hold: refused as a record over the
+/// per-patient limit is.
+fn too_large(bound: Bound) -> crate::error::Error {
+    crate::error::Error::ResourceExhausted(crate::summary!(
+        "the patient's lines in the export are over {} KiB, more than one worker holds at once (eight times batch.bucket_kilobytes); not screened",
+        bound.hold >> 10
+    ))
 }
 
 /// The directory of the input files, to name in errors.

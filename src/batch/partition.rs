@@ -6,6 +6,7 @@
 //! Medications are shared between patients: they are set aside in the first pass and then copied
 //! into every bucket whose requests or statements reference them.
 
+use super::bucket::{self, Bound, Piece};
 use super::line::{Line, classify};
 use super::progress::Progress;
 use super::scratch;
@@ -46,23 +47,27 @@ pub struct Partition {
     /// Each bucket's files (one per worker of the first pass, and one of joined Medications).
     pub buckets: Vec<Vec<PathBuf>>,
     pub stats: InputStats,
+    /// How much of a bucket a worker of the second pass holds at once.
+    pub bound: Bound,
+    work: PathBuf,
 }
 
 impl Partition {
-    /// A bucket's text: its files one after the other. The files are removed once read, so the
-    /// scratch space shrinks as the second pass goes (and a killed job's resume rebuilds them).
+    /// Gives `each` a bucket's text: its files one after the other, or, when they are over the
+    /// bound, the pieces they split into (see [`bucket`](super::bucket)). The files are removed once
+    /// read, so the scratch space shrinks as the second pass goes (and a killed job's resume
+    /// rebuilds them).
     ///
-    /// The text goes into `text` (cleared first): a worker reuses one buffer for every bucket it
-    /// takes, rather than fault in a fresh bucket's worth of memory each time.
-    pub fn take_bucket(&self, i: usize, text: &mut String) -> io::Result<()> {
-        text.clear();
-        for path in &self.buckets[i] {
-            if path.exists() {
-                File::open(path)?.read_to_string(text)?;
-                std::fs::remove_file(path)?;
-            }
-        }
-        Ok(())
+    /// The text goes into `text`: a worker reuses one buffer for every bucket it takes, rather
+    /// than fault in a fresh bucket's worth of memory each time.
+    pub fn take(
+        &self,
+        i: usize,
+        text: &mut String,
+        each: &mut dyn FnMut(Piece) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let split_base = self.work.join(format!("bucket-{i:04}-split"));
+        bucket::take(&self.buckets[i], &split_base, self.bound, text, each)
     }
 }
 
@@ -301,7 +306,12 @@ pub fn partition(
                 .collect()
         })
         .collect();
-    Ok(Partition { buckets, stats })
+    Ok(Partition {
+        buckets,
+        stats,
+        bound: Bound::of_bucket(bucket_bytes),
+        work: work.to_path_buf(),
+    })
 }
 
 /// Reads the files in blocks of whole lines (of about `block` bytes) and hands them on; progress
@@ -518,6 +528,9 @@ pub struct Group<'a> {
     /// Whether the patient's own Patient resource was among the input (resources of a patient who
     /// is not are not screened: no one by that id is in the population).
     pub listed: bool,
+    /// Whether the patient's lines are over what a worker may hold (then `resources` is empty:
+    /// they were not read).
+    pub too_large: bool,
     pub resources: Vec<&'a str>,
 }
 
@@ -548,6 +561,7 @@ pub fn group_bucket(text: &str) -> (Vec<Group<'_>>, HashMap<&str, &str>) {
             groups.push(Group {
                 patient: key,
                 listed: false,
+                too_large: false,
                 resources: Vec::new(),
             });
             groups.len() - 1

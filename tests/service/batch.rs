@@ -817,3 +817,64 @@ fn a_patient_over_the_resource_limit_fails_with_a_clear_error_and_the_rest_are_s
         rows["lim-typical-patient"]
     );
 }
+
+/// A gzipped export is counted by its packed size when the job sizes its buckets, so each bucket
+/// unpacks to many times what it was sized for (a gzip bomb, to any size). The buckets over the
+/// bound are split, everyone is screened as from their own Bundle, and the one patient whose lines
+/// alone are over the bound is refused by name rather than held.
+#[test]
+fn a_gzipped_export_that_unpacks_far_past_its_buckets_is_split_and_a_patient_too_large_is_refused()
+{
+    use std::io::Write;
+    let mut patients = population("gzb");
+    let typical = with_prefix(&fixture_resources("typical-patient.json"), "gzb");
+    // Patients alike but for their ids: lines that pack small.
+    for n in 0..3000 {
+        let id = format!("gzb-alike-{n:04}");
+        patients.push(vec![
+            json!({"resourceType": "Patient", "id": id}),
+            json!({"resourceType": "Condition", "id": format!("{id}-c"),
+                "subject": {"reference": format!("Patient/{id}")},
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003", "display": "Hypertensive disorder"}]}}),
+        ]);
+    }
+    let mut everyone = patients.clone();
+    everyone.push(typical);
+    let dir = write_ndjson(&everyone, 5000, &[]);
+    let (mut packed, mut unpacked) = (0, 0);
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        let text = std::fs::read(&path).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).unwrap();
+        let gz = gz.finish().unwrap();
+        (packed, unpacked) = (packed + gz.len(), unpacked + text.len());
+        let mut name = path.clone().into_os_string();
+        name.push(".gz");
+        std::fs::write(name, gz).unwrap();
+        std::fs::remove_file(path).unwrap();
+    }
+    // Buckets of 3 KiB by the packed size; a worker holds 24 KiB.
+    assert!(
+        unpacked > 12 * packed,
+        "the buckets must unpack past eight times their size: {unpacked} from {packed}"
+    );
+    let (out, report_path) = run_ndjson(&dir, &[("TRDSCREEN_BATCH_BUCKET_KILOBYTES", "3")]);
+
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "one patient failed: {}",
+        text(&out)
+    );
+    let rows = rows_by_patient(&csv_rows(&report_path));
+    let refused = &rows["gzb-typical-patient"];
+    assert!(refused.ends_with(",RESOURCE_EXHAUSTED\n"), "{refused}");
+    let mut screened = rows.clone();
+    screened.remove("gzb-typical-patient");
+    assert_eq!(screened, expected_rows(&patients));
+    let r = report(&report_path);
+    assert_eq!(r["errors"]["RESOURCE_EXHAUSTED"], 1, "{r}");
+    assert_eq!(r["input"]["malformed_lines"], 0, "{r}");
+}
