@@ -20,6 +20,7 @@ pub mod cli;
 pub mod error;
 pub mod fhir;
 pub mod grpc;
+pub mod http_server;
 pub mod knowledge;
 pub mod output;
 pub mod render;

@@ -67,6 +67,7 @@ impl Bound {
                 Some(tokio::spawn(crate::cds::server::serve(
                     listener,
                     cds,
+                    crate::http_server::HEADER_READ_TIMEOUT,
                     async move {
                         let _ = cds_stopped.await;
                     },
