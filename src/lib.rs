@@ -19,6 +19,7 @@ pub mod cds;
 pub mod cli;
 pub mod error;
 pub mod fhir;
+pub mod files;
 pub mod grpc;
 pub mod http_server;
 pub mod knowledge;

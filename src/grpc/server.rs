@@ -194,9 +194,13 @@ impl Bound {
     }
 }
 
+/// Largest TLS file read (a certificate chain, a key, a CA bundle): a system's whole CA bundle is
+/// a few hundred kilobytes.
+const TLS_FILE_CAP: u64 = crate::files::MIB;
+
 /// A file a setting names, or an error naming the setting and the file (never its content).
 fn read_setting_file(path: &std::path::Path, setting: &str) -> std::io::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
+    crate::files::read_bounded(path, TLS_FILE_CAP).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("cannot read {setting} {}: {e}", path.display()),
