@@ -18,14 +18,20 @@ pub fn load_with_overrides(dir: &Path) -> Result<Knowledge, KnowledgeError> {
         if !path.exists() {
             return Ok(None);
         }
-        std::fs::read_to_string(&path)
+        let refused = |reason: String| KnowledgeError::Read {
+            file: path.display().to_string(),
+            reason,
+        };
+        let bytes = crate::files::read_bounded(&path, OVERRIDE_FILE_CAP)
+            .map_err(|e| refused(e.to_string()))?;
+        String::from_utf8(bytes)
             .map(Some)
-            .map_err(|e| KnowledgeError::Read {
-                file: path.display().to_string(),
-                reason: e.to_string(),
-            })
+            .map_err(|_| refused("not UTF-8 text".into()))
     })
 }
+
+/// Largest override file read: the largest file shipped (products.toml) is under half a MiB.
+const OVERRIDE_FILE_CAP: u64 = 16 * crate::files::MIB;
 
 #[cfg(test)]
 mod tests {
@@ -67,6 +73,36 @@ mod tests {
         let dir = dir_with("bad", "hints.toml", "not toml [");
         let err = load_with_overrides(&dir).unwrap_err().to_string();
         assert!(err.contains("hints.toml"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_override_that_is_a_fifo_or_too_large_is_refused_naming_it_without_waiting() {
+        let dir = dir_with("special", "codes.toml", "");
+        std::fs::remove_file(dir.join("codes.toml")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.join("codes.toml"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = load_with_overrides(&dir).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot read knowledge file {}: not a regular file (a FIFO)",
+                dir.join("codes.toml").display()
+            )
+        );
+        std::fs::remove_file(dir.join("codes.toml")).unwrap();
+        std::fs::File::create(dir.join("drugs.toml"))
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let err = load_with_overrides(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("drugs.toml") && err.ends_with("larger than 16 MiB"),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -462,11 +462,17 @@ fn read_line_at(path: &Path, offset: u64) -> Result<(Vec<u8>, u64)> {
     Ok((line, offset + n as u64))
 }
 
+/// Largest offset file read: it holds one number.
+const OFFSET_FILE_CAP: u64 = 4096;
+
 fn read_offset(path: &Path) -> Result<u64> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text.trim().parse().map_err(|_| {
-            Error::NotConfigured("the audit spill offset file is not a number".into())
-        }),
+    match crate::files::read_bounded(path, OFFSET_FILE_CAP) {
+        Ok(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .ok_or_else(|| {
+                Error::NotConfigured("the audit spill offset file is not a number".into())
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(io_error("cannot read the audit spill offset", &e)),
     }
@@ -569,6 +575,27 @@ mod tests {
             memory_capacity: memory,
             max_spill_bytes: 1 << 20,
         }
+    }
+
+    #[test]
+    fn the_offset_file_is_read_as_a_number_and_a_huge_one_is_refused_unread() {
+        let d = dir("offset-file");
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join(OFFSET);
+        assert_eq!(
+            read_offset(&path).unwrap(),
+            0,
+            "no offset file: from the start"
+        );
+        std::fs::write(&path, "42").unwrap();
+        assert_eq!(read_offset(&path).unwrap(), 42);
+        File::create(&path).unwrap().set_len(1 << 40).unwrap();
+        let err = read_offset(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot read the audit spill offset: file too large"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -76,18 +76,14 @@ pub fn router(cds: Arc<Cds>) -> Router {
         ))
 }
 
-/// Serves the routes on `listener` until `stop` completes.
+/// Serves the routes on `listener` until `stop` completes (see [`crate::http_server::serve`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     cds: Arc<Cds>,
+    header_read_timeout: std::time::Duration,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(cds).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
+) {
+    crate::http_server::serve(listener, router(cds), header_read_timeout, stop).await;
 }
 
 async fn discover(State(cds): State<Arc<Cds>>) -> Response {
@@ -393,4 +389,49 @@ async fn feedback(
         crate::telemetry::record_cds_feedback(service.id(), outcome, reason);
     }
     StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_server::tests::{SHORT_HEADER_TIMEOUT, request, trickle_a_request_head};
+
+    /// The CDS port served as `trdscreen serve` serves it, with a short header-read timeout; no FHIR
+    /// server and no trusted client (every hook call is refused 401).
+    async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let mut settings = Settings::default();
+        settings.cds.service_url = Some("http://localhost/cds-services".parse().unwrap());
+        let secrets = crate::settings::Secrets::default();
+        let screener = Arc::new(Screener::new(&settings, &secrets).unwrap());
+        let cds = Arc::new(Cds::new(screener, &settings).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, cds, SHORT_HEADER_TIMEOUT, async {
+            let _ = stopped.await;
+        }));
+        (address, stop)
+    }
+
+    #[tokio::test]
+    async fn a_hook_request_head_trickled_in_is_cut_off_after_the_header_read_timeout() {
+        let (address, _stop) = start().await;
+        let answer = trickle_a_request_head(address, "/cds-services").await;
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn discovery_is_answered_and_a_hook_call_reaches_its_handler_with_the_peer_address() {
+        let (address, _stop) = start().await;
+        let discovery = request(address, "GET", "/cds-services").await;
+        assert!(discovery.starts_with("HTTP/1.1 200"), "{discovery}");
+        // The hook handler takes the peer's address (for the audit trail): without it axum would
+        // answer 500 before the handler ran; with it the handler refuses the missing token.
+        let path = format!("/cds-services/{}", Service::PatientView.id());
+        let call = request(address, "POST", &path).await;
+        assert!(call.starts_with("HTTP/1.1 401"), "{call}");
+    }
 }

@@ -14,6 +14,18 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 /// Longest a TLS handshake may take; a client that stalls in it is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An HTTP/2 ping after this long, and the connection dropped when it is not answered within
+/// the timeout: a peer that vanished (its host gone, a NAT that forgot it) does not hold a
+/// connection until TCP keepalive gives up on it, many minutes later.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// After this long a connection is asked to go (GOAWAY) and clients open a new one, so that no
+/// connection lives for ever and replicas added later get their share. Calls in flight finish
+/// first: no grace period cuts them off, because a ScreenPopulation stream may rightly run for
+/// hours.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+
 /// A bound, not yet serving, server: tests bind port 0 and read the address.
 pub struct Bound {
     pub address: SocketAddr,
@@ -67,6 +79,7 @@ impl Bound {
                 Some(tokio::spawn(crate::cds::server::serve(
                     listener,
                     cds,
+                    crate::http_server::HEADER_READ_TIMEOUT,
                     async move {
                         let _ = cds_stopped.await;
                     },
@@ -97,6 +110,9 @@ impl Bound {
         // that theirs, DEADLINE_EXCEEDED, is the one callers see.
         let mut builder = Server::builder()
             .timeout(g.call_timeout.saturating_add(Duration::from_secs(5)))
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .max_connection_age(MAX_CONNECTION_AGE)
             .layer(super::telemetry::RpcTelemetryLayer)
             .layer(tower::util::MapResponseLayer::new(over_limit_is_exhausted));
         if let (Some(cert), Some(key)) = (&g.tls_cert_file, &g.tls_key_file) {
@@ -178,9 +194,13 @@ impl Bound {
     }
 }
 
+/// Largest TLS file read (a certificate chain, a key, a CA bundle): a system's whole CA bundle is
+/// a few hundred kilobytes.
+const TLS_FILE_CAP: u64 = crate::files::MIB;
+
 /// A file a setting names, or an error naming the setting and the file (never its content).
 fn read_setting_file(path: &std::path::Path, setting: &str) -> std::io::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
+    crate::files::read_bounded(path, TLS_FILE_CAP).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("cannot read {setting} {}: {e}", path.display()),

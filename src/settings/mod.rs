@@ -68,6 +68,12 @@ impl std::fmt::Debug for Secrets {
 #[error("settings: {0}")]
 pub struct SettingsError(pub String);
 
+/// Largest settings file read: a few kilobytes are typical.
+const SETTINGS_FILE_CAP: u64 = crate::files::MIB;
+
+/// Largest secret file read (a token, a PEM key, a link secret): a few kilobytes are typical.
+const SECRET_FILE_CAP: u64 = crate::files::MIB;
+
 impl Settings {
     /// Reads the file (if any), applies the environment, and checks the result.
     pub fn load(
@@ -75,8 +81,14 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, SettingsError> {
         let text = match file {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(|e| SettingsError(format!("cannot read {}: {e}", path.display())))?,
+            Some(path) => {
+                let cannot = |why: &dyn std::fmt::Display| {
+                    SettingsError(format!("cannot read {}: {why}", path.display()))
+                };
+                let bytes =
+                    crate::files::read_bounded(path, SETTINGS_FILE_CAP).map_err(|e| cannot(&e))?;
+                String::from_utf8(bytes).map_err(|_| cannot(&"not UTF-8 text"))?
+            }
             None => String::new(),
         };
         Settings::from_text(&text, env)
@@ -227,7 +239,7 @@ impl Settings {
     pub fn secrets(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secrets, SettingsError> {
         let auth = &self.fhir.auth;
         let read = |path: &Path, what: &str| {
-            std::fs::read(path).map_err(|e| {
+            crate::files::read_bounded(path, SECRET_FILE_CAP).map_err(|e| {
                 SettingsError(format!(
                     "cannot read the {what} file {}: {e}",
                     path.display()
@@ -519,5 +531,54 @@ mod tests {
             err.contains("private_key") && !err.contains("BEGIN"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_settings_file_that_is_a_device_or_too_large_is_refused_naming_it_and_not_read() {
+        let err = Settings::load(Some(Path::new("/dev/zero")), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "settings: cannot read /dev/zero: not a regular file (a device)"
+        );
+        let dir = std::env::temp_dir().join(format!("trdscreen-settings-z-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("settings.toml");
+        // Sparse: no disk is used, and a reader without a cap would try to hold a terabyte.
+        std::fs::File::create(&file)
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let err = Settings::load(Some(&file), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "settings: cannot read {}: larger than 1 MiB",
+                file.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_secret_file_that_is_too_large_is_refused_naming_what_it_is_and_the_cap() {
+        let dir = std::env::temp_dir().join(format!("trdscreen-settings-s-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("view-link-secret");
+        std::fs::write(&file, "s".repeat(2 * 1024 * 1024)).unwrap();
+        let mut s = Settings::default();
+        s.cds.view_link_secret_file = Some(file.clone());
+        let err = s.secrets(&|_| None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "settings: cannot read the view link secret file {}: larger than 1 MiB",
+                file.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -20,11 +20,12 @@ impl Running {
 }
 
 /// Binds now (so a taken port is an error at start-up) and serves `/metrics` and the routes of
-/// `alongside` on the current Tokio runtime.
+/// `alongside` on the current Tokio runtime (see [`crate::http_server::serve`]).
 pub fn start(
     address: std::net::SocketAddr,
     registry: prometheus::Registry,
     alongside: axum::Router,
+    header_read_timeout: std::time::Duration,
 ) -> Result<Running, TelemetryError> {
     let listen_error = |source| TelemetryError::MetricsListen { address, source };
     let listener = std::net::TcpListener::bind(address).map_err(listen_error)?;
@@ -41,14 +42,14 @@ pub fn start(
         )
         .merge(alongside);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let serving = axum::serve(listener, app).with_graceful_shutdown(async {
+    tokio::spawn(crate::http_server::serve(
+        listener,
+        app,
+        header_read_timeout,
+        async {
             let _ = stopped.await;
-        });
-        if let Err(e) = serving.await {
-            tracing::warn!(error = %e, "the /metrics server stopped");
-        }
-    });
+        },
+    ));
     Ok(Running {
         address: bound,
         stop,
@@ -76,4 +77,47 @@ pub fn encode(registry: &prometheus::Registry) -> Result<String, prometheus::Err
     let mut buffer = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut buffer)?;
     String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_server::tests::{SHORT_HEADER_TIMEOUT, request, trickle_a_request_head};
+
+    fn started() -> Running {
+        start(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            prometheus::Registry::new(),
+            axum::Router::new(),
+            SHORT_HEADER_TIMEOUT,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_metrics_request_head_trickled_in_is_cut_off_after_the_header_read_timeout() {
+        let running = started();
+        let answer = trickle_a_request_head(running.address, "/metrics").await;
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+        running.stop();
+    }
+
+    #[tokio::test]
+    async fn metrics_are_answered_and_stopping_closes_the_port() {
+        let running = started();
+        let address = running.address;
+        let answer = request(address, "GET", "/metrics").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        running.stop();
+        let refused = tokio::time::timeout(crate::http_server::tests::GUARD, async {
+            while tokio::net::TcpStream::connect(address).await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(refused.is_ok(), "the port still accepts connections");
+    }
 }

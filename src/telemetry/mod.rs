@@ -131,7 +131,12 @@ pub fn init(
     let tracer = tracer.build();
     let metrics_server = match settings.metrics_listen {
         None => None,
-        Some(address) => Some(metrics_server::start(address, registry, alongside)?),
+        Some(address) => Some(metrics_server::start(
+            address,
+            registry,
+            alongside,
+            crate::http_server::HEADER_READ_TIMEOUT,
+        )?),
     };
     init_logs(
         settings.log_format,

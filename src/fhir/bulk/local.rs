@@ -194,7 +194,7 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
         source,
     };
     let manifest_path = dir.join(MANIFEST);
-    let text = match read_bounded(&manifest_path) {
+    let text = match crate::files::read_bounded(&manifest_path, MANIFEST_CAP) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_err(&manifest_path, e)),
@@ -297,21 +297,6 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
 /// Longest manifest (or changed-patient list) read: tens of thousands of file entries, or about a
 /// million patient ids, fit.
 const MANIFEST_CAP: u64 = 64 * 1024 * 1024;
-
-fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut text = Vec::new();
-    std::fs::File::open(path)?
-        .take(MANIFEST_CAP + 1)
-        .read_to_end(&mut text)?;
-    if text.len() as u64 > MANIFEST_CAP {
-        return Err(io::Error::other(format!(
-            "larger than {} MiB",
-            MANIFEST_CAP / 1024 / 1024
-        )));
-    }
-    Ok(text)
-}
 
 /// The files the account lists, each there and of the size written: a copy cut short is refused.
 fn checked_files(dir: &Path, marker: &Marker) -> Result<Vec<PathBuf>, LocalError> {
@@ -449,7 +434,7 @@ fn read_patient_list(dir: &Path) -> Result<Vec<PatientId>, LocalError> {
         source,
     };
     // Bounded as the manifest is: about a million ids, more changed patients than a night has.
-    let bytes = read_bounded(&path).map_err(io)?;
+    let bytes = crate::files::read_bounded(&path, MANIFEST_CAP).map_err(io)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| io(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8")))?;
     text.lines()
