@@ -8,8 +8,10 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 /// Longest a client may take to send a request's line and headers, from when its connection is
@@ -20,22 +22,41 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// process is out of file descriptors: accepting again at once would fail again at once).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
+/// How a port treats its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest a client may take to send a request's line and headers.
+    pub header_read_timeout: Duration,
+    /// Connections held at once; more wait in the listen backlog until one closes, so that a flood
+    /// of connections cannot take every file descriptor the process has (its FHIR connections,
+    /// audit spill and other ports need theirs).
+    pub max_connections: usize,
+}
+
 /// Serves `router` on `listener` until `stop` completes, then stops accepting and waits for the
 /// open connections to finish what they are doing. Each request carries the peer's address as
 /// `ConnectInfo<SocketAddr>`. A connection whose request head is not all read within
-/// `header_read_timeout` is closed.
+/// `limits.header_read_timeout` is closed; past `limits.max_connections` none is accepted until
+/// one closes.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    header_read_timeout: Duration,
+    limits: Limits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(stop);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut stop => break,
+        };
+        // The semaphore is never closed.
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut stop => break,
@@ -58,9 +79,13 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(request)
         });
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        // A connection's error (a timeout, a reset, a malformed request) ends that connection only.
-        tokio::spawn(graceful.watch(connection));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        // A connection's error (a timeout, a reset, a malformed request) ends that connection only;
+        // its slot is free when it ends.
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
     }
     drop(listener);
     graceful.shutdown().await;
@@ -90,6 +115,11 @@ pub(crate) mod tests {
     /// Bound on anything a test waits for, so that a regression fails rather than hangs.
     pub(crate) const GUARD: Duration = Duration::from_secs(20);
     pub(crate) const SHORT_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+    /// The ports' limits in tests: a short header-read timeout.
+    pub(crate) const SHORT_LIMITS: Limits = Limits {
+        header_read_timeout: SHORT_HEADER_TIMEOUT,
+        max_connections: 64,
+    };
 
     /// Reads until the server closes the connection; what it sent before, as text. A reset counts
     /// as closed.
@@ -144,11 +174,7 @@ pub(crate) mod tests {
 
     /// A router that answers `/peer` with the address the request came from, and `/slow` after
     /// `slow` (telling `slow_started` when it starts).
-    async fn start(
-        header_read_timeout: Duration,
-        slow: Duration,
-        slow_started: Arc<Notify>,
-    ) -> Serving {
+    async fn start_with(limits: Limits, slow: Duration, slow_started: Arc<Notify>) -> Serving {
         let router = Router::new()
             .route(
                 "/peer",
@@ -165,7 +191,7 @@ pub(crate) mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, router, header_read_timeout, async {
+        let task = tokio::spawn(serve(listener, router, limits, async {
             let _ = stopped.await;
         }));
         Serving {
@@ -173,6 +199,18 @@ pub(crate) mod tests {
             stop,
             task,
         }
+    }
+
+    async fn start(
+        header_read_timeout: Duration,
+        slow: Duration,
+        slow_started: Arc<Notify>,
+    ) -> Serving {
+        let limits = Limits {
+            header_read_timeout,
+            max_connections: 64,
+        };
+        start_with(limits, slow, slow_started).await
     }
 
     #[tokio::test]
@@ -252,5 +290,42 @@ pub(crate) mod tests {
             TcpStream::connect(server.address).await.is_err(),
             "the listener is closed"
         );
+    }
+
+    #[tokio::test]
+    async fn past_the_connection_limit_a_client_waits_until_a_connection_closes() {
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(600),
+            max_connections: 1,
+        };
+        let server = start_with(limits, Duration::ZERO, Arc::default()).await;
+        let mut first = TcpStream::connect(server.address).await.unwrap();
+        first
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0_u8; 12];
+        tokio::time::timeout(GUARD, first.read_exact(&mut answer))
+            .await
+            .expect("the first connection is answered")
+            .unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+
+        // The first connection stays open: the second is left in the backlog, unanswered.
+        let mut second = TcpStream::connect(server.address).await.unwrap();
+        second
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut byte = [0_u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(500), second.read(&mut byte)).await;
+        assert!(
+            early.is_err(),
+            "answered while the first connection was open"
+        );
+
+        drop(first);
+        let answer = read_until_closed(&mut second).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 }

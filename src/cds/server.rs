@@ -80,10 +80,10 @@ pub fn router(cds: Arc<Cds>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     cds: Arc<Cds>,
-    header_read_timeout: std::time::Duration,
+    limits: crate::http_server::Limits,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    crate::http_server::serve(listener, router(cds), header_read_timeout, stop).await;
+    crate::http_server::serve(listener, router(cds), limits, stop).await;
 }
 
 async fn discover(State(cds): State<Arc<Cds>>) -> Response {
@@ -394,7 +394,7 @@ async fn feedback(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http_server::tests::{SHORT_HEADER_TIMEOUT, request, trickle_a_request_head};
+    use crate::http_server::tests::{SHORT_LIMITS, request, trickle_a_request_head};
 
     /// The CDS port served as `trdscreen serve` serves it, with a short header-read timeout; no FHIR
     /// server and no trusted client (every hook call is refused 401).
@@ -407,7 +407,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve(listener, cds, SHORT_HEADER_TIMEOUT, async {
+        tokio::spawn(serve(listener, cds, SHORT_LIMITS, async {
             let _ = stopped.await;
         }));
         (address, stop)

@@ -5,6 +5,7 @@ pub mod callers;
 pub mod codec;
 pub mod convert;
 pub mod health_probe;
+mod incoming;
 mod population;
 pub mod server;
 pub mod status;

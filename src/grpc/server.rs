@@ -79,7 +79,10 @@ impl Bound {
                 Some(tokio::spawn(crate::cds::server::serve(
                     listener,
                     cds,
-                    crate::http_server::HEADER_READ_TIMEOUT,
+                    crate::http_server::Limits {
+                        header_read_timeout: crate::http_server::HEADER_READ_TIMEOUT,
+                        max_connections: self.settings.cds.max_connections,
+                    },
                     async move {
                         let _ = cds_stopped.await;
                     },
@@ -153,6 +156,7 @@ impl Bound {
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
+        let incoming = super::incoming::limited(incoming, g.max_connections);
         let serving = builder
             .add_service(health)
             .add_optional_service(g.reflection.then_some(reflection_v1))

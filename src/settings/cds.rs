@@ -24,6 +24,8 @@ pub struct CdsSettings {
     pub fhir_servers: Vec<String>,
     /// Largest hook request read, in bytes (prefetch included).
     pub max_request_bytes: usize,
+    /// Connections the CDS Hooks port holds at once; more wait until one closes.
+    pub max_connections: usize,
     /// Upper bound on one hook call.
     #[serde(rename = "call_timeout_secs", with = "seconds")]
     pub call_timeout: Duration,
@@ -51,6 +53,7 @@ impl Default for CdsSettings {
             service_url: None,
             fhir_servers: Vec::new(),
             max_request_bytes: 4 * 1024 * 1024,
+            max_connections: 512,
             call_timeout: Duration::from_secs(10),
             clients: BTreeMap::new(),
             leeway_secs: 30,

@@ -18,6 +18,9 @@ pub struct GrpcSettings {
     pub call_timeout: Duration,
     /// Calls handled at once; more are refused with RESOURCE_EXHAUSTED rather than queued unboundedly.
     pub max_concurrent_calls: usize,
+    /// Connections the port holds at once (each may carry many calls); more wait until one
+    /// closes, so that a flood of connections cannot take every file descriptor.
+    pub max_connections: usize,
     /// Patients screened at once by one ScreenPopulation call.
     pub population_concurrency: usize,
     /// PEM certificate chain and private key: both set turns TLS on for the gRPC port.
@@ -42,6 +45,7 @@ impl Default for GrpcSettings {
             max_request_bytes: 4 * 1024 * 1024,
             call_timeout: Duration::from_secs(30),
             max_concurrent_calls: 256,
+            max_connections: 1024,
             population_concurrency: 8,
             tls_cert_file: None,
             tls_key_file: None,

@@ -150,6 +150,9 @@ impl Settings {
         if self.batch.concurrency == 0 || self.batch.bucket_kilobytes == 0 {
             return fail("batch.concurrency and batch.bucket_kilobytes must be at least 1");
         }
+        if self.grpc.max_connections == 0 || self.cds.max_connections == 0 {
+            return fail("grpc.max_connections and cds.max_connections must be at least 1");
+        }
         if self.grpc.max_concurrent_calls == 0 || self.grpc.population_concurrency == 0 {
             return fail(
                 "grpc.max_concurrent_calls and grpc.population_concurrency must be at least 1",

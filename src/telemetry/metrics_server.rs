@@ -25,7 +25,7 @@ pub fn start(
     address: std::net::SocketAddr,
     registry: prometheus::Registry,
     alongside: axum::Router,
-    header_read_timeout: std::time::Duration,
+    limits: crate::http_server::Limits,
 ) -> Result<Running, TelemetryError> {
     let listen_error = |source| TelemetryError::MetricsListen { address, source };
     let listener = std::net::TcpListener::bind(address).map_err(listen_error)?;
@@ -42,14 +42,9 @@ pub fn start(
         )
         .merge(alongside);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(crate::http_server::serve(
-        listener,
-        app,
-        header_read_timeout,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    tokio::spawn(crate::http_server::serve(listener, app, limits, async {
+        let _ = stopped.await;
+    }));
     Ok(Running {
         address: bound,
         stop,
@@ -82,14 +77,14 @@ pub fn encode(registry: &prometheus::Registry) -> Result<String, prometheus::Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http_server::tests::{SHORT_HEADER_TIMEOUT, request, trickle_a_request_head};
+    use crate::http_server::tests::{SHORT_LIMITS, request, trickle_a_request_head};
 
     fn started() -> Running {
         start(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             prometheus::Registry::new(),
             axum::Router::new(),
-            SHORT_HEADER_TIMEOUT,
+            SHORT_LIMITS,
         )
         .unwrap()
     }

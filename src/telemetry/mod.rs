@@ -35,6 +35,9 @@ pub const SERVICE_NAME: &str = "trdscreen";
 
 static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
 
+/// Connections the `/metrics` port holds at once: scrapers and probes need a few.
+const METRICS_MAX_CONNECTIONS: usize = 64;
+
 fn instruments() -> Option<&'static Instruments> {
     INSTRUMENTS.get()
 }
@@ -135,7 +138,10 @@ pub fn init(
             address,
             registry,
             alongside,
-            crate::http_server::HEADER_READ_TIMEOUT,
+            crate::http_server::Limits {
+                header_read_timeout: crate::http_server::HEADER_READ_TIMEOUT,
+                max_connections: METRICS_MAX_CONNECTIONS,
+            },
         )?),
     };
     init_logs(

@@ -184,3 +184,56 @@ async fn a_shorter_deadline_set_by_the_caller_ends_the_call_and_frees_its_slot()
     };
     assert_met(&response);
 }
+
+// --- connections ---------------------------------------------------------------------------
+
+/// Past `grpc.max_connections`, a new connection waits (in the listen backlog) until one closes;
+/// the process never holds more.
+#[tokio::test]
+async fn a_connection_past_the_limit_waits_until_one_closes_and_is_then_served() {
+    let stub = stub_with_patient().await;
+    let mut s = settings(&stub);
+    s.grpc.max_connections = 1;
+    let address = serve_at(&s, &Secrets::default()).await;
+    let url = format!("http://{address}");
+    let mut first = TrdScreeningClient::connect(url.clone())
+        .await
+        .expect("connects");
+    assert_met(
+        &screen(&mut first)
+            .await
+            .expect("the first connection is served"),
+    );
+
+    let waiting = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect_lazy();
+    let mut second = TrdScreeningClient::new(waiting);
+    let mut call = tonic::Request::new(request(PATIENT, WriteBackMode::None));
+    call.set_timeout(Duration::from_secs(1));
+    let status = second
+        .screen_patient(call)
+        .await
+        .expect_err("no second connection is served while the first is open");
+    assert!(
+        matches!(
+            status.code(),
+            Code::DeadlineExceeded | Code::Cancelled | Code::Unavailable
+        ),
+        "{status:?}"
+    );
+
+    drop(first);
+    let started = Instant::now();
+    let response = loop {
+        match screen(&mut second).await {
+            Ok(response) => break response,
+            Err(e) if started.elapsed() < NO_HANG => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the second connection was never served: {e:?}"),
+        }
+    };
+    assert_met(&response);
+}
