@@ -156,7 +156,11 @@ impl Bound {
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
-        let incoming = super::incoming::limited(incoming, g.max_connections);
+        let incoming = super::incoming::limited(
+            incoming,
+            g.max_connections,
+            super::incoming::PREFACE_TIMEOUT,
+        );
         let serving = builder
             .add_service(health)
             .add_optional_service(g.reflection.then_some(reflection_v1))
