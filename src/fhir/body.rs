@@ -62,6 +62,9 @@ pub async fn read_bounded(
     }
 }
 
+/// What is read of an error answer: enough for an OperationOutcome's issue codes.
+pub const ERROR_HEAD: usize = 64 * 1024;
+
 /// The first `limit` bytes of `response`'s body, the rest left unread: for error answers, of
 /// which only the head (an OperationOutcome's issue codes) is wanted. A failure while reading is an
 /// empty body.

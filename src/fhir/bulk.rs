@@ -448,7 +448,7 @@ async fn kick_off(
     if status != StatusCode::ACCEPTED {
         // Only the head of an error's body is read: its OperationOutcome's codes are what is used,
         // and a server may answer with any amount.
-        let body = super::body::read_head(response, 64 * 1024).await;
+        let body = super::body::read_head(response, super::body::ERROR_HEAD).await;
         let error = status_error(status, &body, "$export");
         if is_refusal(status) {
             return Ok(KickOff::Refused(error));

@@ -13,9 +13,6 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// What is read of an error answer: enough for an OperationOutcome's issue codes.
-const ERROR_BODY_HEAD: usize = 64 * 1024;
-
 /// The HTTP client of one FHIR server, with the rules every request to it follows.
 pub struct Transport {
     pub(crate) http: reqwest::Client,
@@ -102,7 +99,7 @@ pub(crate) async fn exchange(
                 Ok((
                     status,
                     head,
-                    body::read_head(response, ERROR_BODY_HEAD).await,
+                    body::read_head(response, body::ERROR_HEAD).await,
                 ))
             }
         }

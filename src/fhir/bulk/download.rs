@@ -245,7 +245,7 @@ impl Run<'_> {
         let status = response.status();
         if !status.is_success() {
             let asked = poll::retry_after(response.headers(), SystemTime::now());
-            let body = body::read_head(response, 64 * 1024).await;
+            let body = body::read_head(response, body::ERROR_HEAD).await;
             let error = match status_error(status, &body, label) {
                 Error::NotFound(m) => Error::BadGateway(summary!("the export lost a file: {}", m)),
                 other => other,

@@ -22,8 +22,6 @@ const ACCEPT: (&str, &str) = ("Accept", "application/json");
 const MANIFEST_PAGE_CAP: usize = 10_000;
 /// Shortest wait between polls, whatever the server says: never a busy loop.
 const SHORTEST_WAIT: Duration = Duration::from_millis(100);
-/// What is read of an error answer: enough for an OperationOutcome's issue codes.
-const ERROR_HEAD: usize = 64 * 1024;
 /// Longest `X-Progress` text passed on (it is free text from the server).
 const PROGRESS_TEXT_CAP: usize = 200;
 
@@ -83,7 +81,7 @@ pub(super) async fn wait_for_manifest(
                     s if s.is_server_error() => {
                         failures += 1;
                         if failures > retry.max_retries {
-                            let body = body::read_head(response, ERROR_HEAD).await;
+                            let body = body::read_head(response, body::ERROR_HEAD).await;
                             return Err(export_failed(s, &body));
                         }
                         tracing::warn!(
@@ -94,7 +92,7 @@ pub(super) async fn wait_for_manifest(
                         asked.unwrap_or_else(|| backoff(retry, failures - 1))
                     }
                     s => {
-                        let body = body::read_head(response, ERROR_HEAD).await;
+                        let body = body::read_head(response, body::ERROR_HEAD).await;
                         return Err(export_failed(s, &body));
                     }
                 }
@@ -126,7 +124,7 @@ async fn rest_of_manifest(client: &FhirClient, mut manifest: Manifest) -> Result
             .await?;
         let status = response.status();
         if status != StatusCode::OK {
-            let body = body::read_head(response, ERROR_HEAD).await;
+            let body = body::read_head(response, body::ERROR_HEAD).await;
             return Err(export_failed(status, &body));
         }
         let body = body(client, response).await?;
