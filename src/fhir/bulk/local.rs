@@ -227,6 +227,14 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
         ),
         None => None,
     };
+    // Our own account's _since is printed and kept in the checkpoint's job as the manifest's is.
+    if marker
+        .as_ref()
+        .and_then(|m| m.since.as_deref())
+        .is_some_and(|since| crate::date::DateTime::parse(since).is_err())
+    {
+        return Err(bad("its trdscreen account's _since is not a FHIR instant"));
+    }
     let not_whole = |why: String| LocalError::NotWhole {
         dir: dir.display().to_string(),
         why,
@@ -671,6 +679,26 @@ mod tests {
         write_manifest(&d, &manifest).unwrap();
         let err = open(&d, &codes()).unwrap_err();
         assert!(matches!(err, LocalError::Incomplete { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_account_whose_since_is_not_an_instant_is_refused_unprinted() {
+        let d = dir("forged-account-since");
+        let mut marker = Marker::new(ScopeKind::Changes, "system".into(), vec![]);
+        marker.since = Some("\u{1b}[2J\nTRD criteria: MET".into());
+        let manifest = LocalManifest {
+            transaction_time: "2026-11-20T01:00:00Z".into(),
+            request: String::new(),
+            requires_access_token: false,
+            output: vec![],
+            error: vec![],
+            deleted: vec![],
+            extension: [(EXTENSION.to_owned(), serde_json::to_value(&marker).unwrap())].into(),
+        };
+        write_manifest(&d, &manifest).unwrap();
+        let err = open(&d, &codes()).unwrap_err();
+        assert!(matches!(err, LocalError::BadManifest { .. }), "{err}");
+        assert!(!err.to_string().contains("TRD"), "{err}");
     }
 
     #[test]
