@@ -100,6 +100,10 @@ impl Journal {
         let mut done = HashSet::new();
         let mut valid_len = 0u64;
         let exists = path.exists();
+        // A FIFO would hang the open, and a device never ends: only a file is a checkpoint.
+        if exists && !path.is_file() {
+            return Err(JournalError::NotACheckpoint { path: shown });
+        }
         if exists {
             let mut reader = BufReader::new(File::open(path).map_err(io_err)?);
             let mut line = String::new();
@@ -346,6 +350,20 @@ mod tests {
             let err = Journal::open(&path, &job()).err().unwrap();
             assert!(matches!(err, JournalError::NotACheckpoint { .. }), "{err}");
             assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "{name}");
+        }
+        // Neither is anything that is not a file: a FIFO (whose open would wait for a writer for
+        // ever), a device, a directory.
+        let fifo = dir.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        for path in [fifo.as_path(), Path::new("/dev/zero"), dir.as_path()] {
+            let err = Journal::open(path, &job()).err().unwrap();
+            assert!(matches!(err, JournalError::NotACheckpoint { .. }), "{err}");
         }
         // Our own header, cut by a crash before its newline, is started again.
         let path = dir.join("torn");
