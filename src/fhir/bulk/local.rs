@@ -507,9 +507,21 @@ pub fn ndjson_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if is_ndjson(&path) && path.is_file() {
-            files.push(path);
+        if !is_ndjson(&path) {
+            continue;
         }
+        // Skipped, it would be part of the export left unread without a word; a FIFO would hang
+        // the job and a device never end.
+        if !path.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is not a regular file (or a link to one)",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            ));
+        }
+        files.push(path);
     }
     files.sort();
     Ok(files)
@@ -699,6 +711,29 @@ mod tests {
         let err = open(&d, &codes()).unwrap_err();
         assert!(matches!(err, LocalError::BadManifest { .. }), "{err}");
         assert!(!err.to_string().contains("TRD"), "{err}");
+    }
+
+    #[test]
+    fn an_ndjson_entry_that_is_not_a_file_is_refused_not_skipped() {
+        let d = dir("not-a-file");
+        std::fs::write(d.join("Patient.ndjson"), "").unwrap();
+        assert_eq!(ndjson_files(&d).unwrap(), [d.join("Patient.ndjson")]);
+        for (name, make) in [
+            ("Condition.ndjson", "dangling"),
+            ("Observation.ndjson", "directory"),
+        ] {
+            let path = d.join(name);
+            match make {
+                "dangling" => std::os::unix::fs::symlink(d.join("gone"), &path).unwrap(),
+                _ => std::fs::create_dir(&path).unwrap(),
+            }
+            let err = ndjson_files(&d).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+            match make {
+                "dangling" => std::fs::remove_file(&path).unwrap(),
+                _ => std::fs::remove_dir(&path).unwrap(),
+            }
+        }
     }
 
     #[test]
