@@ -156,7 +156,8 @@ pub struct BatchArgs {
     #[arg(long, requires = "ndjson")]
     export_max_age_secs: Option<u64>,
     /// With --export-max-age-secs: wait this long for a finished, recent export before giving up.
-    #[arg(long, requires = "export_max_age_secs", default_value_t = 0)]
+    #[arg(long, requires = "export_max_age_secs", default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(..=crate::settings::values::LONGEST.as_secs()))]
     export_wait_secs: u64,
     /// The day to evaluate as of (YYYY-MM-DD); default today (UTC).
     #[arg(long, value_parser = parse_day)]

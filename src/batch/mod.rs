@@ -496,9 +496,8 @@ fn open_directory(
     let Some(gate) = gate else {
         return Ok(local::open(dir, codes)?);
     };
-    // `--export-wait-secs` is any number: past what an `Instant` holds would panic; ten years is
-    // as good as without end.
-    let deadline = Instant::now() + gate.wait.min(Duration::from_secs(10 * 365 * 86_400));
+    // `--export-wait-secs` is at most ten years (`settings::values::LONGEST`): the clock holds that.
+    let deadline = Instant::now() + gate.wait;
     let mut told = false;
     loop {
         let why = match local::open(dir, codes) {

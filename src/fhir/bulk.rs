@@ -283,11 +283,8 @@ pub async fn export_unless_refused(
     mut progress: impl FnMut(ExportProgress),
 ) -> Result<Option<ExportOutcome>> {
     download::prepare(dest).await?;
-    // A setting past what an `Instant` holds would panic; ten years is as good as without end.
-    let deadline = Instant::now()
-        + settings
-            .max_wait
-            .min(std::time::Duration::from_secs(10 * 365 * 86_400));
+    // The setting is at most ten years (`settings::values::LONGEST`): the clock holds that.
+    let deadline = Instant::now() + settings.max_wait;
     let mut type_filter = if request.type_filter.is_empty() {
         TypeFilterOutcome::NotAsked
     } else {

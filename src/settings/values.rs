@@ -133,7 +133,7 @@ pub mod seconds {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
+        bounded(Duration::from_secs(u64::deserialize(d)?))
     }
 
     pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -141,12 +141,26 @@ pub mod seconds {
     }
 }
 
+/// The longest duration a setting may give: ten years, as good as without end. Longer would
+/// overflow the clock's `Instant` where a deadline is set from it, and panic.
+pub const LONGEST: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+fn bounded<E: serde::de::Error>(duration: Duration) -> Result<Duration, E> {
+    if duration > LONGEST {
+        return Err(E::custom(format!(
+            "must be at most {} seconds (ten years)",
+            LONGEST.as_secs()
+        )));
+    }
+    Ok(duration)
+}
+
 /// `#[serde(with = "milliseconds")]`: a duration written as a whole number of milliseconds.
 pub mod milliseconds {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
+        bounded(Duration::from_millis(u64::deserialize(d)?))
     }
 
     pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -207,6 +221,24 @@ mod tests {
         );
         let back: Sample = serde_json::from_value(serde_json::to_value(&sample).unwrap()).unwrap();
         assert_eq!(back, sample);
+    }
+
+    #[test]
+    fn a_duration_past_ten_years_is_refused_naming_the_setting() {
+        let longest = LONGEST.as_secs();
+        let ok = SAMPLE.replace("wait_secs = 30", &format!("wait_secs = {longest}"));
+        assert_eq!(read(&ok).unwrap().wait_secs, LONGEST);
+        for (from, to) in [
+            ("wait_secs = 30", format!("wait_secs = {}", longest + 1)),
+            ("base_ms = 200", format!("base_ms = {}", i64::MAX)),
+        ] {
+            let err = read(&SAMPLE.replace(from, &to)).unwrap_err();
+            let name = from.split(' ').next().unwrap();
+            assert!(
+                err.contains("at most 315360000 seconds") && err.contains(name),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -314,6 +314,20 @@ fn bad_arguments_are_refused_before_anything_runs() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("needs a FHIR server"), "{}", text(&out));
+    // A wait past what the clock holds (it panicked once) is a usage error.
+    let out = batch(
+        &[
+            "--ndjson",
+            dir.to_str().unwrap(),
+            "--export-max-age-secs",
+            "60",
+            "--export-wait-secs",
+            "18446744073709551615",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("export-wait-secs"), "{}", text(&out));
 }
 
 /// Against the real FHIR server: a job writing Flags is killed (SIGKILL) half way and run again
