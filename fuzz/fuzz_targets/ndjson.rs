@@ -1,10 +1,14 @@
 //! NDJSON lines as the nightly job reads them: routed to bucket files by the first pass, grouped by
 //! patient and screened by the second. Beyond "never a panic", the routing must not let one line
 //! become another: every resource line that reaches a patient's group is one the first pass routed,
-//! and each is one whole JSON value (the second pass reads it without checking it again).
+//! and each is one whole JSON value (the second pass reads it without checking it again). Buckets
+//! are tiny (128 bytes, held to 1 KiB), so that the second pass splits them and weighs their
+//! patients: a patient is read in one piece or named too large, never both, never in two pieces
+//! (a record in two parts would be screened as two partial records).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::collections::HashSet;
 use std::sync::LazyLock;
 use trdscreen::batch::ndjson::record_of;
 use trdscreen::batch::bucket::Piece;
@@ -26,17 +30,25 @@ fuzz_target!(|data: &[u8]| {
     std::fs::create_dir(&work).unwrap();
     let progress = Progress::new(false);
     let shard = Shard::new(0, 1).unwrap();
-    let parts = partition(&[input], shard, &work, 1 << 20, &progress, None).unwrap();
+    let parts = partition(&[input], shard, &work, 128, &progress, None).unwrap();
     let mut routed = 0;
+    let mut read = HashSet::new();
+    let mut too_large = HashSet::new();
     let mut text = String::new();
     for i in 0..parts.buckets.len() {
         parts
             .take(i, &mut text, &mut |piece| {
-                let Piece::Text(text) = piece else {
-                    panic!("a bucket of at most 1 MiB of input has no patient over 8 MiB");
+                let text = match piece {
+                    Piece::Text(text) => text,
+                    Piece::TooLarge { patient, .. } => {
+                        assert!(too_large.insert(patient.to_owned()), "named too large twice");
+                        return Ok(());
+                    }
                 };
+                assert!(text.len() <= 1024, "a piece over the bound");
                 let (groups, medications) = group_bucket(text);
                 for group in &groups {
+                    assert!(read.insert(group.patient.to_owned()), "a patient in two pieces");
                     routed += group.resources.len() as u64;
                     for line in group.resources.iter().chain(medications.values()) {
                         assert!(
@@ -53,7 +65,12 @@ fuzz_target!(|data: &[u8]| {
             })
             .unwrap();
     }
-    assert_eq!(routed, parts.stats.clinical_resources, "a line became another line");
+    assert!(read.is_disjoint(&too_large), "a patient both read and named too large");
+    if too_large.is_empty() {
+        assert_eq!(routed, parts.stats.clinical_resources, "a line became another line");
+    } else {
+        assert!(routed < parts.stats.clinical_resources, "a line became another line");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 });
 

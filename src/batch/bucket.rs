@@ -7,7 +7,8 @@
 //! own lines are over the bound on their own is named and not read, so that no bucket, however it
 //! came, is held whole in memory.
 
-use super::partition::{MAX_LINE, MEDICATION, PATIENT, append_line};
+use super::line::{Line, classify};
+use super::partition::{MAX_LINE, MEDICATION, PATIENT, RESOURCE, append_line};
 use super::scratch;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -15,24 +16,26 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use trdscreen_core::fnv::Fnv1a;
 
-/// How much of a bucket one worker holds at once, and the size of the pieces a larger one is
-/// split into.
+/// How much of a bucket one worker holds at once, and how a larger one is split.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
-    /// The most text held at once: a piece, with the Medications its patients reference.
+    /// The most text held at once: patients' lines with the Medications they reference.
     pub hold: u64,
     /// The size a split aims its pieces at.
     pub piece: u64,
+    /// The most ways one split goes (each an open file).
+    pub ways: usize,
 }
 
 impl Bound {
-    /// From the configured bucket size: a bucket may grow to eight times it (a patient's own
-    /// lines too) before it is split.
-    pub fn of_bucket(bucket_bytes: u64) -> Bound {
+    /// From the configured bucket size: a bucket may grow to eight times it (one patient's lines
+    /// and Medications too) before it is split, at most `ways` ways at a time.
+    pub fn of_bucket(bucket_bytes: u64, ways: usize) -> Bound {
         let piece = bucket_bytes.max(1);
         Bound {
             hold: piece.saturating_mul(8),
             piece,
+            ways: ways.clamp(2, MAX_WAYS),
         }
     }
 }
@@ -42,20 +45,22 @@ pub enum Piece<'t> {
     /// Whole patients' lines, tagged as the first pass wrote them, with the Medications they
     /// reference.
     Text(&'t str),
-    /// A patient whose own lines are over [`Bound::hold`]: not read, so not screened.
+    /// A patient whose lines and Medications are over [`Bound::hold`]: not read, so not screened.
     TooLarge { patient: &'t str, listed: bool },
 }
 
-/// Most ways a bucket is split at once (each an open file).
-const MAX_WAYS: u64 = 256;
+/// Most ways a bucket is split at once.
+const MAX_WAYS: usize = 256;
 
-/// Splits deep: a bucket over 256 pieces is split once more before its patients are weighed.
+/// Splits deep: a bucket over as many pieces as one split makes is split once more before its
+/// patients are weighed.
 const MAX_DEPTH: u32 = 2;
 
 /// The most patients weighed one by one in a piece that splitting could not bring under the bound.
 const MAX_WEIGHED: usize = 100_000;
 
-/// Longest line of a bucket file: an input line, its tag and its patient's id.
+/// Longest line of a bucket file: an input line (or a Medication read from the server, held to
+/// the same length), its tag and its key.
 const MAX_BUCKET_LINE: usize = MAX_LINE + 1024;
 
 /// Reads the bucket made of `files` (those present), giving `each` its pieces. The files are
@@ -80,7 +85,7 @@ pub fn take(
         base: split_base,
         bound,
     };
-    splitter.split(&present, None, size, 0, text, each)
+    splitter.split(&present, size, 0, text, each)
 }
 
 struct Splitter<'a> {
@@ -89,19 +94,18 @@ struct Splitter<'a> {
 }
 
 impl Splitter<'_> {
-    /// Splits `inputs` (`size` bytes; Medications among them, or in `medications` already set
-    /// apart) by patient, then reads each piece, splitting again or weighing its patients where
-    /// it is still over the bound.
+    /// Splits `inputs` (`size` bytes) by patient, each piece with the Medications its resources
+    /// reference, then reads each piece, splitting again or weighing its patients where it is
+    /// still over the bound.
     fn split(
         &self,
         inputs: &[PathBuf],
-        medications: Option<&Path>,
         size: u64,
         depth: u32,
         text: &mut String,
         each: &mut dyn FnMut(Piece) -> io::Result<()>,
     ) -> io::Result<()> {
-        let ways = size.div_ceil(self.bound.piece).clamp(2, MAX_WAYS) as usize;
+        let ways = (size.div_ceil(self.bound.piece) as usize).clamp(2, self.bound.ways);
         let name = |part: &str| {
             let mut name = self.base.as_os_str().to_owned();
             name.push(format!("-{depth}-{part}"));
@@ -114,9 +118,13 @@ impl Splitter<'_> {
             .map(|p| scratch::create_file(p).map(|f| BufWriter::with_capacity(32 * 1024, f)))
             .collect::<io::Result<Vec<_>>>()?;
         let mut set_apart_writer: Option<BufWriter<File>> = None;
+        // Which pieces reference each Medication.
+        let mut wanted: HashMap<String, Vec<usize>> = HashMap::new();
         for_each_line(inputs, |line| {
-            match tagged_key(line) {
-                Some((MEDICATION, _)) => {
+            match tagged(line) {
+                Some(Tagged {
+                    tag: MEDICATION, ..
+                }) => {
                     let w = match &mut set_apart_writer {
                         Some(w) => w,
                         None => set_apart_writer
@@ -124,108 +132,157 @@ impl Splitter<'_> {
                     };
                     w.write_all(line)?;
                 }
-                Some((_, key)) => writers[way_of(key, depth, ways)].write_all(line)?,
+                Some(Tagged { tag, key, json }) => {
+                    let way = way_of(key, depth, ways);
+                    writers[way].write_all(line)?;
+                    if tag == RESOURCE
+                        && let Some(medication) = json.and_then(referenced_medication)
+                    {
+                        let ways = wanted.entry(medication).or_default();
+                        if !ways.contains(&way) {
+                            ways.push(way);
+                        }
+                    }
+                }
                 None => {}
             }
             Ok(())
         })?;
         remove_all(inputs)?;
+        if let Some(mut w) = set_apart_writer {
+            w.flush()?;
+            drop(w);
+            for_each_line(std::slice::from_ref(&set_apart), |line| {
+                if let Some(Tagged { key, .. }) = tagged(line)
+                    && let Some(ways) = std::str::from_utf8(key).ok().and_then(|k| wanted.get(k))
+                {
+                    for &way in ways {
+                        writers[way].write_all(line)?;
+                    }
+                }
+                Ok(())
+            })?;
+            std::fs::remove_file(&set_apart)?;
+        }
+        drop(wanted);
         for w in &mut writers {
             w.flush()?;
         }
         drop(writers);
-        let medications = match set_apart_writer {
-            Some(mut w) => {
-                w.flush()?;
-                Some(set_apart.as_path())
+        for piece in &pieces {
+            let piece_size = size_of(std::slice::from_ref(piece))?;
+            if piece_size == 0 {
+                std::fs::remove_file(piece)?;
+            } else if piece_size <= self.bound.hold {
+                read_into(std::slice::from_ref(piece), text)?;
+                std::fs::remove_file(piece)?;
+                each(Piece::Text(text))?;
+            } else if depth + 1 < MAX_DEPTH && piece_size > self.bound.piece {
+                self.split(
+                    std::slice::from_ref(piece),
+                    piece_size,
+                    depth + 1,
+                    text,
+                    each,
+                )?;
+            } else {
+                self.weigh(piece, text, each)?;
             }
-            None => medications,
-        };
-        let medications_size = medications.map_or(Ok(0), |m| size_of(&[m.to_path_buf()]))?;
-        let read = (|| {
-            for piece in &pieces {
-                let piece_size = size_of(std::slice::from_ref(piece))?;
-                if piece_size == 0 {
-                    std::fs::remove_file(piece)?;
-                } else if piece_size + medications_size <= self.bound.hold {
-                    let mut files = vec![piece.clone()];
-                    files.extend(medications.map(Path::to_path_buf));
-                    read_into(&files, text)?;
-                    std::fs::remove_file(piece)?;
-                    each(Piece::Text(text))?;
-                } else if depth + 1 < MAX_DEPTH && piece_size > self.bound.piece {
-                    self.split(
-                        std::slice::from_ref(piece),
-                        medications,
-                        piece_size,
-                        depth + 1,
-                        text,
-                        each,
-                    )?;
-                } else {
-                    self.weigh(piece, medications, medications_size, text, each)?;
-                }
-            }
-            Ok(())
-        })();
-        // A piece not read (an error, or a worker told to stop) goes with the scratch directory.
-        if set_apart.exists() {
-            std::fs::remove_file(&set_apart)?;
         }
-        read
+        Ok(())
     }
 
-    /// A piece still over the bound: its patients are weighed, and those whose own lines (with
-    /// the Medications) are over it are named; the others are read together.
+    /// A piece still over the bound: its patients are weighed with the Medications they
+    /// reference. Those over the bound are named; the others are read in groups under it.
     fn weigh(
         &self,
         piece: &Path,
-        medications: Option<&Path>,
-        medications_size: u64,
         text: &mut String,
         each: &mut dyn FnMut(Piece) -> io::Result<()>,
     ) -> io::Result<()> {
         let inputs = [piece.to_path_buf()];
-        let mut weights: HashMap<Vec<u8>, (u64, bool)> = HashMap::new();
+        let mut patients: HashMap<Vec<u8>, Weight> = HashMap::new();
+        let mut medications: HashMap<String, u64> = HashMap::new();
         for_each_line(&inputs, |line| {
-            if let Some((tag, key)) = tagged_key(line) {
-                if !weights.contains_key(key) && weights.len() >= MAX_WEIGHED {
-                    return Err(unsplittable());
+            match tagged(line) {
+                Some(Tagged {
+                    tag: MEDICATION,
+                    key,
+                    ..
+                }) => {
+                    let key = std::str::from_utf8(key).map_err(|_| damaged())?;
+                    medications
+                        .entry(key.to_owned())
+                        .or_insert(line.len() as u64);
                 }
-                let weight = weights.entry(key.to_vec()).or_default();
-                weight.0 += line.len() as u64;
-                weight.1 |= tag == PATIENT;
+                Some(Tagged { tag, key, json }) => {
+                    if !patients.contains_key(key) && patients.len() >= MAX_WEIGHED {
+                        return Err(unsplittable());
+                    }
+                    let weight = patients.entry(key.to_vec()).or_default();
+                    weight.bytes += line.len() as u64;
+                    weight.listed |= tag == PATIENT;
+                    if let Some(medication) = json.and_then(referenced_medication)
+                        && !weight.medications.contains(&medication)
+                    {
+                        weight.medications.push(medication);
+                    }
+                }
+                None => {}
             }
             Ok(())
         })?;
-        let mut too_large: Vec<(Vec<u8>, bool)> = weights
-            .into_iter()
-            .filter(|(_, (bytes, _))| bytes + medications_size > self.bound.hold)
-            .map(|(patient, (_, listed))| (patient, listed))
-            .collect();
-        too_large.sort_unstable();
-        let skipped: HashSet<&[u8]> = too_large.iter().map(|(p, _)| p.as_slice()).collect();
-        text.clear();
-        let mut kept_size = medications_size;
-        for_each_line(&inputs, |line| {
-            if let Some((_, key)) = tagged_key(line)
-                && !skipped.contains(key)
-            {
-                kept_size += line.len() as u64;
-                if kept_size > self.bound.hold {
-                    return Err(unsplittable());
+        let mut patients: Vec<(Vec<u8>, Weight)> = patients.into_iter().collect();
+        patients.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut too_large = Vec::new();
+        // Groups of patients read together, each under the bound with their Medications.
+        let mut groups: Vec<(HashSet<Vec<u8>>, HashSet<String>)> = Vec::new();
+        let mut group_bytes = u64::MAX;
+        for (patient, weight) in patients {
+            let bytes = weight.bytes
+                + weight
+                    .medications
+                    .iter()
+                    .filter_map(|m| medications.get(m))
+                    .sum::<u64>();
+            if bytes > self.bound.hold {
+                too_large.push((patient, weight.listed));
+                continue;
+            }
+            if group_bytes.saturating_add(bytes) > self.bound.hold {
+                groups.push(Default::default());
+                group_bytes = 0;
+            }
+            group_bytes += bytes;
+            if let Some((members, wanted)) = groups.last_mut() {
+                members.insert(patient);
+                wanted.extend(weight.medications);
+            }
+        }
+        for (members, wanted) in &groups {
+            text.clear();
+            let mut added: HashSet<&str> = HashSet::new();
+            for_each_line(&inputs, |line| {
+                let keep = match tagged(line) {
+                    Some(Tagged {
+                        tag: MEDICATION,
+                        key,
+                        ..
+                    }) => std::str::from_utf8(key)
+                        .ok()
+                        .and_then(|k| wanted.get(k))
+                        .is_some_and(|k| added.insert(k.as_str())),
+                    Some(Tagged { key, .. }) => members.contains(key),
+                    None => false,
+                };
+                if keep {
+                    text.push_str(std::str::from_utf8(line).map_err(|_| damaged())?);
                 }
-                text.push_str(std::str::from_utf8(line).map_err(|_| damaged())?);
-            }
-            Ok(())
-        })?;
-        std::fs::remove_file(piece)?;
-        if !text.is_empty() {
-            if let Some(m) = medications {
-                File::open(m)?.read_to_string(text)?;
-            }
+                Ok(())
+            })?;
             each(Piece::Text(text))?;
         }
+        std::fs::remove_file(piece)?;
         for (patient, listed) in &too_large {
             let patient = std::str::from_utf8(patient).map_err(|_| damaged())?;
             each(Piece::TooLarge {
@@ -234,6 +291,51 @@ impl Splitter<'_> {
             })?;
         }
         Ok(())
+    }
+}
+
+/// A patient's share of a piece: their lines' bytes, whether the input lists them, and the
+/// Medications their resources reference.
+#[derive(Default)]
+struct Weight {
+    bytes: u64,
+    listed: bool,
+    medications: Vec<String>,
+}
+
+/// A bucket line read back: its tag, its key (a patient, or a Medication's id) and its JSON.
+struct Tagged<'l> {
+    tag: u8,
+    key: &'l [u8],
+    json: Option<&'l [u8]>,
+}
+
+/// `None` for a line of no known form, which the grouping skips too.
+fn tagged(line: &[u8]) -> Option<Tagged<'_>> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let (&tag, rest) = line.split_first()?;
+    match tag {
+        PATIENT => Some(Tagged {
+            tag,
+            key: rest,
+            json: None,
+        }),
+        _ => {
+            let tab = rest.iter().position(|&b| b == b'\t')?;
+            Some(Tagged {
+                tag,
+                key: &rest[..tab],
+                json: Some(&rest[tab + 1..]),
+            })
+        }
+    }
+}
+
+/// The Medication a resource line references, read as the first pass read it.
+fn referenced_medication(json: &[u8]) -> Option<String> {
+    match classify(std::str::from_utf8(json).ok()?) {
+        Line::Clinical { medication, .. } => medication,
+        _ => None,
     }
 }
 
@@ -255,20 +357,6 @@ fn splitmix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-/// A bucket line's tag and key (its patient, or a Medication's id); `None` for a line of no known
-/// form, which the grouping would skip too.
-fn tagged_key(line: &[u8]) -> Option<(u8, &[u8])> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let (&tag, rest) = line.split_first()?;
-    match tag {
-        PATIENT => Some((tag, rest)),
-        _ => {
-            let tab = rest.iter().position(|&b| b == b'\t')?;
-            Some((tag, &rest[..tab]))
-        }
-    }
 }
 
 /// Each line of the files (its break included), read one at a time.
@@ -324,9 +412,9 @@ fn damaged() -> io::Error {
 }
 
 fn unsplittable() -> io::Error {
-    io::Error::other(
-        "a bucket could not be split under the memory bound (batch.bucket_kilobytes times eight)",
-    )
+    io::Error::other(format!(
+        "a bucket could not be split under the memory bound (eight times batch.bucket_kilobytes): over {MAX_WEIGHED} patients fell in one piece"
+    ))
 }
 
 #[cfg(test)]
@@ -341,20 +429,41 @@ mod tests {
         dir
     }
 
-    /// A resource line of `patient`, padded to about `bytes`.
-    fn resource(patient: &str, n: usize, bytes: usize) -> String {
-        let pad = "x".repeat(bytes.saturating_sub(40));
-        format!("R{patient}\t{{\"n\":{n},\"pad\":\"{pad}\"}}\n")
+    /// A small bound: pieces of 1 KiB, 8 KiB held at once.
+    const SMALL: Bound = Bound {
+        hold: 8 * 1024,
+        piece: 1024,
+        ways: 256,
+    };
+
+    /// A resource line of `patient`, padded to about `bytes`, referencing `medication` if any.
+    fn resource(patient: &str, n: usize, bytes: usize, medication: Option<&str>) -> String {
+        let pad = "x".repeat(bytes.saturating_sub(150));
+        let reference = medication
+            .map(|m| format!(",\"medicationReference\":{{\"reference\":\"Medication/{m}\"}}"))
+            .unwrap_or_default();
+        format!(
+            "R{patient}\t{{\"resourceType\":\"MedicationRequest\",\"id\":\"{patient}-{n}\",\"subject\":{{\"reference\":\"Patient/{patient}\"}}{reference},\"note\":[{{\"text\":\"{pad}\"}}]}}\n"
+        )
     }
 
-    /// What `take` gives, as each piece's lines (sorted) and the patients named too large.
-    fn pieces(
-        files: &[PathBuf],
-        dir: &Path,
-        bound: Bound,
-    ) -> (Vec<Vec<String>>, Vec<(String, bool)>) {
-        let mut texts = Vec::new();
-        let mut too_large = Vec::new();
+    fn medication(id: &str, bytes: usize) -> String {
+        let pad = "x".repeat(bytes.saturating_sub(60));
+        format!("M{id}\t{{\"resourceType\":\"Medication\",\"id\":\"{id}\",\"pad\":\"{pad}\"}}\n")
+    }
+
+    /// What `take` gives: each piece's patients (with their line counts) and Medications, and the
+    /// patients named too large.
+    struct Taken {
+        pieces: Vec<(HashMap<String, usize>, HashSet<String>)>,
+        too_large: Vec<(String, bool)>,
+    }
+
+    fn take_all(files: &[PathBuf], dir: &Path, bound: Bound) -> Taken {
+        let mut taken = Taken {
+            pieces: Vec::new(),
+            too_large: Vec::new(),
+        };
         let mut text = String::new();
         take(
             files,
@@ -365,29 +474,42 @@ mod tests {
                 match piece {
                     Piece::Text(t) => {
                         assert!(t.len() as u64 <= bound.hold, "a piece over the bound");
-                        let mut lines: Vec<String> = t.lines().map(str::to_owned).collect();
-                        lines.sort();
-                        texts.push(lines);
+                        let mut patients = HashMap::new();
+                        let mut medications = HashSet::new();
+                        for line in t.lines() {
+                            let line = tagged(line.as_bytes()).unwrap();
+                            let key = String::from_utf8(line.key.to_vec()).unwrap();
+                            if line.tag == MEDICATION {
+                                assert!(medications.insert(key), "a Medication twice in a piece");
+                            } else {
+                                *patients.entry(key).or_default() += 1;
+                            }
+                        }
+                        taken.pieces.push((patients, medications));
                     }
                     Piece::TooLarge { patient, listed } => {
-                        too_large.push((patient.to_owned(), listed))
+                        taken.too_large.push((patient.to_owned(), listed))
                     }
                 }
                 Ok(())
             },
         )
         .unwrap();
-        (texts, too_large)
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0, "nothing left");
+        taken.too_large.sort();
+        taken
     }
 
-    /// The patient of each line in a piece (Medications left out).
-    fn patients_of(piece: &[String]) -> HashSet<String> {
-        piece
-            .iter()
-            .filter_map(|l| tagged_key(l.as_bytes()))
-            .filter(|(tag, _)| *tag != MEDICATION)
-            .map(|(_, key)| String::from_utf8(key.to_vec()).unwrap())
-            .collect()
+    /// Every patient is in exactly one piece, with every one of their lines.
+    fn assert_whole(taken: &Taken, lines_of: impl Fn(&str) -> usize, patients: usize) {
+        let mut seen = HashSet::new();
+        for (piece, _) in &taken.pieces {
+            for (patient, lines) in piece {
+                assert_eq!(*lines, lines_of(patient), "{patient}'s lines");
+                assert!(seen.insert(patient.clone()), "{patient} in two pieces");
+            }
+        }
+        assert_eq!(seen.len(), patients);
     }
 
     #[test]
@@ -395,86 +517,125 @@ mod tests {
         let dir = scratch_dir("whole");
         let files = [dir.join("a"), dir.join("b"), dir.join("absent")];
         std::fs::write(&files[0], "Pp1\n").unwrap();
-        std::fs::write(&files[1], resource("p1", 1, 100)).unwrap();
-        let (texts, too_large) = pieces(&files, &dir, Bound::of_bucket(1024));
-        assert_eq!(texts.len(), 1);
-        assert_eq!(texts[0].len(), 2);
-        assert!(too_large.is_empty());
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left");
+        std::fs::write(&files[1], resource("p1", 1, 200, None)).unwrap();
+        let taken = take_all(&files, &dir, Bound::of_bucket(1024, 256));
+        assert_eq!(taken.pieces.len(), 1);
+        assert_whole(&taken, |_| 2, 1);
+        assert!(taken.too_large.is_empty());
     }
 
     #[test]
-    fn a_bucket_grown_past_the_bound_is_split_and_every_patient_stays_whole_with_the_medications() {
+    fn a_bucket_grown_past_the_bound_is_split_and_each_piece_has_its_patients_medications() {
         let dir = scratch_dir("split");
-        let bound = Bound {
-            hold: 8 * 1024,
-            piece: 1024,
-        };
-        // 200 patients of 3 lines of 100 bytes: 60 KB, seven and a half times the bound.
-        let mut worker_0 = String::new();
-        let mut worker_1 = String::new();
+        // 200 patients of 3 lines of 200 bytes: 120 KB, fifteen times the bound. Every tenth
+        // patient takes m1; every patient p takes their own mp.
+        let (mut worker_0, mut worker_1, mut medications) =
+            (String::new(), String::new(), String::new());
         for p in 0..200 {
             worker_0.push_str(&format!("Pp{p}\n"));
-            for n in 0..3 {
-                worker_1.push_str(&resource(&format!("p{p}"), n, 100));
-            }
+            worker_1.push_str(&resource(&format!("p{p}"), 0, 200, None));
+            worker_1.push_str(&resource(
+                &format!("p{p}"),
+                1,
+                200,
+                Some(&format!("m-p{p}")),
+            ));
+            let shared = (p % 10 == 0).then_some("m1");
+            worker_1.push_str(&resource(&format!("p{p}"), 2, 200, shared));
+            medications.push_str(&medication(&format!("m-p{p}"), 100));
         }
+        medications.push_str(&medication("m1", 100));
+        medications.push_str(&medication("m-nobody", 100));
         let files = [dir.join("w0"), dir.join("w1"), dir.join("meds")];
         std::fs::write(&files[0], &worker_0).unwrap();
         std::fs::write(&files[1], &worker_1).unwrap();
-        std::fs::write(&files[2], "Mm1\t{\"resourceType\":\"Medication\"}\n").unwrap();
+        std::fs::write(&files[2], &medications).unwrap();
 
-        let (texts, too_large) = pieces(&files, &dir, bound);
+        let taken = take_all(&files, &dir, SMALL);
 
-        assert!(too_large.is_empty());
-        assert!(texts.len() > 7, "split in {} pieces", texts.len());
-        let mut seen = HashSet::new();
-        for piece in &texts {
-            assert!(piece.contains(&"Mm1\t{\"resourceType\":\"Medication\"}".to_owned()));
-            for patient in patients_of(piece) {
-                let lines = piece.iter().filter(|l| {
-                    tagged_key(l.as_bytes()).is_some_and(|(_, k)| k == patient.as_bytes())
-                });
-                assert_eq!(lines.count(), 4, "{patient}: listed, and 3 resources");
-                assert!(seen.insert(patient), "a patient in two pieces");
+        assert!(taken.too_large.is_empty());
+        assert!(taken.pieces.len() > 15, "{} pieces", taken.pieces.len());
+        assert_whole(&taken, |_| 4, 200);
+        for (patients, medications) in &taken.pieces {
+            let mut wanted: HashSet<String> = patients.keys().map(|p| format!("m-{p}")).collect();
+            let shared = patients
+                .keys()
+                .any(|p| p[1..].parse::<u32>().unwrap() % 10 == 0);
+            if shared {
+                wanted.insert("m1".into());
             }
+            assert_eq!(
+                medications, &wanted,
+                "a piece's Medications are its patients'"
+            );
         }
-        assert_eq!(seen.len(), 200);
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left");
     }
 
     #[test]
-    fn a_patient_over_the_bound_on_their_own_is_named_and_the_others_are_read() {
+    fn a_patient_over_the_bound_with_their_medications_is_named_and_the_others_are_read() {
         let dir = scratch_dir("alone");
-        let bound = Bound {
-            hold: 8 * 1024,
-            piece: 1024,
-        };
         let mut text = String::from("Pbig\n");
-        for n in 0..100 {
-            text.push_str(&resource("big", n, 100));
+        for n in 0..50 {
+            text.push_str(&resource("big", n, 200, None));
         }
+        // Under the bound on their own lines, over it with their Medication.
+        text.push_str("Pheavy\n");
+        text.push_str(&resource("heavy", 0, 4 * 1024, Some("m-heavy")));
+        text.push_str(&medication("m-heavy", 5 * 1024));
         for p in 0..20 {
-            text.push_str(&format!("Pp{p}\n{}", resource(&format!("p{p}"), 0, 100)));
+            text.push_str(&format!(
+                "Pp{p}\n{}",
+                resource(&format!("p{p}"), 0, 200, None)
+            ));
         }
         // Resources of someone the input does not list, over the bound too.
-        for n in 0..100 {
-            text.push_str(&resource("stranger", n, 100));
+        for n in 0..50 {
+            text.push_str(&resource("stranger", n, 200, None));
         }
         let files = [dir.join("w0")];
         std::fs::write(&files[0], &text).unwrap();
 
-        let (texts, mut too_large) = pieces(&files, &dir, bound);
+        let taken = take_all(&files, &dir, SMALL);
 
-        too_large.sort();
         assert_eq!(
-            too_large,
-            [("big".to_owned(), true), ("stranger".to_owned(), false)]
+            taken.too_large,
+            [
+                ("big".to_owned(), true),
+                ("heavy".to_owned(), true),
+                ("stranger".to_owned(), false)
+            ]
         );
-        let read: HashSet<String> = texts.iter().flat_map(|t| patients_of(t)).collect();
-        assert_eq!(read.len(), 20, "every other patient is read");
-        assert!(!read.contains("big") && !read.contains("stranger"));
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing left");
+        assert_whole(&taken, |_| 2, 20);
+    }
+
+    #[test]
+    fn patients_that_fit_one_by_one_but_not_together_are_read_in_groups() {
+        // Two levels of two ways cannot separate these: every patient lands in a piece over the
+        // bound, which is then weighed and read in groups.
+        let dir = scratch_dir("groups");
+        let bound = Bound {
+            hold: 8 * 1024,
+            piece: 1024,
+            ways: 2,
+        };
+        let mut text = String::new();
+        for p in 0..40 {
+            text.push_str(&format!("Pp{p}\n"));
+            for n in 0..3 {
+                text.push_str(&resource(&format!("p{p}"), n, 1000, Some("m-shared")));
+            }
+        }
+        text.push_str(&medication("m-shared", 500));
+        std::fs::write(dir.join("w0"), &text).unwrap();
+
+        let taken = take_all(&[dir.join("w0")], &dir, bound);
+
+        assert!(taken.too_large.is_empty());
+        assert!(taken.pieces.len() > 4, "{} pieces", taken.pieces.len());
+        assert_whole(&taken, |_| 4, 40);
+        for (_, medications) in &taken.pieces {
+            assert!(medications.contains("m-shared"));
+        }
     }
 
     #[test]

@@ -145,9 +145,9 @@ pub(super) fn screen(
                         not_vouched.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
-                    shared.start();
-                    let started = Instant::now();
                     if group.too_large {
+                        shared.start();
+                        let started = Instant::now();
                         let e = too_large(parts.bound);
                         let _ = shared.audit(screener, id.as_str(), Screening::failed(&e));
                         shared.finish(&super::failed(id.as_str(), &e, started.elapsed()));
@@ -159,6 +159,8 @@ pub(super) fn screen(
                         not_vouched.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     };
+                    shared.start();
+                    let started = Instant::now();
                     let assessment = match screener.evaluate_record(record.record(), job.as_of) {
                         Ok(assessment) => assessment,
                         Err(e) => {

@@ -118,11 +118,18 @@ impl<R: Read> Read for Counted<R> {
 /// `open_files` allows when each of `workers` holds every bucket file open at once (bigger buckets
 /// then, rather than a job that fails half way with too many open files).
 pub fn bucket_count(input_bytes: u64, bucket_bytes: u64, open_files: u64, workers: usize) -> usize {
-    let within_limit = open_files.saturating_sub(RESERVED_FILES) / workers.max(1) as u64;
+    let within_limit = files_per_worker(open_files, workers) as u64;
     input_bytes
         .div_ceil(bucket_bytes.max(1))
         .min(within_limit)
         .clamp(1, 1024) as usize
+}
+
+/// The files each of `workers` may hold open at once, within `open_files` and what is kept for
+/// everything else.
+fn files_per_worker(open_files: u64, workers: usize) -> usize {
+    usize::try_from(open_files.saturating_sub(RESERVED_FILES) / workers.max(1) as u64)
+        .unwrap_or(usize::MAX)
 }
 
 /// Files kept for everything else while the first pass holds its bucket files open: the input, the
@@ -285,6 +292,12 @@ pub fn partition(
             let fetched = work.join("medications-fetched.ndjson");
             let mut out = BufWriter::new(scratch::create_file(&fetched)?);
             for text in read(missing)? {
+                // Held to an input line's length, so that the bucket files' lines stay bounded
+                // (a server's answer may be longer); counted as such a line is.
+                if text.len() >= MAX_LINE {
+                    stats.malformed_lines += 1;
+                    continue;
+                }
                 stats.medications += 1;
                 writeln!(out, "{text}")?;
             }
@@ -309,7 +322,8 @@ pub fn partition(
     Ok(Partition {
         buckets,
         stats,
-        bound: Bound::of_bucket(bucket_bytes),
+        // A split holds its pieces open in each worker of the second pass at once.
+        bound: Bound::of_bucket(bucket_bytes, files_per_worker(open_file_limit(), threads)),
         work: work.to_path_buf(),
     })
 }
