@@ -69,21 +69,28 @@ impl AsyncRead for Held {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Some((deadline, _)) = &mut self.preface
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the connection sent no request in time",
-            )));
-        }
         let before = buf.filled().len();
         let read = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some((_, due))) = (&read, &mut self.preface) {
-            *due = due.saturating_sub(buf.filled().len() - before);
-            if *due == 0 {
-                self.preface = None;
+        // Bytes that came in time are read even when the server is late to read them: only a
+        // read that would wait past the deadline fails.
+        let mut preface_read = false;
+        if let Some((deadline, due)) = &mut self.preface {
+            match &read {
+                Poll::Ready(Ok(())) => {
+                    *due = due.saturating_sub(buf.filled().len() - before);
+                    preface_read = *due == 0;
+                }
+                Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the connection sent no request in time",
+                    )));
+                }
+                _ => {}
             }
+        }
+        if preface_read {
+            self.preface = None;
         }
         read
     }
@@ -151,6 +158,15 @@ mod tests {
             .await
             .expect("the read ends");
         assert_eq!(read.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn a_preface_that_came_in_time_is_read_even_when_the_server_reads_it_late() {
+        let (mut held, _client) = accepted(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut preface = [0_u8; PREFACE_BYTES];
+        held.read_exact(&mut preface).await.unwrap();
+        assert_eq!(&preface[..3], b"PRI");
     }
 
     #[tokio::test]

@@ -190,8 +190,15 @@ impl Bound {
         }
         .await;
         let _ = cds_stop.send(());
-        if let Some(cds) = cds {
-            let _ = cds.await;
+        // Its in-flight hooks get the same grace: a client that never reads its answer must not
+        // keep the audit trail below from being sent.
+        if let Some(cds) = cds
+            && tokio::time::timeout(grace, cds).await.is_err()
+        {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "CDS Hooks calls still running after the grace period were cut off"
+            );
         }
         // The calls are over: what the audit trail still holds is sent, or put on disk.
         let _ = audit_stop.send(());
