@@ -225,6 +225,10 @@ impl Settings {
             if cds.fhir_servers.iter().any(|u| url::Url::parse(u).is_err()) {
                 return fail("cds.fhir_servers must be FHIR base URLs, comma-separated");
             }
+            // Held to what every duration setting is held to.
+            if cds.leeway_secs > values::LONGEST.as_secs() {
+                return fail("cds.leeway_secs must be at most 315360000 seconds (ten years)");
+            }
             if cds.call_timeout.is_zero() || cds.max_request_bytes < 1024 {
                 return fail(
                     "cds.call_timeout_secs must be at least 1 and cds.max_request_bytes at least 1024",
@@ -398,6 +402,20 @@ mod tests {
             let err = Settings::load(None, &env_of(env)).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn a_cds_leeway_is_held_to_ten_years_as_every_duration_setting_is() {
+        let text = |leeway: u64| {
+            format!(
+                "[cds]\nlisten = \"127.0.0.1:0\"\nservice_url = \"https://t.example/cds-services\"\nleeway_secs = {leeway}\n[cds.clients.\"https://ehr.example\"]\njwks_url = \"https://ehr.example/jwks\"\n"
+            )
+        };
+        assert!(Settings::from_text(&text(30), &|_| None).is_ok());
+        let err = Settings::from_text(&text(i64::MAX as u64), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cds.leeway_secs must be at most"), "{err}");
     }
 
     #[test]
