@@ -1,17 +1,17 @@
 //! NDJSON lines as the nightly job reads them: routed to bucket files by the first pass, grouped by
 //! patient and screened by the second. Beyond "never a panic", the routing must not let one line
 //! become another: every resource line that reaches a patient's group is one the first pass routed,
-//! and each is one whole JSON value (the second pass reads it without checking it again). Buckets
-//! are tiny (128 bytes, held to 1 KiB), so that the second pass splits them and weighs their
-//! patients: a patient is read in one piece or named too large, never both, never in two pieces
-//! (a record in two parts would be screened as two partial records).
+//! and each is one whole JSON value (the second pass reads it without checking it again). The
+//! bucket is held to 1 KiB, so that the second pass splits it and weighs its patients: a patient is
+//! read in one piece or named too large, never both, never in two pieces (a record in two parts
+//! would be screened as two partial records).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 use trdscreen::batch::ndjson::record_of;
-use trdscreen::batch::bucket::Piece;
+use trdscreen::batch::bucket::{Bound, Piece};
 use trdscreen::batch::partition::{group_bucket, partition};
 use trdscreen::batch::progress::Progress;
 use trdscreen::batch::shard::Shard;
@@ -30,7 +30,9 @@ fuzz_target!(|data: &[u8]| {
     std::fs::create_dir(&work).unwrap();
     let progress = Progress::new(false);
     let shard = Shard::new(0, 1).unwrap();
-    let parts = partition(&[input], shard, &work, 128, &progress, None).unwrap();
+    let mut parts = partition(&[input], shard, &work, 1 << 20, &progress, None).unwrap();
+    // One bucket, held to 1 KiB: split (16 ways at most, to keep file churn low) and weighed.
+    parts.bound = Bound::of_bucket(128, 16);
     let mut routed = 0;
     let mut read = HashSet::new();
     let mut too_large = HashSet::new();
