@@ -187,7 +187,8 @@ pub fn partition(
     }
     progress.start_phase("reading", Some(total));
     let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
-    let n = bucket_count(total, bucket_bytes, open_file_limit(), threads);
+    let open_files = open_file_limit();
+    let n = bucket_count(total, bucket_bytes, open_files, threads);
     let bucket_file = |i: usize, part: &str| work.join(format!("bucket-{i:04}-{part}"));
     let medications_file = |w: usize| work.join(format!("medications-{w}.ndjson"));
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 2);
@@ -323,7 +324,7 @@ pub fn partition(
         buckets,
         stats,
         // A split holds its pieces open in each worker of the second pass at once.
-        bound: Bound::of_bucket(bucket_bytes, files_per_worker(open_file_limit(), threads)),
+        bound: Bound::of_bucket(bucket_bytes, files_per_worker(open_files, threads)),
         work: work.to_path_buf(),
     })
 }

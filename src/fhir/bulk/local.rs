@@ -679,6 +679,13 @@ mod tests {
         .unwrap();
         let mut marker = Marker::new(ScopeKind::Whole, "system".into(), vec![]);
         marker.files.insert("Patient.1.ndjson".into(), 1000);
+        write_marked(&d, &marker);
+        let err = open(&d, &codes()).unwrap_err();
+        assert!(matches!(err, LocalError::Incomplete { .. }), "{err}");
+    }
+
+    /// A manifest of ours in `d`, with `marker` as its account.
+    fn write_marked(d: &Path, marker: &Marker) {
         let manifest = LocalManifest {
             transaction_time: "2026-11-20T01:00:00Z".into(),
             request: String::new(),
@@ -686,11 +693,9 @@ mod tests {
             output: vec![],
             error: vec![],
             deleted: vec![],
-            extension: [(EXTENSION.to_owned(), serde_json::to_value(&marker).unwrap())].into(),
+            extension: [(EXTENSION.to_owned(), serde_json::to_value(marker).unwrap())].into(),
         };
-        write_manifest(&d, &manifest).unwrap();
-        let err = open(&d, &codes()).unwrap_err();
-        assert!(matches!(err, LocalError::Incomplete { .. }), "{err}");
+        write_manifest(d, &manifest).unwrap();
     }
 
     #[test]
@@ -698,16 +703,7 @@ mod tests {
         let d = dir("forged-account-since");
         let mut marker = Marker::new(ScopeKind::Changes, "system".into(), vec![]);
         marker.since = Some("\u{1b}[2J\nTRD criteria: MET".into());
-        let manifest = LocalManifest {
-            transaction_time: "2026-11-20T01:00:00Z".into(),
-            request: String::new(),
-            requires_access_token: false,
-            output: vec![],
-            error: vec![],
-            deleted: vec![],
-            extension: [(EXTENSION.to_owned(), serde_json::to_value(&marker).unwrap())].into(),
-        };
-        write_manifest(&d, &manifest).unwrap();
+        write_marked(&d, &marker);
         let err = open(&d, &codes()).unwrap_err();
         assert!(matches!(err, LocalError::BadManifest { .. }), "{err}");
         assert!(!err.to_string().contains("TRD"), "{err}");
