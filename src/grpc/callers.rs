@@ -1,10 +1,11 @@
 //! Who may call: every method that serves patient data asks [`Gate::admit`] first, before any
 //! FHIR request. With `callers.authentication = "jwt"` the caller's bearer token is verified; with
 //! `"mtls"` the caller is the identity of the client certificate the TLS handshake verified
-//! (`request.peer_certs()`); either way the permissions the call needs are required of what the
+//! (`Peer::certificates`); either way the permissions the call needs are required of what the
 //! caller is granted, and the caller's rate limit is taken. With `"none"` every caller is let in
 //! (health and reflection never ask).
 
+use super::incoming::Peer;
 use super::status;
 use crate::audit::{self, Requester};
 use crate::auth::{
@@ -95,7 +96,7 @@ impl Gate {
             }
             // The handshake already verified the chain; without TLS or a certificate there is none.
             Verifier::Certificate(settings) => {
-                let chain = request.peer_certs().ok_or(Error::Unauthenticated(
+                let chain = Peer::certificates(request).ok_or(Error::Unauthenticated(
                     "no verified client certificate came with the call".into(),
                 ))?;
                 certificate_caller(&chain, settings)?
@@ -108,7 +109,7 @@ impl Gate {
 
 /// Who asked, for the audit trail: the authenticated caller, or one named by its address only.
 pub fn requester<T>(caller: Option<Caller>, request: &Request<T>) -> Requester {
-    let address = request.remote_addr().map(|a| a.to_string());
+    let address = Peer::address(request).map(|a| a.to_string());
     let request_id = audit::trail::request_id(
         request
             .metadata()

@@ -10,6 +10,9 @@ mod population;
 pub mod server;
 pub mod status;
 pub mod telemetry;
+mod tls;
+
+pub use incoming::PREFACE_TIMEOUT;
 
 use crate::audit::trail::Screening;
 use crate::auth::Permission;

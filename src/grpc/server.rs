@@ -9,10 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-
-/// Longest a TLS handshake may take; a client that stalls in it is dropped.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use tonic::transport::Server;
 
 /// An HTTP/2 ping after this long, and the connection dropped when it is not answered within
 /// the timeout: a peer that vanished (its host gone, a NAT that forgot it) does not hold a
@@ -118,29 +115,7 @@ impl Bound {
             .max_connection_age(MAX_CONNECTION_AGE)
             .layer(super::telemetry::RpcTelemetryLayer)
             .layer(tower::util::MapResponseLayer::new(over_limit_is_exhausted));
-        if let (Some(cert), Some(key)) = (&g.tls_cert_file, &g.tls_key_file) {
-            let identity = Identity::from_pem(
-                read_setting_file(cert, "grpc.tls_cert_file")?,
-                read_setting_file(key, "grpc.tls_key_file")?,
-            );
-            let mut tls = ServerTlsConfig::new()
-                .identity(identity)
-                .timeout(TLS_HANDSHAKE_TIMEOUT);
-            if let Some(bundle) = &g.client_ca_file {
-                // Mutual TLS: a client without a certificate from one of these CAs, within its
-                // validity dates and for client authentication, never completes the handshake.
-                let pem = read_setting_file(bundle, "grpc.client_ca_file")?;
-                let authorities = crate::auth::mtls::check_client_ca_bundle(&pem)?;
-                tls = tls
-                    .client_ca_root(Certificate::from_pem(pem))
-                    .client_auth_optional(false);
-                tracing::info!(
-                    authorities,
-                    "the gRPC port requires a client certificate (mutual TLS)"
-                );
-            }
-            builder = builder.tls_config(tls)?;
-        }
+        let tls = super::tls::server_config(g)?;
         let grace = g.shutdown_grace;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let reporter = health_reporter.clone();
@@ -160,6 +135,7 @@ impl Bound {
             incoming,
             g.max_connections,
             super::incoming::PREFACE_TIMEOUT,
+            tls,
         );
         let serving = builder
             .add_service(health)
@@ -207,20 +183,6 @@ impl Bound {
         }
         served.map_err(Into::into)
     }
-}
-
-/// Largest TLS file read (a certificate chain, a key, a CA bundle): a system's whole CA bundle is
-/// a few hundred kilobytes.
-const TLS_FILE_CAP: u64 = crate::files::MIB;
-
-/// A file a setting names, or an error naming the setting and the file (never its content).
-fn read_setting_file(path: &std::path::Path, setting: &str) -> std::io::Result<Vec<u8>> {
-    crate::files::read_bounded(path, TLS_FILE_CAP).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot read {setting} {}: {e}", path.display()),
-        )
-    })
 }
 
 /// tonic refuses a message over its decoding limit with OUT_OF_RANGE before any handler runs; the

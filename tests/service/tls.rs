@@ -137,6 +137,44 @@ async fn tls_port_serves_clients_that_trust_the_certificate_and_refuses_plaintex
         "a plaintext call must not be served on the TLS port"
     );
 
+    // A client that finishes the handshake and then sends nothing (no HTTP/2 preface) is closed
+    // once the port's preface deadline has passed, rather than holding its connection for ever.
+    let mut idle = idle_tls_client(&ca, port).await;
+    let mut sent = Vec::new();
+    tokio::time::timeout(
+        trdscreen::grpc::PREFACE_TIMEOUT + std::time::Duration::from_secs(20),
+        tokio::io::AsyncReadExt::read_to_end(&mut idle, &mut sent),
+    )
+    .await
+    .expect("the server closes a connection that sends no preface")
+    .ok();
+
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// A TLS connection to the port, its handshake done (the server's certificate verified against
+/// `ca`, HTTP/2 offered), and nothing sent over it.
+async fn idle_tls_client(
+    ca: &Path,
+    port: u16,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("the handshake completes")
 }
