@@ -1,7 +1,7 @@
 //! Callers authenticated by a client certificate (mutual TLS, issue 17). The TLS layer verifies
 //! the chain against the CA bundle in `grpc.client_ca_file`, with the validity dates and the
-//! `clientAuth` extended key usage (rustls' WebPKI client verifier, through tonic's
-//! `ServerTlsConfig::client_ca_root`): a connection without such a certificate never completes
+//! `clientAuth` extended key usage (rustls' WebPKI client verifier, set up in
+//! `grpc::tls`): a connection without such a certificate never completes
 //! its handshake. With `callers.authentication = "mtls"` this module then names the caller the
 //! verified certificate identifies and the permissions the settings give that identity.
 //!
