@@ -311,88 +311,17 @@ mod tests {
         Held,
         impl Future<Output = io::Result<tokio_rustls::client::TlsStream<TcpStream>>>,
     ) {
+        use rustls_pki_types::ServerName;
         use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{PrivateKeyDer, ServerName};
         use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-        let dir = std::env::temp_dir().join(format!(
-            "trdscreen-incoming-tls-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let openssl = |args: &[&str]| {
-            let out = std::process::Command::new("openssl")
-                .current_dir(&dir)
-                .args(args)
-                .output()
-                .expect("openssl must be installed to make the test certificates");
-            assert!(out.status.success(), "openssl {args:?} failed");
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=incoming test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "tls.key",
-            "-out",
-            "tls.csr",
-        ]);
-        std::fs::write(
-            dir.join("ext.cnf"),
-            "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "tls.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "tls.crt",
-        ]);
-        let pem = |name: &str| std::fs::read(dir.join(name)).unwrap();
-        let chain = CertificateDer::pem_slice_iter(&pem("tls.crt"))
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(&pem("tls.key")).unwrap();
-        let mut server = ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        server.alpn_protocols = vec![b"h2".to_vec()];
+        let dir = super::super::tls::tests::scratch("incoming");
+        let (ca, cert, key) = super::super::tls::tests::certificates(&dir);
+        let settings = super::super::tls::tests::settings(cert, key);
+        let server = super::super::tls::server_config(&settings)
+            .unwrap()
+            .expect("TLS is configured");
         let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&pem("ca.crt")) {
+        for cert in CertificateDer::pem_file_iter(&ca).unwrap() {
             roots.add(cert.unwrap()).unwrap();
         }
         let client = ClientConfig::builder()
@@ -402,12 +331,7 @@ mod tests {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let incoming = limited(
-            TcpIncoming::from(listener),
-            1,
-            DEADLINE,
-            Some(Arc::new(server)),
-        );
+        let incoming = limited(TcpIncoming::from(listener), 1, DEADLINE, Some(server));
         let mut incoming = Box::pin(incoming);
         let tcp = TcpStream::connect(address).await.unwrap();
         let held = tokio::time::timeout(GUARD, incoming.next())

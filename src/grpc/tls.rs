@@ -78,3 +78,108 @@ fn read(path: &Path, setting: &str) -> std::io::Result<Vec<u8>> {
         )
     })
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::settings::GrpcSettings;
+    use std::path::PathBuf;
+
+    /// A fresh directory of this call's own (tests run in parallel).
+    pub fn scratch(test: &str) -> PathBuf {
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "trdscreen-grpc-tls-{test}-{}-{call}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A test CA and a server certificate for `localhost` signed by it, made with openssl in
+    /// `dir`: (CA certificate, server certificate, server key).
+    pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let openssl = |args: &str| {
+            let out = std::process::Command::new("openssl")
+                .current_dir(dir)
+                .args(args.split(' '))
+                .output()
+                .expect("openssl must be installed to make the test certificates");
+            assert!(out.status.success(), "openssl {args} failed");
+        };
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        openssl(&format!(
+            "req -x509 {ec} -days 2 -subj /CN=test-CA -keyout ca.key -out ca.crt"
+        ));
+        openssl(&format!(
+            "req {ec} -subj /CN=localhost -keyout tls.key -out tls.csr"
+        ));
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            "x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+             -extfile ext.cnf -out tls.crt",
+        );
+        (dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key"))
+    }
+
+    /// The gRPC settings of a TLS port with this certificate and key.
+    pub fn settings(cert: PathBuf, key: PathBuf) -> GrpcSettings {
+        GrpcSettings {
+            tls_cert_file: Some(cert),
+            tls_key_file: Some(key),
+            ..GrpcSettings::default()
+        }
+    }
+
+    #[test]
+    fn a_port_without_certificate_and_key_is_plaintext() {
+        assert!(server_config(&GrpcSettings::default()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_certificate_and_its_key_make_a_config_offering_http2_only() {
+        let dir = scratch("good");
+        let (_, cert, key) = certificates(&dir);
+        let config = server_config(&settings(cert, key)).unwrap().unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_that_are_not_a_certificate_and_its_key_are_refused_naming_the_setting_not_the_content()
+    {
+        let dir = scratch("bad");
+        let (ca, cert, key) = certificates(&dir);
+        let secret = dir.join("not-pem.txt");
+        std::fs::write(&secret, "SECRET-CONTENT").unwrap();
+        let refused = |cert: &PathBuf, key: &PathBuf| match server_config(&settings(
+            cert.clone(),
+            key.clone(),
+        )) {
+            Ok(_) => panic!("refused"),
+            Err(e) => e.to_string(),
+        };
+        let no_cert = refused(&secret, &key);
+        assert!(no_cert.contains("grpc.tls_cert_file"), "{no_cert}");
+        let no_key = refused(&cert, &secret);
+        assert!(no_key.contains("grpc.tls_key_file"), "{no_key}");
+        // The CA's certificate with the server's key: a pair that does not belong together.
+        let mismatched = refused(&ca, &key);
+        assert!(mismatched.contains("is not the key of"), "{mismatched}");
+        let missing = refused(&dir.join("absent.crt"), &key);
+        assert!(
+            missing.contains("cannot read grpc.tls_cert_file"),
+            "{missing}"
+        );
+        for message in [no_cert, no_key, mismatched, missing] {
+            assert!(!message.contains("SECRET"), "{message}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
