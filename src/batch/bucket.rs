@@ -222,10 +222,13 @@ impl Splitter<'_> {
                     let weight = patients.entry(key.to_vec()).or_default();
                     weight.bytes += line.len() as u64;
                     weight.listed |= tag == PATIENT;
-                    if let Some(medication) = json.and_then(referenced_medication)
-                        && !weight.medications.contains(&medication)
-                    {
-                        weight.medications.push(medication);
+                    if weight.bytes > self.bound.hold {
+                        // Too large on their own lines: their Medications no longer matter, and
+                        // a patient with a Medication per order would make the set as large as
+                        // the piece.
+                        weight.medications = HashSet::new();
+                    } else if let Some(medication) = json.and_then(referenced_medication) {
+                        weight.medications.insert(medication);
                     }
                 }
                 None => {}
@@ -235,32 +238,44 @@ impl Splitter<'_> {
         let mut patients: Vec<(Vec<u8>, Weight)> = patients.into_iter().collect();
         patients.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut too_large = Vec::new();
-        // Groups of patients read together, each under the bound with their Medications.
-        let mut groups: Vec<(HashSet<Vec<u8>>, HashSet<String>)> = Vec::new();
-        let mut group_bytes = u64::MAX;
+        // Groups of patients read together, each under the bound with their Medications (each
+        // Medication counted once in a group, as it is read once).
+        let mut groups: Vec<Group> = Vec::new();
         for (patient, weight) in patients {
-            let bytes = weight.bytes
-                + weight
-                    .medications
-                    .iter()
-                    .filter_map(|m| medications.get(m))
-                    .sum::<u64>();
-            if bytes > self.bound.hold {
+            let bytes_of = |wanted: &HashSet<String>| {
+                weight.bytes
+                    + weight
+                        .medications
+                        .iter()
+                        .filter(|m| !wanted.contains(*m))
+                        .filter_map(|m| medications.get(m))
+                        .sum::<u64>()
+            };
+            let alone = bytes_of(&HashSet::new());
+            if alone > self.bound.hold {
                 too_large.push((patient, weight.listed));
                 continue;
             }
-            if group_bytes.saturating_add(bytes) > self.bound.hold {
-                groups.push(Default::default());
-                group_bytes = 0;
+            let fits = groups
+                .last()
+                .is_some_and(|g| g.bytes + bytes_of(&g.wanted) <= self.bound.hold);
+            if !fits {
+                groups.push(Group::default());
             }
-            group_bytes += bytes;
-            if let Some((members, wanted)) = groups.last_mut() {
-                members.insert(patient);
-                wanted.extend(weight.medications);
+            if let Some(group) = groups.last_mut() {
+                group.bytes += bytes_of(&group.wanted);
+                group.members.insert(patient);
+                group.wanted.extend(weight.medications);
             }
         }
-        for (members, wanted) in &groups {
+        for Group {
+            members,
+            wanted,
+            bytes,
+        } in &groups
+        {
             text.clear();
+            text.reserve_exact(usize::try_from(*bytes).unwrap_or(usize::MAX));
             let mut added: HashSet<&str> = HashSet::new();
             for_each_line(&inputs, |line| {
                 let keep = match tagged(line) {
@@ -294,13 +309,22 @@ impl Splitter<'_> {
     }
 }
 
+/// Patients read together from a piece that is over the bound, and the Medications they reference.
+#[derive(Default)]
+struct Group {
+    members: HashSet<Vec<u8>>,
+    wanted: HashSet<String>,
+    /// Their lines and Medications together.
+    bytes: u64,
+}
+
 /// A patient's share of a piece: their lines' bytes, whether the input lists them, and the
 /// Medications their resources reference.
 #[derive(Default)]
 struct Weight {
     bytes: u64,
     listed: bool,
-    medications: Vec<String>,
+    medications: HashSet<String>,
 }
 
 /// A bucket line read back: its tag, its key (a patient, or a Medication's id) and its JSON.
@@ -381,8 +405,11 @@ fn for_each_line(
     Ok(())
 }
 
+/// The files' text, in a buffer grown to exactly their size (a `String` grown as it is read may
+/// double past it, and the buffer is kept for the next piece).
 fn read_into(files: &[PathBuf], text: &mut String) -> io::Result<()> {
     text.clear();
+    text.reserve_exact(usize::try_from(size_of(files)?).unwrap_or(usize::MAX));
     for file in files {
         File::open(file)?.read_to_string(text)?;
     }
@@ -636,6 +663,74 @@ mod tests {
         for (_, medications) in &taken.pieces {
             assert!(medications.contains("m-shared"));
         }
+    }
+
+    #[test]
+    fn a_medication_shared_by_a_group_counts_once_against_the_bound() {
+        // Each patient is 1 KB of lines and shares one 3 KB Medication: counted once per group,
+        // five fit in 8 KiB; counted per patient, two would.
+        let dir = scratch_dir("shared");
+        let bound = Bound {
+            hold: 8 * 1024,
+            piece: 1024,
+            ways: 2,
+        };
+        let mut text = String::new();
+        for p in 0..40 {
+            text.push_str(&format!("Pp{p}\n"));
+            text.push_str(&resource(&format!("p{p}"), 0, 1000, Some("m-shared")));
+        }
+        text.push_str(&medication("m-shared", 3000));
+        std::fs::write(dir.join("w0"), &text).unwrap();
+
+        let taken = take_all(&[dir.join("w0")], &dir, bound);
+
+        assert_whole(&taken, |_| 2, 40);
+        assert!(
+            taken.pieces.len() * 2 < 40,
+            "{} pieces for 40 patients",
+            taken.pieces.len()
+        );
+    }
+
+    #[test]
+    fn a_patient_with_a_medication_per_order_is_weighed_and_named_too_large() {
+        let dir = scratch_dir("per-order");
+        let mut text = String::from("Pmany\n");
+        for n in 0..20_000 {
+            text.push_str(&resource("many", n, 160, Some(&format!("m{n}"))));
+            text.push_str(&medication(&format!("m{n}"), 80));
+        }
+        text.push_str(&format!("Pp0\n{}", resource("p0", 0, 200, None)));
+        std::fs::write(dir.join("w0"), &text).unwrap();
+
+        let taken = take_all(&[dir.join("w0")], &dir, SMALL);
+
+        assert_eq!(taken.too_large, [("many".to_owned(), true)]);
+        assert_whole(&taken, |_| 2, 1);
+    }
+
+    #[test]
+    fn the_workers_buffer_grows_to_what_it_reads_not_past_the_bound() {
+        let dir = scratch_dir("capacity");
+        let files = [dir.join("a"), dir.join("b")];
+        std::fs::write(&files[0], resource("p1", 0, 7000, None)).unwrap();
+        std::fs::write(&files[1], resource("p1", 1, 1000, None)).unwrap();
+        let mut text = String::new();
+        take(
+            &files,
+            &dir.join("split"),
+            SMALL,
+            &mut text,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
+        assert!(
+            text.capacity() as u64 <= SMALL.hold,
+            "{} bytes held for a bound of {}",
+            text.capacity(),
+            SMALL.hold
+        );
     }
 
     #[test]

@@ -323,8 +323,12 @@ pub fn partition(
     Ok(Partition {
         buckets,
         stats,
-        // A split holds its pieces open in each worker of the second pass at once.
-        bound: Bound::of_bucket(bucket_bytes, files_per_worker(open_files, threads)),
+        // A split holds its pieces open in each worker of the second pass at once, with the file
+        // it reads and the Medications it sets apart.
+        bound: Bound::of_bucket(
+            bucket_bytes,
+            files_per_worker(open_files, threads).saturating_sub(2),
+        ),
         work: work.to_path_buf(),
     })
 }
