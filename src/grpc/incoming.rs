@@ -48,7 +48,9 @@ enum Io {
     Failed,
 }
 
-/// Who is at the other end of a call's connection, in every request's extensions.
+/// Who is at the other end of a call's connection, in every request's extensions. tonic's
+/// `Request::remote_addr` and `peer_certs` know only tonic's own connection types, and always
+/// answer `None` here: read these instead.
 #[derive(Clone, Debug)]
 pub struct Peer {
     address: Option<SocketAddr>,
@@ -223,8 +225,10 @@ impl AsyncWrite for Held {
     fn is_write_vectored(&self) -> bool {
         match &self.io {
             Io::Plain(stream) => stream.is_write_vectored(),
-            Io::Tls(stream) => stream.is_write_vectored(),
-            Io::Handshake(_) | Io::Failed => false,
+            // Asked once, when hyper takes the connection, before the handshake: what the TLS
+            // stream will say (h2 copies more into its buffer on a stream that says no).
+            Io::Tls(_) | Io::Handshake(_) => true,
+            Io::Failed => false,
         }
     }
 

@@ -58,8 +58,14 @@ pub fn server_config(g: &crate::settings::GrpcSettings) -> Result<Option<Arc<Ser
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder.with_single_cert(chain, key).map_err(|_| {
-        not_configured("grpc.tls_key_file is not the key of grpc.tls_cert_file's certificate")
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        use tokio_rustls::rustls::{Error as Tls, InconsistentKeys};
+        not_configured(match e {
+            Tls::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+                "grpc.tls_key_file is not the key of grpc.tls_cert_file's certificate"
+            }
+            _ => "grpc.tls_key_file holds a key of a type or size TLS cannot use",
+        })
     })?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(Some(Arc::new(config)))
