@@ -1,29 +1,28 @@
 //! Reading a file that a setting names (the settings file, secrets, TLS files, knowledge
 //! overrides, a local export's manifest) or that the service keeps for itself: whole, but only a
 //! regular file and only up to a cap, so that a path to `/dev/zero` is not read until memory runs
-//! out and a FIFO does not hang start-up.
+//! out and a FIFO does not hang start-up. The batch job's input files, read as streams, are opened
+//! with the same check.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 pub const MIB: u64 = 1024 * 1024;
 
-/// The bytes of the regular file at `path` (a symbolic link to one, as Kubernetes mounts secrets,
-/// included), at most `cap` of them. Anything else (a FIFO, a device, a directory, a socket) and a
-/// larger file are refused with an error that says which and names the cap, never the content; the
-/// caller adds the path and what it is for.
-pub fn read_bounded(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
-    // Without O_NONBLOCK, opening a FIFO waits for a writer: for ever, at start-up. The type is
-    // checked on the opened file, so the path cannot be swapped between the check and the read;
-    // on a regular file O_NONBLOCK changes nothing.
+/// The regular file at `path` (a symbolic link to one, as Kubernetes mounts secrets, included),
+/// opened for reading. Anything else (a FIFO, a device, a directory, a socket) is refused with an
+/// error that says which, never the content; the caller adds the path and what it is for.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    // Without O_NONBLOCK, opening a FIFO waits for a writer: for ever. The type is checked on the
+    // opened file, so the path cannot be swapped between the check and the read.
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    let metadata = file.metadata()?;
-    let kind = metadata.file_type();
+    let kind = file.metadata()?.file_type();
     if !kind.is_file() {
         let what = if kind.is_dir() {
             "a directory"
@@ -41,6 +40,24 @@ pub fn read_bounded(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
             format!("not a regular file ({what})"),
         ));
     }
+    // On a regular file O_NONBLOCK changes nothing today, but it stays with the file: cleared, the
+    // caller holds a file opened as plainly as `File::open` would.
+    let fd = file.as_raw_fd();
+    // SAFETY: `fd` is open and owned by `file` for both calls; F_GETFL and F_SETFL read and set
+    // its status flags only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags == -1 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// The bytes of the regular file at `path` (see [`open_regular`]), at most `cap` of them. A larger
+/// file is refused with an error that names the cap, never the content; the caller adds the path
+/// and what it is for.
+pub fn read_bounded(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    let file = open_regular(path)?;
+    let metadata = file.metadata()?;
     let too_large = || {
         io::Error::new(
             io::ErrorKind::FileTooLarge,
@@ -82,6 +99,46 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// `f`'s answer, or a failure after ten seconds: a regression that blocks fails, not hangs.
+    fn within_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("answered within ten seconds, not blocked")
+    }
+
+    #[test]
+    fn open_regular_refuses_a_fifo_at_once_and_opens_a_regular_file_for_plain_reads() {
+        let dir = dir("open-regular");
+        let fifo = dir.join("Patient.ndjson");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `name` is a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        // No writer ever opens it: a blocking open would never return.
+        let e = within_seconds(move || open_regular(&fifo).unwrap_err());
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(e.to_string(), "not a regular file (a FIFO)");
+        let e = open_regular(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.to_string(), "not a regular file (a device)");
+
+        let path = dir.join("Condition.ndjson");
+        std::fs::write(&path, "{\"resourceType\":\"Condition\"}\n").unwrap();
+        let mut file = open_regular(&path).unwrap();
+        // SAFETY: reads the status flags of a descriptor `file` holds open.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(
+            flags & libc::O_NONBLOCK,
+            0,
+            "reads behave as on a plain open"
+        );
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "{\"resourceType\":\"Condition\"}\n");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -327,7 +327,7 @@ fn count_deleted(exported: &ExportOutcome) -> u64 {
     let mut n = 0;
     let mut line = Vec::new();
     for file in &exported.deleted {
-        let Ok(opened) = std::fs::File::open(&file.path) else {
+        let Ok(opened) = crate::files::open_regular(&file.path) else {
             continue;
         };
         let mut reader = std::io::BufReader::new(opened);

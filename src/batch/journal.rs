@@ -105,7 +105,9 @@ impl Journal {
             return Err(JournalError::NotACheckpoint { path: shown });
         }
         if exists {
-            let mut reader = BufReader::new(File::open(path).map_err(io_err)?);
+            // Checked again on the opened file: the path may have been replaced since.
+            let file = crate::files::open_regular(path).map_err(io_err)?;
+            let mut reader = BufReader::new(file);
             let mut line = String::new();
             let mut first = true;
             loop {
@@ -245,7 +247,7 @@ pub fn for_each_final_entry(
 
 /// The journal's patient lines with their numbers, up to the first line that is not one.
 fn entries(path: &Path) -> io::Result<impl Iterator<Item = (u32, String)>> {
-    let reader = BufReader::new(File::open(path)?);
+    let reader = BufReader::new(crate::files::open_regular(path)?);
     Ok(reader
         .lines()
         .skip(1)

@@ -84,9 +84,17 @@ pub fn ndjson_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// A file's lines as they are on disk, or unpacked when its name ends in `.gz` (gzip, several
 /// members allowed, as `cat a.gz b.gz` makes). `consumed` counts the bytes read from the file
 /// itself, for progress in file bytes.
+///
+/// Only a regular file is opened: a manifest may name a FIFO (whose open would wait for a writer
+/// for ever) or a device (read without end), and a listed file may be replaced after the listing.
+/// The error names the file, as the listing's does, since the job's names only the directory.
 pub fn open_ndjson(path: &Path, consumed: Arc<AtomicU64>) -> io::Result<Box<dyn BufRead + Send>> {
+    let opened = crate::files::open_regular(path).map_err(|e| {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        io::Error::new(e.kind(), format!("{name}: {e}"))
+    })?;
     let file = Counted {
-        inner: File::open(path)?,
+        inner: opened,
         consumed,
     };
     let gzipped = path.extension().is_some_and(|e| e == "gz");

@@ -1,7 +1,8 @@
 //! The export step and the directory the shards read: gzipped NDJSON and a hospital's manifest are
 //! read as they come; a shard refuses a directory whose export has not finished or is stale (and
-//! waits for it when asked); the `_typeFilter` export carries less and screens the same; one
-//! `trdscreen export` feeds two shards that together screen everyone once.
+//! waits for it when asked); a FIFO the manifest names is refused, never waited on; the
+//! `_typeFilter` export carries less and screens the same; one `trdscreen export` feeds two shards
+//! that together screen everyone once.
 
 use super::*;
 use std::io::Write;
@@ -148,6 +149,80 @@ fn an_export_that_holds_only_changes_is_never_screened_as_a_whole_record() {
     let out = batch(&["--ndjson", dir.to_str().unwrap(), "--as-of", AS_OF], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("not whole"), "{}", text(&out));
+}
+
+/// `batch` with a deadline: a job still running after `limit` is killed and fails the test, so a
+/// job that blocks fails rather than hangs it.
+fn batch_within(args: &[&str], limit: Duration) -> Output {
+    let logs = scratch("logs");
+    let (stdout, stderr) = (logs.join("stdout"), logs.join("stderr"));
+    // Files, not pipes: a pipe nobody reads while the job runs could fill and block it.
+    let mut child = crate::child::spawn(
+        Command::new(env!("CARGO_BIN_EXE_trdscreen"))
+            .arg("batch")
+            .args(args)
+            .env_remove("TRDSCREEN_FHIR_BASE_URL")
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap()),
+        "the nightly job starts",
+    );
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job still runs after {limit:?}: it is blocked"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&stdout).unwrap(),
+        stderr: std::fs::read(&stderr).unwrap(),
+    }
+}
+
+/// The files of an export with our manifest are the ones its account names, not a listing of the
+/// directory's regular files: one that is a FIFO (of size 0, as the account may say) fails the job
+/// as an input that cannot be read, named, rather than wait for a writer for ever.
+#[test]
+fn a_fifo_the_manifest_names_is_refused_as_unreadable_input_not_waited_on() {
+    use trdscreen::fhir::bulk::local::{self, EXTENSION, LocalManifest, Marker, ScopeKind};
+    let (_, dir) = typical_and_friends("fifo");
+    let mut marker = Marker::new(ScopeKind::Whole, "system".into(), vec![]);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        marker.files.insert(name, entry.metadata().unwrap().len());
+    }
+    let fifo = dir.join("Observation.late.ndjson");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `name` is a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    marker.files.insert("Observation.late.ndjson".into(), 0);
+    let manifest = LocalManifest {
+        transaction_time: "2026-11-20T01:00:00Z".into(),
+        request: String::new(),
+        requires_access_token: false,
+        output: vec![],
+        error: vec![],
+        deleted: vec![],
+        extension: [(EXTENSION.to_owned(), serde_json::to_value(&marker).unwrap())].into(),
+    };
+    local::write_manifest(&dir, &manifest).unwrap();
+
+    let out = batch_within(
+        &["--ndjson", dir.to_str().unwrap(), "--as-of", AS_OF],
+        Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let expected = format!(
+        "cannot read the input {}: Observation.late.ndjson: not a regular file (a FIFO)",
+        dir.display()
+    );
+    assert!(text(&out).contains(&expected), "{}", text(&out));
 }
 
 /// Labs and vitals screening never reads, for every patient: what `_typeFilter` keeps out.
