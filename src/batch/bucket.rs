@@ -12,9 +12,9 @@ use super::partition::{MAX_LINE, MEDICATION, PATIENT, RESOURCE, append_line};
 use super::scratch;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use trdscreen_core::fnv::Fnv1a;
 
 /// How much of a bucket one worker holds at once, and how a larger one is split.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +84,7 @@ pub fn take(
     let splitter = Splitter {
         base: split_base,
         bound,
+        mix: RandomState::new(),
     };
     splitter.split(&present, size, 0, text, each)
 }
@@ -91,6 +92,9 @@ pub fn take(
 struct Splitter<'a> {
     base: &'a Path,
     bound: Bound,
+    /// Keyed anew for every bucket split: patient ids chosen to share a bucket (the bucket's hash
+    /// is fixed and public, so that shards agree) still spread over the pieces.
+    mix: RandomState,
 }
 
 impl Splitter<'_> {
@@ -133,7 +137,7 @@ impl Splitter<'_> {
                     w.write_all(line)?;
                 }
                 Some(Tagged { tag, key, json }) => {
-                    let way = way_of(key, depth, ways);
+                    let way = way_of(&self.mix, key, depth, ways);
                     writers[way].write_all(line)?;
                     if tag == RESOURCE
                         && let Some(medication) = json.and_then(referenced_medication)
@@ -363,24 +367,11 @@ fn referenced_medication(json: &[u8]) -> Option<String> {
     }
 }
 
-/// The piece of a split at `depth` a patient's lines go to: a mix of their id's hash seeded by
-/// the depth, so that a second split does not follow the first (nor the buckets) along.
-fn way_of(patient: &[u8], depth: u32, ways: usize) -> usize {
-    let seed = 0x2545_f491_4f6c_dd1d_u64.wrapping_mul(u64::from(depth) + 1);
-    (splitmix(stable_hash_bytes(patient) ^ seed) % ways as u64) as usize
-}
-
-fn stable_hash_bytes(patient: &[u8]) -> u64 {
-    let mut h = Fnv1a::default();
-    h.update(patient);
-    h.value()
-}
-
-/// The finaliser of SplitMix64: every bit of the input moves every bit of the output.
-fn splitmix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// The piece of a split at `depth` a patient's lines go to: a keyed hash (SipHash) of the id and
+/// the depth, so that a second split does not follow the first along, and nobody who chooses ids
+/// can choose them to fall together.
+fn way_of(mix: &RandomState, patient: &[u8], depth: u32, ways: usize) -> usize {
+    (mix.hash_one((depth, patient)) % ways as u64) as usize
 }
 
 /// Each line of the files (its break included), read one at a time.
@@ -735,10 +726,11 @@ mod tests {
 
     #[test]
     fn a_split_does_not_follow_the_buckets_nor_a_second_split_the_first() {
+        let mix = RandomState::new();
         let spread = |together: &[String], depth: u32| {
             let mut counts = [0u32; 16];
             for p in together {
-                counts[way_of(p.as_bytes(), depth, 16)] += 1;
+                counts[way_of(&mix, p.as_bytes(), depth, 16)] += 1;
             }
             let mean = together.len() as u32 / 16;
             assert!(
@@ -755,8 +747,31 @@ mod tests {
         spread(&one_bucket, 0);
         let one_way: Vec<String> = one_bucket
             .into_iter()
-            .filter(|p| way_of(p.as_bytes(), 0, 4) == 1)
+            .filter(|p| way_of(&mix, p.as_bytes(), 0, 4) == 1)
             .collect();
         spread(&one_way, 1);
+    }
+
+    #[test]
+    fn where_a_split_puts_a_patient_depends_on_a_key_of_the_splits_own() {
+        // Ids that fall together under one key (as ids chosen against a public hash would) are
+        // spread by the next split's key.
+        let ids: Vec<String> = (0..4_000).map(|p| format!("id-{p}")).collect();
+        let first = RandomState::new();
+        let together: Vec<&String> = ids
+            .iter()
+            .filter(|p| way_of(&first, p.as_bytes(), 0, 8) == 0)
+            .collect();
+        assert!(together.len() > 300, "{}", together.len());
+        let second = RandomState::new();
+        let mut counts = [0usize; 8];
+        for p in &together {
+            counts[way_of(&second, p.as_bytes(), 0, 8)] += 1;
+        }
+        let mean = together.len() / 8;
+        assert!(
+            counts.iter().all(|&c| c > mean / 2 && c < mean * 2),
+            "{counts:?}"
+        );
     }
 }
