@@ -105,7 +105,10 @@ pub fn run(
     let found = scan(&output_paths(&exported), filter_codes.as_ref()).map_err(local)?;
     let mut kept = vec![exported.clone()];
     if incremental {
-        marker.deleted_resources = count_deleted(&exported);
+        let deleted: Vec<PathBuf> = exported.deleted.iter().map(|f| f.path.clone()).collect();
+        // A file the export wrote that cannot be read fails the run (its deletions would go
+        // uncounted); the next run asks again.
+        marker.deleted_resources = count_deleted(&deleted).map_err(local)?;
         // Deletion entries name `Type/id` only; whose they were is not in them. The patients' next
         // full run screens their records as they now stand.
         marker.deleted_unattributed = marker.deleted_resources;
@@ -315,9 +318,9 @@ fn output_paths(exported: &ExportOutcome) -> Vec<PathBuf> {
 }
 
 /// Resources in the export's `deleted` Bundles (a line at a time, each at most
-/// [`MAX_LINE`](super::partition::MAX_LINE): the files may be large). A line that cannot be read
-/// counts as one.
-fn count_deleted(exported: &ExportOutcome) -> u64 {
+/// [`MAX_LINE`](super::partition::MAX_LINE): the files may be large). A line that is not such a
+/// Bundle counts as one; a file that cannot be read is an error.
+fn count_deleted(files: &[PathBuf]) -> std::io::Result<u64> {
     use super::partition::{MAX_LINE, append_line};
     #[derive(serde::Deserialize)]
     struct Bundle {
@@ -326,16 +329,11 @@ fn count_deleted(exported: &ExportOutcome) -> u64 {
     }
     let mut n = 0;
     let mut line = Vec::new();
-    for file in &exported.deleted {
-        let Ok(opened) = crate::files::open_regular(&file.path) else {
-            continue;
-        };
-        let mut reader = std::io::BufReader::new(opened);
+    for file in files {
+        let mut reader = std::io::BufReader::new(crate::files::open_regular(file)?);
         loop {
             line.clear();
-            let Ok(fits) = append_line(&mut reader, &mut line, MAX_LINE) else {
-                break;
-            };
+            let fits = append_line(&mut reader, &mut line, MAX_LINE)?;
             if !fits {
                 n += 1;
             } else if line.is_empty() {
@@ -345,7 +343,7 @@ fn count_deleted(exported: &ExportOutcome) -> u64 {
             }
         }
     }
-    n
+    Ok(n)
 }
 
 /// Reads the Medications the exports reference but leave out, once, into `Medication.resolved.ndjson`.
@@ -448,5 +446,29 @@ fn level_name(level: &ExportLevel) -> String {
         ExportLevel::System => "system".into(),
         ExportLevel::Patient => "patient".into(),
         ExportLevel::Group(id) => format!("group/{}", id.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deleted_resources_are_counted_by_entry_and_a_file_that_cannot_be_read_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("trdscreen-deleted-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("Bundle.deleted.ndjson");
+        let entry = r#"{"request":{"method":"DELETE","url":"Observation/o1"}}"#;
+        std::fs::write(
+            &file,
+            format!(
+                "{{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{entry},{entry}]}}\n\nnot json\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(count_deleted(std::slice::from_ref(&file)).unwrap(), 3);
+        let absent = dir.join("absent.ndjson");
+        assert!(count_deleted(&[file, absent]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
