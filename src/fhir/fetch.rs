@@ -13,7 +13,8 @@ use serde_json::value::RawValue;
 use std::collections::BTreeSet;
 
 /// Medications read one by one when the server did not include them: a cap keeps a pathological
-/// record from turning into thousands of requests.
+/// record from turning into thousands of requests. A record that needs more is not read at all:
+/// the drugs past the cap would be unknown, and a record missing them is not whole.
 const MAX_MEDICATION_READS: usize = 100;
 
 /// Pages of a population search followed before giving up: enough for millions of patients at the
@@ -238,8 +239,14 @@ async fn read_missing_medications(
     let Some(client) = client else {
         return Err(cannot_be_had());
     };
+    if missing.len() > MAX_MEDICATION_READS {
+        return Err(Error::ResourceExhausted(crate::summary!(
+            "the record references more than {} Medications its searches did not include; it is not read in part",
+            MAX_MEDICATION_READS
+        )));
+    }
     let mut read = 0;
-    for id in missing.into_iter().take(MAX_MEDICATION_READS) {
+    for id in missing {
         read += 1;
         if let Some(reply) = client.read("Medication", &id).await? {
             let raw: Box<serde_json::value::RawValue> = serde_json::from_slice(&reply.body)

@@ -269,7 +269,11 @@ async fn find(
         .filter(|e| e.search.as_ref().and_then(|s| s.mode.as_deref()) != Some("outcome"))
         .filter_map(|e| e.resource)
         .filter_map(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-        .filter(|v| v["resourceType"] == resource_type);
+        .filter(|v| v["resourceType"] == resource_type)
+        // Only what carries the identifier exactly: a server may ignore a search parameter (FHIR's
+        // lenient default) and answer with every Flag, or match tokens regardless of case, and
+        // writing over what it sent would change another patient's Flag.
+        .filter(|v| carries_identifier(v, cx.identifier_system, cx.identifier_value));
     let Some(resource) = found.next() else {
         return Ok(None);
     };
@@ -288,6 +292,15 @@ async fn find(
         version,
         resource,
     }))
+}
+
+/// Whether `resource` has an identifier of exactly this system and value.
+fn carries_identifier(resource: &Value, system: &str, value: &str) -> bool {
+    resource["identifier"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|i| i["system"] == system && i["value"] == value)
 }
 
 /// PUT (idempotent, so retried on failure) and the id of the resource written.

@@ -20,6 +20,15 @@ pub struct Context<'a> {
     pub day: &'a str,
 }
 
+/// Sets `key` of a resource read from the server. `resource[key] = ..` panics on a value that is
+/// no object; the write-back only ever takes a resource that is one (it checks `resourceType`), so
+/// anything else is left as it is.
+fn set(resource: &mut Value, key: &str, value: Value) {
+    if let Some(object) = resource.as_object_mut() {
+        object.insert(key.to_owned(), value);
+    }
+}
+
 pub fn is_positive(status: TrdStatus) -> bool {
     matches!(status, TrdStatus::Met | TrdStatus::Possible)
 }
@@ -29,8 +38,16 @@ pub fn flag(existing: Option<&Value>, a: &Assessment, cx: &Context) -> Option<Va
         // Nothing is deleted: a Flag raised earlier becomes inactive, and stays as it is after that.
         let mut flag = existing?.clone();
         if flag["status"] == "active" {
-            flag["status"] = json!("inactive");
-            flag["period"]["end"] = json!(cx.day);
+            set(&mut flag, "status", json!("inactive"));
+            // The server's `period` as it is, unless it is no object (no valid Flag has one such;
+            // indexing into it would panic).
+            let mut period = flag
+                .get("period")
+                .filter(|p| p.is_object())
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            set(&mut period, "end", json!(cx.day));
+            set(&mut flag, "period", period);
         }
         return Some(flag);
     }
@@ -72,7 +89,7 @@ pub fn care_plan(
     if !is_positive(a.status) {
         let mut plan = existing?.clone();
         if plan["status"] != "revoked" {
-            plan["status"] = json!("revoked");
+            set(&mut plan, "status", json!("revoked"));
         }
         return Some(plan);
     }
@@ -226,5 +243,16 @@ mod tests {
         assert_eq!(retired["period"]["start"], "2025-06-01");
         assert_eq!(retired["period"]["end"], "2025-07-01");
         assert!(flag_for(TrdStatus::NotMet, None, "2025-07-01").is_none());
+    }
+
+    #[test]
+    fn a_flag_from_the_server_with_a_period_that_is_no_object_is_withdrawn_without_a_panic() {
+        let mut odd = flag_for(TrdStatus::Met, None, "2025-06-01").unwrap();
+        for period in [json!("2025-06-01"), json!([1, 2]), json!(7)] {
+            odd["period"] = period;
+            let retired = flag_for(TrdStatus::NotMet, Some(&odd), "2025-07-01").unwrap();
+            assert_eq!(retired["status"], "inactive");
+            assert_eq!(retired["period"], json!({"end": "2025-07-01"}));
+        }
     }
 }

@@ -334,3 +334,94 @@ async fn a_server_that_refuses_the_transaction_gets_a_conditional_update_instead
     );
     assert_one_flag_and_one_care_plan(&stub, write_back(&second));
 }
+
+#[tokio::test]
+async fn a_record_referencing_more_medications_than_may_be_read_is_refused_and_nothing_is_written()
+{
+    // 101 orders whose Medications the search did not include (and the server does not hold):
+    // reading a hundred and leaving the rest unknown would screen a record with drugs missing.
+    let stub = stub_with_patient().await;
+    for n in 0..101 {
+        stub.insert(json!({
+            "resourceType": "MedicationRequest",
+            "id": format!("order-{n}"),
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": format!("Patient/{PATIENT}")},
+            "medicationReference": {"reference": format!("Medication/not-included-{n}")},
+            "authoredOn": "2025-01-01"
+        }));
+    }
+    let mut client = service(&stub).await;
+
+    let refused = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
+        .await
+        .expect_err("a record that cannot be read whole is not screened");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(flag_writes(&stub).is_empty());
+    assert!(care_plan_writes(&stub).is_empty());
+    let medication_reads = stub
+        .requests()
+        .iter()
+        .filter(|r| r.path().starts_with("/fhir/Medication/"))
+        .count();
+    assert_eq!(medication_reads, 0);
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_the_identifier_search_never_has_another_patients_flag_written_over()
+{
+    let stub = stub_with_patient().await;
+    let others = json!({
+        "resourceType": "Flag",
+        "id": "someone-elses",
+        "meta": {"versionId": "1"},
+        "status": "active",
+        "identifier": [{"system": "urn:trdscreen:screening", "value": "flag-someone-else"}],
+        "subject": {"reference": "Patient/someone-else"},
+        "code": {"text": "Treatment-resistant depression criteria met"},
+        "period": {"start": "2025-01-01"}
+    });
+    stub.insert(others.clone());
+    // Every Flag search is answered with that Flag, whatever it asked for.
+    let answer = others.clone();
+    stub.on(
+        "GET",
+        "/fhir/Flag",
+        Action::Dynamic(Arc::new(move |_: &Seen, origin: &str| {
+            Answer::json(
+                200,
+                &searchset(
+                    std::slice::from_ref(&answer),
+                    &format!("{origin}/fhir"),
+                    None,
+                ),
+            )
+        })),
+    );
+    let mut client = service(&stub).await;
+
+    let screened = screen_with(&mut client, WriteBackMode::Flag)
+        .await
+        .expect("screened");
+    assert_met(&screened);
+    assert!(
+        flag_writes(&stub)
+            .iter()
+            .all(|w| w.path() != "/fhir/Flag/someone-elses"),
+        "another patient's Flag was written over"
+    );
+    let stored = stub.stored("Flag");
+    let kept = stored
+        .iter()
+        .find(|f| f["id"] == "someone-elses")
+        .expect("still there");
+    assert_eq!(kept["status"], "active");
+    assert_eq!(kept["subject"]["reference"], "Patient/someone-else");
+    assert!(
+        stored
+            .iter()
+            .any(|f| f["subject"]["reference"] == format!("Patient/{PATIENT}")),
+        "this patient's own Flag was created: {stored:#?}"
+    );
+}
