@@ -120,8 +120,17 @@ pub async fn gather(
         *slot = search(value(key), key)?;
         prefetched += usize::from(slot.is_some());
     }
-    let mut flag = known(value(FLAG_KEY), FLAG_KEY, "Flag")?;
-    let mut care_plan = known(value(CARE_PLAN_KEY), CARE_PLAN_KEY, "CarePlan")?;
+    let ours = |kind: &str| Ours {
+        system: identifier_system,
+        value: crate::writeback::identifier_value(kind, &request.patient),
+    };
+    let mut flag = known(value(FLAG_KEY), FLAG_KEY, "Flag", &ours("flag"))?;
+    let mut care_plan = known(
+        value(CARE_PLAN_KEY),
+        CARE_PLAN_KEY,
+        "CarePlan",
+        &ours("careplan"),
+    )?;
     let base = request
         .fhir_server
         .as_ref()
@@ -134,16 +143,13 @@ pub async fn gather(
             (&mut care_plan, "CarePlan", "careplan"),
         ] {
             if matches!(slot, Known::Unknown) {
-                let identifier = format!(
-                    "{}|{}",
-                    identifier_system,
-                    crate::writeback::identifier_value(kind, &request.patient)
-                );
+                let ours = ours(kind);
+                let identifier = format!("{}|{}", ours.system, ours.value);
                 let entries = client
                     .search(resource_type, &[("identifier", &identifier)])
                     .await?;
                 fetched += 1;
-                *slot = known_in(&entries, resource_type);
+                *slot = known_in(&entries, resource_type, &ours);
             }
         }
     }
@@ -156,21 +162,36 @@ pub async fn gather(
     })
 }
 
+/// The business identifier of this patient's screening Flag or CarePlan.
+struct Ours<'a> {
+    system: &'a str,
+    value: String,
+}
+
 /// A prefetched search for the screening Flag or CarePlan: what it found, or unknown.
-fn known(value: Option<&RawValue>, key: &str, resource_type: &str) -> Result<Known> {
+fn known(value: Option<&RawValue>, key: &str, resource_type: &str, ours: &Ours) -> Result<Known> {
     let Some(entries) = search(value, key)? else {
         return Ok(Known::Unknown);
     };
-    Ok(known_in(&entries, resource_type))
+    Ok(known_in(&entries, resource_type, ours))
 }
 
-fn known_in(entries: &[SearchEntry], resource_type: &str) -> Known {
+/// What a search for the screening resource found. Only a resource carrying the identifier
+/// exactly, with a FHIR id, counts: a server may ignore the search parameter and answer with
+/// another patient's Flag, whose id the suggestion's `update` would then write over.
+fn known_in(entries: &[SearchEntry], resource_type: &str, ours: &Ours) -> Known {
     let mut found = entries
         .iter()
         .filter(|e| e.search.as_ref().and_then(|s| s.mode.as_deref()) != Some("outcome"))
         .filter_map(|e| e.resource.as_ref())
         .filter_map(|r| serde_json::from_str::<Value>(r.get()).ok())
-        .filter(|v| v["resourceType"] == resource_type && v["id"].is_string());
+        .filter(|v| {
+            v["resourceType"] == resource_type
+                && v["id"]
+                    .as_str()
+                    .is_some_and(|id| crate::fhir::FhirId::parse(id).is_ok())
+                && crate::writeback::carries_identifier(v, ours.system, &ours.value)
+        });
     match (found.next(), found.next()) {
         (None, _) => Known::Absent,
         (Some(one), None) => Known::Present(one),

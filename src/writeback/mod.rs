@@ -295,7 +295,7 @@ async fn find(
 }
 
 /// Whether `resource` has an identifier of exactly this system and value.
-fn carries_identifier(resource: &Value, system: &str, value: &str) -> bool {
+pub fn carries_identifier(resource: &Value, system: &str, value: &str) -> bool {
     resource["identifier"]
         .as_array()
         .into_iter()

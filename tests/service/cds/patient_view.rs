@@ -252,3 +252,36 @@ async fn without_prefetch_the_record_is_read_from_the_fhir_server_and_a_failing_
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_prefetched_flag_search_that_holds_another_patients_flag_is_not_taken_for_ours() {
+    let dir = scratch("pv-other-flag");
+    let ehr = Ehr::start(&dir).await;
+    let cds = Cds::start(&ehr, &[], &dir).await;
+    let (patient, resources) = met_patient();
+    let mut prefetched = prefetch(&resources);
+    // A server that ignored the identifier parameter answers with whatever Flag it holds.
+    let others = json!({
+        "resourceType": "Flag",
+        "id": "someone-elses",
+        "status": "active",
+        "identifier": [{"system": "urn:trdscreen:screening", "value": "flag-someone-else"}],
+        "subject": {"reference": "Patient/someone-else"},
+        "code": {"text": "Treatment-resistant depression criteria met"}
+    });
+    prefetched["screeningFlag"] = super::searchset(&[&others]);
+    let body = request("patient-view", &patient, json!({}), Some(prefetched));
+
+    let (status, answer) = cds.hook(&ehr, "trd-patient-view", &body).await;
+
+    assert_eq!(status, 200, "{answer}");
+    let actions = only_card(&answer)["suggestions"][0]["actions"]
+        .as_array()
+        .expect("the suggestion is made: the chart holds no Flag of this patient's")
+        .clone();
+    let flag = &actions[0]["resource"];
+    assert_eq!(flag["resourceType"], "Flag");
+    assert_ne!(flag["id"], "someone-elses", "{flag}");
+    assert_eq!(flag["subject"]["reference"], format!("Patient/{patient}"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
