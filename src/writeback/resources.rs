@@ -51,6 +51,10 @@ pub fn flag(existing: Option<&Value>, a: &Assessment, cx: &Context) -> Option<Va
         }
         return Some(flag);
     }
+    if existing.is_some_and(|f| f["status"] == "entered-in-error") {
+        // Someone marked the Flag raised in error: that judgement stands, night after night.
+        return None;
+    }
     // A Flag that is already active keeps the day it was first raised.
     let start = existing
         .filter(|f| f["status"] == "active")
@@ -86,6 +90,13 @@ pub fn care_plan(
     cx: &Context,
     flag_reference: Option<&str>,
 ) -> Option<Value> {
+    // A plan a clinician took up (active, on hold, completed) or marked entered in error is
+    // theirs: neither rewritten nor revoked. Only the service's own proposal (draft), or one it
+    // revoked, follows the screening.
+    let proposal = |plan: &Value| plan["status"] == "draft" || plan["status"] == "revoked";
+    if existing.is_some_and(|plan| !proposal(plan)) {
+        return None;
+    }
     if !is_positive(a.status) {
         let mut plan = existing?.clone();
         if plan["status"] != "revoked" {
@@ -243,6 +254,54 @@ mod tests {
         assert_eq!(retired["period"]["start"], "2025-06-01");
         assert_eq!(retired["period"]["end"], "2025-07-01");
         assert!(flag_for(TrdStatus::NotMet, None, "2025-07-01").is_none());
+    }
+
+    #[test]
+    fn a_flag_marked_entered_in_error_is_not_raised_again() {
+        let mut marked = flag_for(TrdStatus::Met, None, "2025-06-01").unwrap();
+        marked["status"] = json!("entered-in-error");
+        assert!(flag_for(TrdStatus::Met, Some(&marked), "2025-06-02").is_none());
+        let withdrawn = flag_for(TrdStatus::NotMet, Some(&marked), "2025-06-02").unwrap();
+        assert_eq!(withdrawn["status"], "entered-in-error");
+    }
+
+    fn plan_for(status: TrdStatus, existing: Option<&Value>) -> Option<Value> {
+        let k = Knowledge::embedded();
+        let cx = Context {
+            patient_reference: "Patient/p1",
+            identifier_system: "urn:test",
+            identifier_value: "careplan-p1",
+            code_system: "urn:test:codes",
+            trd_code: &k.flag,
+            snomed_system: &k.systems.snomed[0],
+            day: "2025-06-01",
+        };
+        care_plan(existing, &assessment(status), &cx, Some("Flag/f1"))
+    }
+
+    #[test]
+    fn the_draft_plan_follows_the_screening_and_a_plan_a_clinician_took_up_is_left_as_it_is() {
+        let draft = plan_for(TrdStatus::Met, None).unwrap();
+        assert_eq!(draft["status"], "draft");
+        let revoked = plan_for(TrdStatus::NotMet, Some(&draft)).unwrap();
+        assert_eq!(revoked["status"], "revoked");
+        assert_eq!(
+            plan_for(TrdStatus::Met, Some(&revoked)).unwrap()["status"],
+            "draft"
+        );
+        for taken_up in ["active", "on-hold", "completed", "entered-in-error"] {
+            let mut plan = draft.clone();
+            plan["status"] = json!(taken_up);
+            plan["description"] = json!("edited by the clinician");
+            assert!(
+                plan_for(TrdStatus::Met, Some(&plan)).is_none(),
+                "{taken_up}"
+            );
+            assert!(
+                plan_for(TrdStatus::NotMet, Some(&plan)).is_none(),
+                "{taken_up}"
+            );
+        }
     }
 
     #[test]
