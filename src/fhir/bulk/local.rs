@@ -239,6 +239,7 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
         dir: dir.display().to_string(),
         why,
     };
+    check_error_files(dir, &manifest.error).map_err(not_whole)?;
     match &marker {
         Some(m) => {
             let files = checked_files(dir, m)?;
@@ -300,6 +301,71 @@ pub fn open(dir: &Path, observation_codes: &BTreeSet<String>) -> Result<LocalExp
             })
         }
     }
+}
+
+/// Longest line of an export's error file read: an OperationOutcome takes a few kilobytes.
+const ERROR_LINE_CAP: u64 = 1024 * 1024;
+
+/// The export's error files (Bulk Data's `error` array: OperationOutcomes for what the server
+/// could not export) say nothing was left out: every issue in them is a warning or information.
+/// An issue of severity error or fatal, a line that is no such OperationOutcome, and an error file
+/// that is not in the directory or cannot be read each make the export not whole, since a
+/// patient's record may lack what failed. The reason is in fixed words: the files' own text is
+/// the server's.
+fn check_error_files(dir: &Path, errors: &[LocalFile]) -> Result<(), String> {
+    use std::io::{BufRead, Read};
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Outcome {
+        resource_type: String,
+        #[serde(default)]
+        issue: Vec<Issue>,
+    }
+    #[derive(Deserialize)]
+    struct Issue {
+        severity: String,
+    }
+    let failed = || "its error files report resources the server could not export".to_owned();
+    for file in errors {
+        let relative = Path::new(&file.url);
+        let inside = !file.url.contains(':')
+            && relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !inside {
+            return Err("it lists error files that are not in the directory, so what failed cannot be known".into());
+        }
+        let opened = crate::files::open_regular(&dir.join(relative))
+            .map_err(|_| "an error file it lists cannot be read".to_owned())?;
+        let mut reader = io::BufReader::new(opened);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = (&mut reader)
+                .take(ERROR_LINE_CAP + 1)
+                .read_until(b'\n', &mut line)
+                .map_err(|_| "an error file it lists cannot be read".to_owned())?;
+            if read == 0 {
+                break;
+            }
+            if line.len() as u64 > ERROR_LINE_CAP {
+                return Err(failed());
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let only_notes = serde_json::from_slice::<Outcome>(&line).is_ok_and(|o| {
+                o.resource_type == "OperationOutcome"
+                    && o.issue
+                        .iter()
+                        .all(|i| i.severity == "warning" || i.severity == "information")
+            });
+            if !only_notes {
+                return Err(failed());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Longest manifest (or changed-patient list) read: tens of thousands of file entries, or about a
@@ -576,6 +642,57 @@ mod tests {
             "request": request, "requiresAccessToken": true, "output": []});
         std::fs::write(dir.join(MANIFEST), manifest.to_string()).unwrap();
         std::fs::write(dir.join("Patient.ndjson"), "{}\n").unwrap();
+    }
+
+    /// A whole foreign export whose manifest lists one error file holding `lines`, named `url`.
+    fn with_error_file(dir: &Path, url: &str, lines: &str) {
+        let manifest = serde_json::json!({"transactionTime": "2026-11-20T01:00:00Z",
+            "request": "https://ehr/fhir/$export", "requiresAccessToken": true, "output": [],
+            "error": [{"type": "OperationOutcome", "url": url}]});
+        std::fs::write(dir.join(MANIFEST), manifest.to_string()).unwrap();
+        std::fs::write(dir.join("Patient.ndjson"), "{}\n").unwrap();
+        std::fs::create_dir_all(dir.join("error")).unwrap();
+        std::fs::write(dir.join("error/OperationOutcome.ndjson"), lines).unwrap();
+    }
+
+    #[test]
+    fn an_export_whose_error_files_report_a_failure_is_not_whole() {
+        let failed = r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"MedicationRequest/7 could not be exported"}]}"#;
+        let note = r#"{"resourceType":"OperationOutcome","issue":[{"severity":"information","code":"informational"}]}"#;
+        for (url, lines, whole) in [
+            (
+                "error/OperationOutcome.ndjson",
+                format!("{note}\n\n{note}\n"),
+                true,
+            ),
+            (
+                "error/OperationOutcome.ndjson",
+                format!("{note}\n{failed}\n"),
+                false,
+            ),
+            (
+                "error/OperationOutcome.ndjson",
+                "not json\n".to_owned(),
+                false,
+            ),
+            ("error/absent.ndjson", String::new(), false),
+            ("https://ehr/files/error.ndjson", String::new(), false),
+            ("../error/OperationOutcome.ndjson", String::new(), false),
+        ] {
+            let d = dir("errors");
+            with_error_file(&d, url, &lines);
+            match open(&d, &codes()) {
+                Ok(opened) => {
+                    assert!(whole, "{url} {lines}");
+                    assert!(matches!(opened.scope, Scope::Whole(_)));
+                }
+                Err(err) => {
+                    assert!(!whole, "{url} {lines}: {err}");
+                    assert!(matches!(err, LocalError::NotWhole { .. }), "{err}");
+                    assert!(!err.to_string().contains("could not be exported"), "{err}");
+                }
+            }
+        }
     }
 
     #[test]
