@@ -163,6 +163,9 @@ impl Screener {
         written: &mut Vec<WrittenResource>,
     ) -> Option<Result<writeback::Outcome>> {
         let scope = self.scope(request)?;
+        if let Err(e) = complete_as_of(assessment, today()) {
+            return Some(Err(e));
+        }
         let Some(fhir) = self.fhir.as_ref() else {
             return Some(Err(Error::NotConfigured(
                 "no FHIR server is configured (fhir.base_url) to write back to".into(),
@@ -326,6 +329,24 @@ impl Screener {
         id.hash(&mut hasher);
         &self.write_locks[(hasher.finish() as usize) % self.write_locks.len()]
     }
+}
+
+/// Refuses a write-back from a screening as of a day before yesterday (UTC; a day's leeway for
+/// the caller's time zone) of a record holding resources after that day: the screening left them
+/// out, and the chart would be changed today from a partial view of the record. A screening of the
+/// past on a record that holds nothing later sees all there is.
+fn complete_as_of(assessment: &Assessment, today: Date) -> Result<()> {
+    let leeway = Date::from_days_since_epoch(today.days_since_epoch() - 1);
+    let left_out = assessment
+        .diagnostics
+        .iter()
+        .any(|d| d.kind == crate::fhir::DiagnosticKind::AfterAsOf);
+    if assessment.as_of < leeway && left_out {
+        return Err(Error::InvalidArgument(
+            "as_of is in the past and the record holds resources after it, which the screening left out; nothing is written back from it (screen as of today to write back)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Today (UTC): the default `as_of` when a request gives none.

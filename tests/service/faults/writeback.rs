@@ -425,3 +425,43 @@ async fn a_server_that_ignores_the_identifier_search_never_has_another_patients_
         "this patient's own Flag was created: {stored:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_screening_of_the_past_writes_nothing_back_when_the_record_holds_later_resources() {
+    // As of AS_OF the patient meets the criteria; a PHQ-9 recorded since (a response) is left out
+    // of that screening, so writing its MET into today's chart would conclude from part of it.
+    let stub = stub_with_patient().await;
+    stub.insert(json!({
+        "resourceType": "Observation",
+        "id": "phq9-since",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+        "subject": {"reference": format!("Patient/{PATIENT}")},
+        "effectiveDateTime": "2026-01-15",
+        "valueInteger": 3
+    }));
+    let mut client = service(&stub).await;
+
+    let response = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
+        .await
+        .expect("the screening itself is answered");
+    assert_met(&response);
+    let result = write_back(&response);
+    assert_eq!(result.error_code, "INVALID_ARGUMENT", "{result:?}");
+    assert!(
+        result.error_message.contains("as_of is in the past"),
+        "{}",
+        result.error_message
+    );
+    assert!(flag_writes(&stub).is_empty());
+    assert!(care_plan_writes(&stub).is_empty());
+
+    // The same record without the later resource is written back as of the same day.
+    let stub = stub_with_patient().await;
+    let mut client = service(&stub).await;
+    let response = screen_with(&mut client, WriteBackMode::Flag)
+        .await
+        .expect("served");
+    assert_eq!(write_back(&response).error_code, "", "{response:?}");
+    assert_eq!(flag_writes(&stub).len(), 1);
+}
