@@ -433,7 +433,7 @@ async fn kick_off(
                 if !transient || attempt >= retry.max_retries {
                     break r;
                 }
-                poll::retry_after(r.headers(), std::time::SystemTime::now())
+                crate::fhir::transport::retry_after(r.headers())
                     .unwrap_or_else(|| backoff(retry, attempt))
                     .min(retry.retry_after_cap)
             }

@@ -5,13 +5,14 @@
 //! [`Error`] in our own words.
 
 use super::body::{self, BodyError};
+use crate::date::Date;
 use crate::error::{Error, Ours};
 use crate::summary;
 use crate::telemetry::{self, RetryReason};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The HTTP client of one FHIR server, with the rules every request to it follows.
 pub struct Transport {
@@ -190,13 +191,51 @@ pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     ceiling.mul_f64(fraction)
 }
 
-/// `Retry-After` as seconds (the form FHIR servers use); an HTTP date is read as "now".
+/// `Retry-After` as a wait from now: seconds, or an HTTP date; `None` (the retry's own backoff)
+/// when it is neither. An HTTP date was once read as "now", and retries then came with no pause.
 pub(crate) fn retry_after(head: &HeaderMap) -> Option<Duration> {
-    let text = head.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    match text.trim().parse::<u64>() {
-        Ok(secs) => Some(Duration::from_secs(secs)),
-        Err(_) => Some(Duration::ZERO),
+    retry_after_at(head, SystemTime::now())
+}
+
+/// `Retry-After` as seconds or as an HTTP date (IMF-fixdate), as a wait from `now`.
+pub(crate) fn retry_after_at(head: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = head
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
     }
+    let at = http_date(text)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` as seconds since the epoch.
+fn http_date(text: &str) -> Option<u64> {
+    let (_, rest) = text.split_once(", ")?;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? as u32 + 1;
+    let date = Date::from_ymd(year.parse().ok()?, month, day.parse().ok()?)?;
+    let clock: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = clock.as_slice() else {
+        return None;
+    };
+    if *h > 23 || *m > 59 || *s > 60 {
+        return None;
+    }
+    let days = u64::try_from(date.days_since_epoch()).ok()?;
+    Some(days * 86_400 + h * 3600 + m * 60 + s)
 }
 
 pub(crate) fn retry_reason(e: &reqwest::Error) -> RetryReason {
@@ -439,3 +478,40 @@ impl std::fmt::Display for IssueCodes {
 }
 
 impl crate::error::Ours for IssueCodes {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        // 1994-11-06T08:49:37Z
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(
+            retry_after_at(&head("7"), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after_at(&head("Sun, 06 Nov 1994 08:50:07 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after_at(&head("Sun, 06 Nov 1994 08:00:00 GMT"), now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        for bad in [
+            "soon",
+            "Sun, 06 Nov 1994 25:00:00 GMT",
+            "Sun, 31 Feb 1994 08:00:00 GMT",
+        ] {
+            assert_eq!(retry_after_at(&head(bad), now), None, "{bad}");
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! scratch, a bounded number of times. Progress counts bytes as they arrive.
 
 use super::manifest::{FileEntry, Manifest};
-use super::{ExportOutcome, ExportProgress, ExportedFile, ResourceType, TypeFilterOutcome, poll};
+use super::{ExportOutcome, ExportProgress, ExportedFile, ResourceType, TypeFilterOutcome};
 use crate::error::{Error, LocalPath, Result};
 use crate::fhir::body::{self, ByteBudget};
 use crate::fhir::client::FhirClient;
@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -244,7 +244,7 @@ impl Run<'_> {
         let mut response = self.open(&entry.url).await.map_err(retry_if_transient)?;
         let status = response.status();
         if !status.is_success() {
-            let asked = poll::retry_after(response.headers(), SystemTime::now());
+            let asked = crate::fhir::transport::retry_after(response.headers());
             let body = body::read_head(response, body::ERROR_HEAD).await;
             let error = match status_error(status, &body, label) {
                 Error::NotFound(m) => Error::BadGateway(summary!("the export lost a file: {}", m)),

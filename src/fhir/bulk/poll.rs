@@ -4,7 +4,6 @@
 
 use super::ExportProgress;
 use super::manifest::Manifest;
-use crate::date::Date;
 use crate::error::{Error, Result};
 use crate::fhir::body::{self, BodyError};
 use crate::fhir::client::FhirClient;
@@ -13,7 +12,7 @@ use crate::settings::BulkSettings;
 use crate::summary;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::Instant;
 
 const LABEL: &str = "$export status";
@@ -60,7 +59,7 @@ pub(super) async fn wait_for_manifest(
             Err(e) => return Err(e),
             Ok(response) => {
                 let status = response.status();
-                let asked = retry_after(response.headers(), SystemTime::now());
+                let asked = crate::fhir::transport::retry_after(response.headers());
                 match status {
                     StatusCode::OK => {
                         let body = body(client, response).await?;
@@ -161,79 +160,4 @@ fn x_progress(head: &HeaderMap) -> Option<String> {
         cut -= 1;
     }
     (!text.is_empty()).then(|| text[..cut].to_owned())
-}
-
-/// `Retry-After` as seconds or as an HTTP date (IMF-fixdate), as a wait from `now`.
-pub(super) fn retry_after(head: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = head
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = http_date(text)?;
-    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(at.saturating_sub(now)))
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` as seconds since the epoch.
-fn http_date(text: &str) -> Option<u64> {
-    let (_, rest) = text.split_once(", ")?;
-    let parts: Vec<&str> = rest.split(' ').collect();
-    let [day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| m == month)? as u32 + 1;
-    let date = Date::from_ymd(year.parse().ok()?, month, day.parse().ok()?)?;
-    let clock: Vec<u64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, m, s] = clock.as_slice() else {
-        return None;
-    };
-    if *h > 23 || *m > 59 || *s > 60 {
-        return None;
-    }
-    let days = u64::try_from(date.days_since_epoch()).ok()?;
-    Some(days * 86_400 + h * 3600 + m * 60 + s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
-        // 1994-11-06T08:49:37Z
-        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(retry_after(&head("7"), now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            retry_after(&head("Sun, 06 Nov 1994 08:50:07 GMT"), now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            retry_after(&head("Sun, 06 Nov 1994 08:00:00 GMT"), now),
-            Some(Duration::ZERO),
-            "a date in the past means now"
-        );
-        for bad in [
-            "soon",
-            "Sun, 06 Nov 1994 25:00:00 GMT",
-            "Sun, 31 Feb 1994 08:00:00 GMT",
-        ] {
-            assert_eq!(retry_after(&head(bad), now), None, "{bad}");
-        }
-    }
 }
