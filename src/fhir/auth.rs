@@ -159,8 +159,8 @@ impl Smart {
     async fn token(&self, transport: &Transport) -> Result<String> {
         // One request for a token at a time: callers waiting here then share the new token.
         let mut state = self.state.lock().await;
-        if let Some((token, expires)) = &state.token
-            && Instant::now() + RENEW_MARGIN < *expires
+        if let Some((token, renew_at)) = &state.token
+            && Instant::now() < *renew_at
         {
             return Ok(token.clone());
         }
@@ -175,7 +175,7 @@ impl Smart {
         .await;
         telemetry::record_token_fetch(fetched.is_ok());
         let (token, lifetime) = fetched?;
-        state.token = Some((token.clone(), Instant::now() + lifetime));
+        state.token = Some((token.clone(), Instant::now() + renew_after(lifetime)));
         Ok(token)
     }
 
@@ -199,9 +199,15 @@ impl Smart {
         let answer = read_answer(response, "SMART configuration").await?;
         let config: SmartConfiguration = serde_json::from_slice(&answer)
             .map_err(|_| Error::BadGateway("the SMART configuration is not JSON".into()))?;
-        config.token_endpoint.ok_or_else(|| {
+        let endpoint = config.token_endpoint.ok_or_else(|| {
             Error::BadGateway("the SMART configuration names no token_endpoint".into())
-        })
+        })?;
+        if !token_endpoint_allowed(&endpoint, &self.base) {
+            return Err(Error::BadGateway(
+                "the SMART configuration's token_endpoint is not an https URL; set fhir.auth.token_url".into(),
+            ));
+        }
+        Ok(endpoint)
     }
 
     fn assertion(&self, token_url: &str) -> Result<String> {
@@ -337,11 +343,39 @@ async fn refusal(response: reqwest::Response) -> Error {
 /// past what `Instant` can hold would panic every call that needs a token.
 const MAX_TOKEN_SECS: u64 = 24 * 3600;
 
+/// Whether a discovered token endpoint may be sent the signed assertion (and answer with the
+/// access token): over HTTPS, or over HTTP only when the FHIR server itself is reached so (a test
+/// server on this machine).
+fn token_endpoint_allowed(endpoint: &str, fhir_base: &str) -> bool {
+    match url::Url::parse(endpoint).as_ref().map(url::Url::scheme) {
+        Ok("https") => true,
+        Ok("http") => fhir_base.starts_with("http://"),
+        _ => false,
+    }
+}
+
+/// How long a token of `lifetime` is used before a new one is asked for: [`RENEW_MARGIN`] before
+/// it expires, or half-way through a lifetime shorter than twice that (a token of under a minute
+/// was otherwise never reused, and every request asked for a new one).
+fn renew_after(lifetime: Duration) -> Duration {
+    lifetime.saturating_sub(RENEW_MARGIN.min(lifetime / 2))
+}
+
 /// The access token of a successful answer, and its lifetime (at most [`MAX_TOKEN_SECS`]).
 async fn token_of(response: reqwest::Response) -> Result<(String, Duration)> {
     let answer = read_answer(response, "token endpoint").await?;
     let token: TokenResponse = serde_json::from_slice(&answer)
         .map_err(|_| Error::BadGateway("the token endpoint's answer is not a token".into()))?;
+    // It goes into an Authorization header: a character a header cannot carry failed every
+    // request as if the server were unreachable, with the token kept for its whole lifetime.
+    let usable =
+        !token.access_token.is_empty() && token.access_token.bytes().all(|b| b.is_ascii_graphic());
+    if !usable {
+        return Err(Error::BadGateway(
+            "the token endpoint's access token is empty or holds characters a header cannot carry"
+                .into(),
+        ));
+    }
     let lifetime = Duration::from_secs(token.expires_in.unwrap_or(300).min(MAX_TOKEN_SECS));
     tracing::info!(
         expires_in = lifetime.as_secs(),
@@ -428,6 +462,38 @@ mod tests {
         let _ = Instant::now() + lifetime;
         let (_, lifetime) = token_of(answer("3600")).await.unwrap();
         assert_eq!(lifetime, Duration::from_secs(3600));
+    }
+
+    #[tokio::test]
+    async fn a_token_a_header_cannot_carry_is_refused_when_it_comes() {
+        for token in ["", "a\\nb", "a b", "caf\u{e9}"] {
+            let body = format!(r#"{{"access_token":"{token}","token_type":"bearer"}}"#);
+            let answer = reqwest::Response::from(http::Response::new(body));
+            let refused = token_of(answer).await.expect_err(token);
+            assert!(matches!(refused, Error::BadGateway(_)), "{token}");
+        }
+    }
+
+    #[test]
+    fn a_discovered_token_endpoint_must_be_https_unless_the_fhir_server_is_plain_http() {
+        let https = "https://ehr.example/fhir";
+        assert!(token_endpoint_allowed("https://auth.example/token", https));
+        assert!(!token_endpoint_allowed("http://auth.example/token", https));
+        assert!(!token_endpoint_allowed("file:///token", https));
+        assert!(!token_endpoint_allowed("not a url", https));
+        assert!(token_endpoint_allowed(
+            "http://127.0.0.1:8080/token",
+            "http://127.0.0.1:8080/fhir"
+        ));
+    }
+
+    #[test]
+    fn a_token_is_renewed_a_minute_before_it_expires_or_half_way_through_a_short_one() {
+        let secs = Duration::from_secs;
+        assert_eq!(renew_after(secs(3600)), secs(3540));
+        assert_eq!(renew_after(secs(60)), secs(30));
+        assert_eq!(renew_after(secs(10)), secs(5));
+        assert_eq!(renew_after(secs(0)), secs(0));
     }
 
     #[test]

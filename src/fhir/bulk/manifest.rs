@@ -65,10 +65,20 @@ impl Manifest {
             serde_json::from_slice(body).map_err(|_| bad(summary!("is not the JSON expected")))?;
         let base =
             url::Url::parse(page_url).map_err(|_| bad(summary!("came from an unreadable URL")))?;
+        // Files come over HTTPS, or over HTTP only from a server itself reached so: never a
+        // `file:` URL or another scheme, and no downgrade to cleartext for a patient's records.
         let absolute = |u: &str| {
-            base.join(u)
-                .map(String::from)
-                .map_err(|_| bad(summary!("has a file URL that is not a URL")))
+            let url = base
+                .join(u)
+                .map_err(|_| bad(summary!("has a file URL that is not a URL")))?;
+            let scheme_kept =
+                url.scheme() == "https" || (url.scheme() == "http" && base.scheme() == "http");
+            if !scheme_kept {
+                return Err(bad(summary!(
+                    "has a file URL that is not https (or http from a server reached over http)"
+                )));
+            }
+            Ok(String::from(url))
         };
         let files = |list: Vec<WireFile>, kind: &'static str| -> Result<Vec<FileEntry>> {
             list.into_iter()
@@ -135,6 +145,43 @@ mod tests {
     use super::*;
 
     const STATUS: &str = "https://ehr.example/fhir/bulk-status/1";
+
+    #[test]
+    fn a_file_url_of_another_scheme_or_a_downgrade_to_http_is_refused() {
+        let manifest = |url: &str| {
+            format!(
+                r#"{{"transactionTime":"2026-11-20T01:00:00Z","output":[{{"type":"Patient","url":"{url}"}}]}}"#
+            )
+        };
+        for (url, page) in [
+            ("file:///etc/passwd", "https://ehr.example/status/1"),
+            (
+                "http://ehr.example/files/p.ndjson",
+                "https://ehr.example/status/1",
+            ),
+            (
+                "ftp://ehr.example/files/p.ndjson",
+                "https://ehr.example/status/1",
+            ),
+        ] {
+            assert!(
+                Manifest::parse(manifest(url).as_bytes(), page).is_err(),
+                "{url} from {page}"
+            );
+        }
+        for (url, page) in [
+            (
+                "https://files.example/p.ndjson",
+                "https://ehr.example/status/1",
+            ),
+            ("/files/p.ndjson", "http://127.0.0.1:8080/status/1"),
+        ] {
+            assert!(
+                Manifest::parse(manifest(url).as_bytes(), page).is_ok(),
+                "{url} from {page}"
+            );
+        }
+    }
 
     #[test]
     fn a_manifest_with_relative_urls_and_several_files_per_type_is_read() {
