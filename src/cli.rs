@@ -508,9 +508,10 @@ fn screen(
     if let Err(e) = audit.admits() {
         return fail(Exit::of_error(&e), &e.to_string());
     }
-    let screened = rt.block_on(screener.screen_patient(patient, as_of, write_back));
+    let mut written = Vec::new();
+    let screened = rt.block_on(screener.screen_patient(patient, as_of, write_back, &mut written));
     let who = Requester::this_service("screen", None);
-    let audited = audit.patient_screened(&who, patient, Screening::of(&screened));
+    let audited = audit.patient_screened(&who, patient, Screening::of(&screened, &written));
     rt.block_on(audit.finish());
     let screened = match (screened, audited) {
         (Ok(s), Ok(())) => s,

@@ -31,8 +31,6 @@ pub enum WriteBackRequest {
 pub struct Screened {
     pub assessment: Assessment,
     pub write_back: Option<std::result::Result<writeback::Outcome, Error>>,
-    /// What the write-back wrote or found as wanted, even when it failed later: for the audit.
-    pub written: Vec<WrittenResource>,
 }
 
 pub struct Screener {
@@ -101,26 +99,28 @@ impl Screener {
         self.evaluate_record(&record, as_of)
     }
 
-    /// Reads one patient from the FHIR server, evaluates, and writes back as asked.
+    /// Reads one patient from the FHIR server, evaluates, and writes back as asked. What the
+    /// write-back writes (or finds as wanted) is pushed on `written` as it goes, outside the
+    /// future: a call cut off by its deadline half-way through still names, in the audit trail,
+    /// the Flag it wrote.
     pub async fn screen_patient(
         &self,
         patient_id: &str,
         as_of: Date,
         write_back: WriteBackRequest,
+        written: &mut Vec<WrittenResource>,
     ) -> Result<Screened> {
         let id = PatientId::parse(patient_id)
             .map_err(|e| Error::InvalidArgument(summary!("patient_id: {}", e)))?;
         let fhir = self.client()?;
         let record = crate::fhir::fetch::patient_record(fhir, &id, &self.knowledge).await?;
         let assessment = self.evaluate_record(record.record(), as_of)?;
-        let mut written = Vec::new();
         let write_back = self
-            .write_back(&record, &assessment, write_back, &mut written)
+            .write_back(&record, &assessment, write_back, written)
             .await;
         Ok(Screened {
             assessment,
             write_back,
-            written,
         })
     }
 

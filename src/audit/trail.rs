@@ -86,14 +86,20 @@ pub struct Screening<'a> {
 }
 
 impl<'a> Screening<'a> {
-    pub fn of(result: &'a Result<Screened>) -> Screening<'a> {
+    /// A screening's result and what its write-back wrote, which a screening that failed (or
+    /// ran out of time) after writing still names.
+    pub fn of(result: &'a Result<Screened>, written: &'a [WrittenResource]) -> Screening<'a> {
         match result {
             Ok(s) => Screening {
                 error: None,
                 write_back: s.write_back.as_ref(),
-                written: &s.written,
+                written,
             },
-            Err(e) => Screening::failed(e),
+            Err(e) => Screening {
+                error: Some(e),
+                write_back: None,
+                written,
+            },
         }
     }
 

@@ -73,11 +73,13 @@ pub(super) fn screen_ids(
             let span = crate::telemetry::batch::patient_span();
             tasks.spawn(async move {
                 let started = Instant::now();
+                let mut written = Vec::new();
                 let screened = screener
-                    .screen_patient(id.as_str(), as_of, request)
+                    .screen_patient(id.as_str(), as_of, request, &mut written)
                     .instrument(span)
                     .await;
-                let audited = shared.audit(&screener, id.as_str(), Screening::of(&screened));
+                let audited =
+                    shared.audit(&screener, id.as_str(), Screening::of(&screened, &written));
                 let summary = match (screened, audited) {
                     (Ok(s), Ok(())) => {
                         summarise(&s.assessment, s.write_back.as_ref(), started.elapsed())

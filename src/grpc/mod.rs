@@ -152,13 +152,15 @@ impl TrdScreening for Service {
         let deadline = self.deadline(&request);
         let r = request.into_inner();
         let as_of = as_of(r.as_of.as_ref())?;
+        let mut written = Vec::new();
         let screened = within(
             deadline,
-            self.screener.screen_patient(&r.patient_id, as_of, mode),
+            self.screener
+                .screen_patient(&r.patient_id, as_of, mode, &mut written),
         )
         .await;
         audit
-            .patient_screened(&who, &r.patient_id, Screening::of(&screened))
+            .patient_screened(&who, &r.patient_id, Screening::of(&screened, &written))
             .map_err(|e| status::status(&e))?;
         let screened = screened.map_err(|e| status::status(&e))?;
         Ok(Response::new(proto::ScreenPatientResponse {

@@ -76,19 +76,23 @@ async fn one(
     mode: WriteBackRequest,
     deadline: Duration,
 ) -> proto::ScreenPatientResponse {
-    let result = tokio::time::timeout(deadline, screener.screen_patient(&id, as_of, mode))
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::Timeout(
-                "this patient was not screened within the call timeout".into(),
-            ))
-        });
+    let mut written = Vec::new();
+    let result = tokio::time::timeout(
+        deadline,
+        screener.screen_patient(&id, as_of, mode, &mut written),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Error::Timeout(
+            "this patient was not screened within the call timeout".into(),
+        ))
+    });
     let result = match screener.audit().population_patient_screened(
         &audit.who,
         &audit.cohort,
         audit.size,
         &id,
-        Screening::of(&result),
+        Screening::of(&result, &written),
     ) {
         Ok(()) => result,
         Err(unrecorded) => Err(unrecorded),

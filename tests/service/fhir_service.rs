@@ -438,7 +438,12 @@ async fn replicas_writing_back_the_same_new_patient_at_once_make_one_flag_and_on
                 tokio::spawn(async move {
                     start_together.wait().await;
                     replica
-                        .screen_patient(&patient, as_of, WriteBackRequest::FlagAndCarePlan)
+                        .screen_patient(
+                            &patient,
+                            as_of,
+                            WriteBackRequest::FlagAndCarePlan,
+                            &mut Vec::new(),
+                        )
                         .await
                 })
             })

@@ -465,3 +465,35 @@ async fn a_screening_of_the_past_writes_nothing_back_when_the_record_holds_later
     assert_eq!(write_back(&response).error_code, "", "{response:?}");
     assert_eq!(flag_writes(&stub).len(), 1);
 }
+
+#[tokio::test]
+async fn a_screening_cut_off_after_its_flag_was_written_still_names_the_flag() {
+    // The CarePlan's create never answers; the caller's deadline (here one second, under the
+    // FHIR timeout) cuts the screening off after the Flag was written.
+    let stub = stub_with_patient().await;
+    stub.on_transaction("CarePlan", Action::Hang);
+    let screener = Screener::new(&settings(&stub), &Secrets::default()).expect("builds");
+    let as_of = Date::parse(AS_OF).unwrap();
+    let mut written = Vec::new();
+
+    let cut_off = tokio::time::timeout(
+        Duration::from_secs(1),
+        screener.screen_patient(
+            PATIENT,
+            as_of,
+            trdscreen::service::WriteBackRequest::FlagAndCarePlan,
+            &mut written,
+        ),
+    )
+    .await;
+
+    assert!(cut_off.is_err(), "the screening was cut off");
+    assert_eq!(flag_writes(&stub).len(), 1);
+    let flag = stub.stored("Flag");
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(
+        written[0].reference,
+        format!("Flag/{}", flag[0]["id"].as_str().unwrap())
+    );
+    assert!(written[0].created);
+}
