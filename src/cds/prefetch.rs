@@ -63,11 +63,17 @@ fn search(value: Option<&RawValue>, key: &str) -> Result<Option<Vec<SearchEntry>
     if bundle.resource_type != "Bundle" {
         return Err(malformed(key));
     }
-    if bundle
+    // A search with more pages, or one the server says it cut short, is not the whole answer:
+    // as if it had not been prefetched (read from the server, where one may be asked).
+    let cut_short = bundle
         .link
         .iter()
         .any(|l| l.relation.as_deref() == Some("next"))
-    {
+        || bundle
+            .entry
+            .iter()
+            .any(crate::fhir::client::reports_failure);
+    if cut_short {
         return Ok(None);
     }
     Ok(Some(bundle.entry))
@@ -215,4 +221,39 @@ fn client_for(fhir: &FhirSettings, server: &str, token: &str) -> Result<FhirClie
     };
     FhirClient::new(&settings, &secrets)
         .map_err(|_| Error::InvalidArgument("fhirServer is not a FHIR base URL".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefetched(entries: &str) -> Option<usize> {
+        let text = format!(r#"{{"resourceType":"Bundle","type":"searchset","entry":[{entries}]}}"#);
+        let raw: Box<RawValue> = serde_json::from_str(&text).unwrap();
+        search(Some(&raw), "conditions").unwrap().map(|e| e.len())
+    }
+
+    #[test]
+    fn a_prefetched_search_the_server_cut_short_counts_as_not_prefetched() {
+        let condition =
+            r#"{"resource":{"resourceType":"Condition","id":"c1"},"search":{"mode":"match"}}"#;
+        let outcome = |severity: &str| {
+            format!(
+                r#"{{"resource":{{"resourceType":"OperationOutcome","issue":[{{"severity":"{severity}","code":"too-costly"}}]}},"search":{{"mode":"outcome"}}}}"#
+            )
+        };
+        assert_eq!(prefetched(condition), Some(1));
+        assert_eq!(
+            prefetched(&format!("{condition},{}", outcome("information"))),
+            Some(2)
+        );
+        assert_eq!(
+            prefetched(&format!("{condition},{}", outcome("error"))),
+            None
+        );
+        assert_eq!(
+            prefetched(&format!("{condition},{}", outcome("fatal"))),
+            None
+        );
+    }
 }

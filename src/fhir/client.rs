@@ -64,6 +64,30 @@ pub struct SearchInfo {
     pub mode: Option<String>,
 }
 
+/// Whether a search result entry is the server's OperationOutcome (`search.mode` outcome) with an
+/// issue of severity error or fatal: a search it cut short (too costly, timed out), whose
+/// results are not all there. Warnings and information are the server's notes.
+pub(crate) fn reports_failure(entry: &SearchEntry) -> bool {
+    #[derive(Deserialize)]
+    struct Outcome {
+        #[serde(default)]
+        issue: Vec<Issue>,
+    }
+    #[derive(Deserialize)]
+    struct Issue {
+        severity: Option<String>,
+    }
+    let is_outcome = entry.search.as_ref().and_then(|s| s.mode.as_deref()) == Some("outcome");
+    is_outcome
+        && entry.resource.as_ref().is_some_and(|r| {
+            serde_json::from_str::<Outcome>(r.get()).map_or(true, |o| {
+                o.issue
+                    .iter()
+                    .any(|i| matches!(i.severity.as_deref(), Some("error" | "fatal")))
+            })
+        })
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SearchPage {
@@ -267,6 +291,12 @@ impl FhirClient {
             if page.resource_type.as_deref() != Some("Bundle") {
                 return Err(Error::BadGateway(summary!(
                     "the {} search did not return a Bundle",
+                    resource_type
+                )));
+            }
+            if page.entry.iter().any(reports_failure) {
+                return Err(Error::BadGateway(summary!(
+                    "the {} search's answer carries an error from the server (an OperationOutcome in its results): they may be incomplete",
                     resource_type
                 )));
             }

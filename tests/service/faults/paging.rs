@@ -168,3 +168,34 @@ async fn an_unknown_patient_is_not_found_after_one_request() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert_eq!(stub.requests().len(), 1, "no search, no write");
 }
+
+#[tokio::test]
+async fn a_search_whose_answer_carries_an_error_outcome_is_not_taken_as_complete() {
+    let stub = stub_with_patient().await;
+    // The server cut the search short and said so in an OperationOutcome among the results.
+    stub.on(
+        "GET",
+        "/fhir/Condition",
+        Action::Dynamic(Arc::new(|_: &Seen, origin: &str| {
+            let mut page = searchset(&[], &format!("{origin}/fhir"), None);
+            page["entry"] = json!([{
+                "resource": {"resourceType": "OperationOutcome", "issue": [
+                    {"severity": "error", "code": "too-costly", "diagnostics": "PHI-LIKE TEXT"}
+                ]},
+                "search": {"mode": "outcome"}
+            }]);
+            Answer::json(200, &page)
+        })),
+    );
+    let mut client = service(&stub).await;
+
+    let status = screen_with(&mut client, WriteBackMode::FlagAndCarePlan)
+        .await
+        .expect_err("a search cut short is no whole record");
+    assert!(
+        status.message().contains("Condition") && !status.message().contains("PHI-LIKE"),
+        "{}",
+        status.message()
+    );
+    assert!(stub.writes_of("Flag").is_empty());
+}
