@@ -232,13 +232,15 @@ impl FhirClient {
     }
 
     /// [`search`](Self::search) with its own page cap (a population search has many more pages
-    /// than one patient's).
-    pub async fn search_pages(
+    /// than one patient's), each page's entries handed to `each` as it comes, so that a caller
+    /// keeping only part of them (a population's ids) never holds every page at once.
+    pub async fn for_each_page(
         &self,
         resource_type: &'static str,
         params: &[(&str, &str)],
         (page_cap, cap_name): (u32, &'static str),
-    ) -> Result<Vec<SearchEntry>> {
+        mut each: impl FnMut(Vec<SearchEntry>),
+    ) -> Result<()> {
         let mut url = self.endpoint(resource_type);
         {
             let mut query = url.query_pairs_mut();
@@ -249,7 +251,6 @@ impl FhirClient {
         }
         let mut next = Some(url.to_string());
         let mut seen = std::collections::HashSet::new();
-        let mut entries = Vec::new();
         let mut pages = 0;
         while let Some(page_url) = next.take() {
             if !seen.insert(page_url.clone()) {
@@ -300,7 +301,7 @@ impl FhirClient {
                     resource_type
                 )));
             }
-            entries.extend(page.entry);
+            each(page.entry);
             next = page
                 .link
                 .into_iter()
@@ -310,6 +311,19 @@ impl FhirClient {
                 self.check_same_origin(n, resource_type)?;
             }
         }
+        Ok(())
+    }
+
+    /// Every entry of a search with its own page cap, gathered.
+    pub async fn search_pages(
+        &self,
+        resource_type: &'static str,
+        params: &[(&str, &str)],
+        cap: (u32, &'static str),
+    ) -> Result<Vec<SearchEntry>> {
+        let mut entries = Vec::new();
+        self.for_each_page(resource_type, params, cap, |page| entries.extend(page))
+            .await?;
         Ok(entries)
     }
 

@@ -320,41 +320,46 @@ pub async fn patient_ids(client: &FhirClient, query: &str) -> Result<Vec<Patient
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
+    // `_elements` is a request a server may ignore: each page is read down to its ids as it
+    // comes, so that whole Patients of a large population are never all held at once.
     pairs.push(("_elements", "id"));
-    let entries = client
-        .search_pages(
+    let mut seen = BTreeSet::new();
+    let mut ids = Vec::new();
+    client
+        .for_each_page(
             "Patient",
             &pairs,
             (POPULATION_PAGE_CAP, "the population page cap"),
+            |page| {
+                for entry in page {
+                    if let Some(id) = patient_of_entry(&entry)
+                        && seen.insert(id.clone())
+                    {
+                        ids.push(id);
+                    }
+                }
+            },
         )
         .await?;
-    let mut seen = BTreeSet::new();
-    let mut ids = Vec::new();
-    for entry in entries {
-        if entry.search.as_ref().and_then(|s| s.mode.as_deref()) == Some("include") {
-            continue;
-        }
-        let Some(resource) = entry.resource else {
-            continue;
-        };
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Head {
-            resource_type: Option<String>,
-            id: Option<String>,
-        }
-        if let Ok(Head {
-            resource_type: Some(t),
-            id: Some(id),
-        }) = serde_json::from_str(resource.get())
-            && t == "Patient"
-            && let Ok(id) = PatientId::parse(&id)
-            && seen.insert(id.clone())
-        {
-            ids.push(id);
-        }
-    }
     Ok(ids)
+}
+
+/// The id of a Patient a population search matched (not one it included).
+fn patient_of_entry(entry: &SearchEntry) -> Option<PatientId> {
+    if entry.search.as_ref().and_then(|s| s.mode.as_deref()) == Some("include") {
+        return None;
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head {
+        resource_type: Option<String>,
+        id: Option<String>,
+    }
+    let head: Head = serde_json::from_str(entry.resource.as_ref()?.get()).ok()?;
+    if head.resource_type.as_deref() != Some("Patient") {
+        return None;
+    }
+    PatientId::parse(&head.id?).ok()
 }
 
 /// The patient id in a reference to a Patient (`Patient/id`, absolute, with or without history).
