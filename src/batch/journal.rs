@@ -14,13 +14,24 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// What identifies a job: a checkpoint of another job is refused rather than mixed in.
+/// What identifies a job: a checkpoint of another job is refused rather than mixed in, and one of
+/// the same job as of another day (last night's) is started over.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobKey {
     pub source: String,
     pub as_of: String,
     pub shard: String,
     pub write_back: String,
+}
+
+impl JobKey {
+    /// The same source, shard and write-back, screened as of another day.
+    fn same_but_the_day(&self, other: &JobKey) -> bool {
+        self.source == other.source
+            && self.shard == other.shard
+            && self.write_back == other.write_back
+            && self.as_of != other.as_of
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -134,10 +145,18 @@ impl Journal {
                             path: shown.clone(),
                         })?;
                     if header.job != *job {
-                        return Err(JournalError::OtherJob {
-                            path: shown.clone(),
-                            theirs: describe(&header.job),
-                        });
+                        if !header.job.same_but_the_day(job) {
+                            return Err(JournalError::OtherJob {
+                                path: shown.clone(),
+                                theirs: describe(&header.job),
+                            });
+                        }
+                        // The same job on an earlier night (a CronJob's checkpoint kept on a
+                        // volume): its results were that night's, and tonight starts over.
+                        tracing::info!(
+                            "the checkpoint holds this job as of another day; starting it over"
+                        );
+                        break;
                     }
                 } else if let Ok(entry) = serde_json::from_str::<PatientSummary>(&line) {
                     if let Ok(id) = PatientId::parse(&entry.patient) {
@@ -325,13 +344,23 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_of_another_job_is_refused() {
+    fn a_checkpoint_of_another_job_is_refused_and_one_of_another_night_started_over() {
         let dir = tempdir();
         let path = dir.join("checkpoint");
-        drop(Journal::open(&path, &job()).unwrap());
-        let other = JobKey {
+        let (mut j, _) = Journal::open(&path, &job()).unwrap();
+        j.append(&screened("p1")).unwrap();
+        j.finish().unwrap();
+        let next_night = JobKey {
             as_of: "2026-11-02".into(),
             ..job()
+        };
+        let (j, done) = Journal::open(&path, &next_night).unwrap();
+        drop(j);
+        assert!(done.is_empty(), "last night's results are not tonight's");
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        let other = JobKey {
+            source: "ndjson:/elsewhere".into(),
+            ..next_night
         };
         let err = Journal::open(&path, &other).err().unwrap();
         assert!(err.to_string().contains("another job"), "{err}");

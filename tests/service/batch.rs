@@ -243,7 +243,8 @@ fn shards_together_screen_every_patient_exactly_once() {
 }
 
 #[test]
-fn a_rerun_with_the_checkpoint_of_a_finished_job_screens_no_one_again() {
+fn a_rerun_with_the_checkpoint_of_a_finished_job_screens_no_one_again_and_the_next_night_starts_over()
+ {
     let patients = population("cp");
     let dir = write_ndjson(&patients, 1000, &[]);
     let out_dir = scratch("checkpoint");
@@ -287,8 +288,20 @@ fn a_rerun_with_the_checkpoint_of_a_finished_job_screens_no_one_again() {
         "a header and one line per patient"
     );
 
+    // The next night (another as_of, the checkpoint kept on a volume): the job starts over.
     let third = out_dir.join("third.json");
     let a = args(&third, "2025-07-01");
+    let out = batch(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = report(&third);
+    assert_eq!(r["patients"]["resumed_from_checkpoint"], 0);
+    assert_eq!(r["patients"]["total"], patients.len(), "{r:#}");
+
+    // Another job's checkpoint (another input) is refused, not emptied.
+    let other_input = write_ndjson(&patients[..1], 1000, &[]);
+    let fourth = out_dir.join("fourth.json");
+    let mut a = args(&fourth, "2025-07-01");
+    a[1] = other_input.to_str().unwrap().to_owned();
     let out = batch(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
