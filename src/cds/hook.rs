@@ -45,6 +45,9 @@ pub struct HookRequest {
     pub patient: PatientId,
     /// The client's FHIR server, with the bearer token to read it, when the client gave both.
     pub fhir_server: Option<(String, String)>,
+    /// The client's FHIR server as it named it (`fhirServer`), token or not: whose patient
+    /// `context.patientId` is.
+    pub named_server: Option<String>,
     /// Prefetched data by key; `None` where the client could not prefetch it.
     pub prefetch: HashMap<String, Option<Box<RawValue>>>,
     /// The orders being selected or signed (`order-select`: only the selected ones).
@@ -65,6 +68,7 @@ pub fn parse(body: &[u8]) -> Result<HookRequest> {
     }
     let patient = PatientId::parse(&wire.context.patient_id)
         .map_err(|_| Error::InvalidArgument("context.patientId is not a FHIR id".into()))?;
+    let named_server = wire.fhir_server.clone();
     let fhir_server = match (wire.fhir_server, wire.fhir_authorization) {
         (Some(server), Some(auth)) if auth.token_type.eq_ignore_ascii_case("bearer") => {
             Some((server, auth.access_token))
@@ -85,6 +89,7 @@ pub fn parse(body: &[u8]) -> Result<HookRequest> {
         hook: wire.hook,
         patient,
         fhir_server,
+        named_server,
         prefetch: wire.prefetch,
         draft_orders,
     })

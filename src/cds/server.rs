@@ -244,11 +244,20 @@ fn cards_for(
                 .screener
                 .evaluate_record(gathered.record.record(), as_of)?;
             let link = |card: &str| view_link(cds, &request.patient, card);
+            // The view reads the service's own FHIR server: the same id on another server is
+            // another person, so a card links to it only when the hook names that server.
+            let same_server = request
+                .named_server
+                .as_deref()
+                .zip(cds.settings.fhir.base_url.as_ref())
+                .is_some_and(|(named, own)| {
+                    named.trim_end_matches('/') == own.as_str().trim_end_matches('/')
+                });
             let view = cards::PatientView {
                 writeback: &cds.settings.writeback,
                 flag: &gathered.flag,
                 care_plan: &gathered.care_plan,
-                view_link: Some(&link),
+                view_link: same_server.then_some(&link as &cards::ViewLink),
             };
             Ok(cards::patient_view(&assessment, k, &view)
                 .into_iter()
@@ -300,19 +309,23 @@ fn add_orders(
     let subject = format!("Patient/{}", record.patient_id);
     let position = record.medication_requests.len() + record.medication_statements.len() + 10_000;
     for (n, order) in orders.iter().enumerate() {
-        let mut order: Value = serde_json::from_str(order.get()).map_err(|_| {
-            Error::InvalidArgument("a draft order is not a MedicationRequest".into())
-        })?;
-        let id = match order["id"].as_str() {
+        // An object, or refused: setting a key of anything else (an array passes a derived
+        // struct's check) would panic.
+        let not_an_order =
+            || Error::InvalidArgument("a draft order is not a MedicationRequest".into());
+        let Ok(Value::Object(mut order)) = serde_json::from_str::<Value>(order.get()) else {
+            return Err(not_an_order());
+        };
+        let id = match order.get("id").and_then(Value::as_str) {
             Some(id) if crate::fhir::FhirId::parse(id).is_ok() => id.to_owned(),
             _ => format!("draft-order-{n}"),
         };
-        order["id"] = json!(id);
-        order["status"] = json!("active");
-        order["intent"] = json!("order");
-        order["authoredOn"] = json!(as_of.to_string());
-        order["subject"] = json!({ "reference": subject });
-        let text = order.to_string();
+        order.insert("id".into(), json!(id));
+        order.insert("status".into(), json!("active"));
+        order.insert("intent".into(), json!("order"));
+        order.insert("authoredOn".into(), json!(as_of.to_string()));
+        order.insert("subject".into(), json!({ "reference": subject }));
+        let text = Value::Object(order).to_string();
         let raw = serde_json::value::RawValue::from_string(text).map_err(|_| {
             Error::InvalidArgument("a draft order is not a MedicationRequest".into())
         })?;

@@ -256,3 +256,29 @@ async fn a_hint_that_does_not_affect_the_drug_ordered_gets_no_card() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn a_draft_order_that_is_an_array_is_a_400_not_a_dropped_connection() {
+    let dir = scratch("orders-array");
+    let ehr = Ehr::start(&dir).await;
+    let cds = Cds::start(&ehr, &[], &dir).await;
+    let resources = scenario("not-applicable-no-antidepressant", to_today());
+    let patient = super::patient_id(&resources);
+    // A JSON array reads as a struct's fields in order: its "resourceType" looks right.
+    let context = json!({"draftOrders": {"resourceType": "Bundle", "type": "collection",
+        "entry": [{"resource": ["MedicationRequest", null]}]}});
+    let (status, answer) = cds
+        .hook(
+            &ehr,
+            "trd-order-sign",
+            &request(
+                "order-sign",
+                &patient,
+                context,
+                Some(super::prefetch(&resources)),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

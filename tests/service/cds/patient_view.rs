@@ -65,6 +65,9 @@ async fn a_met_patient_prefetched_whole_gets_one_card_with_courses_evidence_and_
         format!("flag-{patient}"),
         "the write-back's business identifier"
     );
+    // The hook names no FHIR server: whose record the service's own server would show under
+    // this id is not known, so the card links to no view.
+    assert!(card.get("links").is_none(), "{card}");
     let flag_id = actions[0]["resource"]["id"].as_str().unwrap();
     assert!(
         actions[1]["resource"]["supportingInfo"]
