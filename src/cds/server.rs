@@ -267,6 +267,12 @@ fn cards_for(
             let mut record: PatientRecord = gathered.record.record().clone();
             let ordered = add_orders(&mut record, &request.draft_orders, as_of)?;
             let exposed = screening::exposed_drugs(&record, as_of, k);
+            if names_a_medication_not_had(&record, &ordered, &exposed) {
+                // No card would read as "no caution" for a drug that was never identified.
+                return Err(Error::Unavailable(
+                    "a draft order names a Medication that is not in the prefetch".into(),
+                ));
+            }
             let drugs = cards::ordered_drugs(&exposed, &ordered);
             if drugs.is_empty() {
                 return Ok(Vec::new());
@@ -275,6 +281,35 @@ fn cards_for(
             Ok(cards::orders(&assessment, &drugs, k))
         }
     }
+}
+
+/// Whether a draft order's drug is unknown for want of its Medication: the order names one by
+/// reference, the record does not hold it, and nothing else identified the drug.
+fn names_a_medication_not_had(
+    record: &PatientRecord,
+    ordered: &[String],
+    exposed: &[(String, crate::knowledge::DrugId)],
+) -> bool {
+    let held = |reference: &str| {
+        let path = reference.split("/_history/").next().unwrap_or(reference);
+        record
+            .medications
+            .iter()
+            .any(|m| path == m.citation || path.ends_with(&format!("/{}", m.citation)))
+    };
+    record
+        .medication_requests
+        .iter()
+        .filter(|e| ordered.contains(&e.citation))
+        .filter(|e| !exposed.iter().any(|(citation, _)| *citation == e.citation))
+        .filter_map(|e| {
+            e.resource
+                .medication_reference
+                .as_ref()?
+                .reference
+                .as_deref()
+        })
+        .any(|reference| !reference.starts_with('#') && !held(reference))
 }
 
 /// The clinician view's URL for a card: the service's public base (`cds.service_url` without its

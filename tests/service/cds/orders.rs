@@ -282,3 +282,35 @@ async fn a_draft_order_that_is_an_array_is_a_400_not_a_dropped_connection() {
     assert_eq!(status, 400, "{answer}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_draft_order_naming_a_medication_the_prefetch_lacks_is_a_412_not_an_empty_answer() {
+    let dir = scratch("orders-unresolved");
+    let ehr = Ehr::start(&dir).await;
+    let cds = Cds::start(&ehr, &[], &dir).await;
+    let resources = scenario("not-applicable-no-antidepressant", to_today());
+    let patient = super::patient_id(&resources);
+    // Which drug this is, only its Medication would say; no FHIR server may be asked.
+    let mut order = draft("by-reference", json!(null), 15, 3);
+    order
+        .as_object_mut()
+        .unwrap()
+        .remove("medicationCodeableConcept");
+    order["medicationReference"] = json!({"reference": "Medication/not-prefetched"});
+    let context = json!({"draftOrders": {"resourceType": "Bundle", "type": "collection",
+        "entry": [{"resource": order}]}});
+    let (status, answer) = cds
+        .hook(
+            &ehr,
+            "trd-order-sign",
+            &request(
+                "order-sign",
+                &patient,
+                context,
+                Some(super::prefetch(&resources)),
+            ),
+        )
+        .await;
+    assert_eq!(status, 412, "{answer}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
