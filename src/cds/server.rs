@@ -166,14 +166,19 @@ async fn call(
         address: Some(peer.to_string()),
         request_id: None,
     };
+    // A backstop a little past the screening's own bound (inside `answer`, which audits a hook
+    // that ran out of time): only what comes before and after that could reach it.
     let timeout = cds.settings.cds.call_timeout;
-    let answered = tokio::time::timeout(timeout, answer(&cds, service, &who, &body))
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::Timeout(
-                "the hook was not answered within cds.call_timeout_secs".into(),
-            ))
-        });
+    let answered = tokio::time::timeout(
+        timeout.saturating_add(std::time::Duration::from_secs(5)),
+        answer(&cds, service, &who, &body),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Error::Timeout(
+            "the hook was not answered within cds.call_timeout_secs".into(),
+        ))
+    });
     match answered {
         Ok(cards) => {
             for card in &cards {
@@ -203,17 +208,27 @@ async fn answer(
     let audit = cds.screener.audit();
     audit.admits()?;
     let k = cds.screener.knowledge();
-    let gathered = prefetch::gather(
-        &request,
-        &cds.settings.fhir,
-        &cds.settings.cds.fhir_servers,
-        &cds.settings.writeback.identifier_system,
-        k,
-    )
-    .await;
-    let result = gathered.and_then(|g| {
-        crate::telemetry::record_cds_prefetch(g.prefetched as u64, g.fetched as u64);
-        cards_for(cds, service, &request, g)
+    // Bounded here, so that a hook that ran out of time, having perhaps read the patient's record
+    // from the EHR's server, is still recorded in the audit trail below.
+    let result = tokio::time::timeout(cds.settings.cds.call_timeout, async {
+        let gathered = prefetch::gather(
+            &request,
+            &cds.settings.fhir,
+            &cds.settings.cds.fhir_servers,
+            &cds.settings.writeback.identifier_system,
+            k,
+        )
+        .await;
+        gathered.and_then(|g| {
+            crate::telemetry::record_cds_prefetch(g.prefetched as u64, g.fetched as u64);
+            cards_for(cds, service, &request, g)
+        })
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(Error::Timeout(
+            "the hook was not answered within cds.call_timeout_secs".into(),
+        ))
     });
     let who = Requester {
         request_id: request.hook_instance.clone(),

@@ -288,3 +288,51 @@ async fn a_prefetched_flag_search_that_holds_another_patients_flag_is_not_taken_
     assert_eq!(flag["subject"]["reference"], format!("Patient/{patient}"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_hook_that_runs_out_of_time_on_the_ehrs_server_is_still_in_the_audit_trail() {
+    let Some(fhir_url) = service::fhir_env("TRDSCREEN_TEST_FHIR_URL") else {
+        return;
+    };
+    let fhir = Fhir::plain();
+    // The EHR's server takes the connection and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/fhir", silent.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let dir = scratch("pv-timeout");
+    let ehr = Ehr::start(&dir).await;
+    let name = unique_prefix("trdscreen-cds-timeout");
+    let settings = format!(
+        "call_timeout_secs = 1\n[audit]\nbase_url = \"{fhir_url}\"\nspill_dir = \"{}\"\nservice_name = \"{name}\"",
+        dir.join("spill").display()
+    );
+    let cds = Cds::start_with(&ehr, &[&silent_url], &dir, &settings, None).await;
+    let (patient, _) = met_patient();
+    let mut body = request("patient-view", &patient, json!({}), None);
+    body["fhirServer"] = json!(silent_url);
+    body["fhirAuthorization"] = json!({
+        "access_token": "a-token-the-ehr-issued",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "trdscreen",
+    });
+
+    let (status, answer) = cds.hook(&ehr, "trd-patient-view", &body).await;
+
+    assert_eq!(status, 412, "{answer}");
+    let events = crate::audit::wait_for_events(&fhir, &patient, &name, 1).await;
+    assert!(
+        events.iter().any(
+            |e| e["agent"][0]["who"]["identifier"]["system"] == ehr.issuer.as_str()
+                && e["outcome"] != "0"
+        ),
+        "a failed read of the patient is recorded: {events:#?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
