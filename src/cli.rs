@@ -66,8 +66,8 @@ pub enum Command {
     /// The nightly population job: screens everyone from NDJSON files, a FHIR Group or a FHIR search.
     ///
     /// Exit codes: 0 every patient screened (and written back when asked); 3 some patients failed
-    /// (the report says which and why); 1 the job failed or was stopped (resume it with the same
-    /// --checkpoint); 2 bad arguments or settings.
+    /// (the report says which and why); 1 the job failed or was stopped, or every write-back it
+    /// tried failed (resume it with the same --checkpoint); 2 bad arguments or settings.
     Batch(BatchArgs),
     /// The export step of the nightly job: one Bulk Data export of the configured FHIR server into a
     /// directory that every shard then reads with `batch --ndjson DIR`.

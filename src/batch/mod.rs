@@ -310,9 +310,11 @@ pub fn run(
     if interrupted {
         return Err(JobError::Interrupted);
     }
+    // A job whose every write-back failed is a failure, not a partial one: the chart retries a
+    // failure (a FHIR server down for the night's first minutes), and reports a partial one.
     let ending = if !report.any_failed() {
         Ending::Success
-    } else if report.patients.screened > 0 {
+    } else if report.patients.screened > 0 && !report.every_write_back_failed() {
         Ending::Partial
     } else {
         Ending::Failure

@@ -185,6 +185,13 @@ impl Report {
     pub fn any_failed(&self) -> bool {
         self.patients.failed > 0
     }
+
+    /// Whether write-back was asked and failed for every patient it was tried for: the FHIR
+    /// server (or its credentials) was down, which a retry of the job may find back.
+    pub fn every_write_back_failed(&self) -> bool {
+        let failed = self.write_back.get("failed").copied().unwrap_or(0);
+        failed > 0 && self.write_back.values().sum::<u64>() == failed
+    }
 }
 
 /// Nearest-rank percentile of unsorted samples (microseconds) in milliseconds.
@@ -248,6 +255,23 @@ mod tests {
         assert_eq!(r.errors["UNAVAILABLE"], 1);
         assert_eq!(r.trials.by_outcome["failed"], 2);
         assert!(r.any_failed());
+    }
+
+    #[test]
+    fn write_back_failed_for_everyone_only_when_none_of_it_went_through() {
+        let written = |outcome: &str| PatientSummary {
+            patient: "p".into(),
+            status: Some("MET".into()),
+            write_back: Some(outcome.into()),
+            ..PatientSummary::default()
+        };
+        let mut r = Report::default();
+        assert!(!r.every_write_back_failed(), "nothing asked");
+        r.add(&written("failed"));
+        r.add(&written("failed"));
+        assert!(r.every_write_back_failed());
+        r.add(&written("unchanged"));
+        assert!(!r.every_write_back_failed());
     }
 
     #[test]

@@ -905,3 +905,32 @@ fn a_gzipped_export_that_unpacks_far_past_its_buckets_is_split_and_a_patient_too
     assert_eq!(r["errors"]["RESOURCE_EXHAUSTED"], 1, "{r}");
     assert_eq!(r["input"]["malformed_lines"], 0, "{r}");
 }
+
+#[test]
+fn a_job_whose_every_write_back_failed_exits_1_to_be_retried_not_3() {
+    // The FHIR server refuses every connection: each patient is screened, and no write lands.
+    let patients = population("wb-down");
+    let dir = write_ndjson(&patients[..3], 1000, &[]);
+    let out_dir = scratch("wb-down");
+    let report_path = out_dir.join("report.json");
+    let out = batch(
+        &[
+            "--ndjson",
+            dir.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--write-back",
+            "flag",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[
+            ("TRDSCREEN_FHIR_BASE_URL", "http://127.0.0.1:9/fhir"),
+            ("TRDSCREEN_FHIR_MAX_RETRIES", "0"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let r = report(&report_path);
+    assert_eq!(r["patients"]["screened"], 3, "{r:#}");
+    assert_eq!(r["write_back"]["failed"], 3, "{r:#}");
+}
