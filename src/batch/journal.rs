@@ -97,6 +97,10 @@ pub enum JournalError {
     OtherJob { path: String, theirs: String },
     #[error("the checkpoint {path} is not a trdscreen checkpoint")]
     NotACheckpoint { path: String },
+    #[error(
+        "the checkpoint {path} holds a line that is no patient's result; it is left as it is: repair it, or delete it to start over"
+    )]
+    Damaged { path: String },
 }
 
 impl Journal {
@@ -167,7 +171,12 @@ impl Journal {
                         }
                     }
                 } else {
-                    break;
+                    // A whole line that is no patient's result: not a torn append (that has no
+                    // newline) but damage, and cutting the file there would drop every result
+                    // after it without a word.
+                    return Err(JournalError::Damaged {
+                        path: shown.clone(),
+                    });
                 }
                 valid_len += n as u64;
             }
@@ -231,10 +240,17 @@ fn is_torn_header(line: &str) -> bool {
     line.starts_with(START) || START.starts_with(line)
 }
 
+/// The job a checkpoint holds, for the operator's error: a patient search is named as one, not
+/// by its query, which may name a patient (`identifier=MRN...`).
 fn describe(job: &JobKey) -> String {
+    let source = if job.source.starts_with("search:") {
+        "a patient search"
+    } else {
+        job.source.as_str()
+    };
     format!(
         "source {}, as of {}, shard {}, write-back {}",
-        job.source, job.as_of, job.shard, job.write_back
+        source, job.as_of, job.shard, job.write_back
     )
 }
 
@@ -367,6 +383,43 @@ mod tests {
         std::fs::write(&path, "hello\n").unwrap();
         let err = Journal::open(&path, &job()).err().unwrap();
         assert!(err.to_string().contains("not a trdscreen checkpoint"));
+    }
+
+    #[test]
+    fn a_damaged_line_inside_the_checkpoint_is_refused_not_cut_off_with_what_follows() {
+        let dir = tempdir();
+        let path = dir.join("checkpoint");
+        let (mut j, _) = Journal::open(&path, &job()).unwrap();
+        j.append(&screened("p1")).unwrap();
+        j.finish().unwrap();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{damaged\n");
+        text.push_str(&serde_json::to_string(&screened("p2")).unwrap());
+        text.push('\n');
+        std::fs::write(&path, &text).unwrap();
+        let err = Journal::open(&path, &job()).err().unwrap();
+        assert!(matches!(err, JournalError::Damaged { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "left as it was"
+        );
+    }
+
+    #[test]
+    fn another_jobs_patient_search_is_named_without_its_query() {
+        let dir = tempdir();
+        let path = dir.join("checkpoint");
+        let search = JobKey {
+            source: "search:identifier=MRN-SECRET-123".into(),
+            ..job()
+        };
+        drop(Journal::open(&path, &search).unwrap());
+        let err = Journal::open(&path, &job()).err().unwrap().to_string();
+        assert!(
+            err.contains("a patient search") && !err.contains("MRN"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -503,14 +503,11 @@ fn open_directory(
     let mut told = false;
     loop {
         let why = match local::open(dir, codes) {
-            Ok(export) => match export.transaction_time.as_deref().map(age_of) {
-                Some(Some(age)) if age <= gate.max_age => return Ok(export),
-                Some(Some(age)) => format!(
-                    "its manifest's transactionTime is {} s old, more than --export-max-age-secs {}",
-                    age.as_secs(),
-                    gate.max_age.as_secs()
-                ),
-                Some(None) => "its manifest's transactionTime is not an instant".to_owned(),
+            Ok(export) => match export.transaction_time.as_deref() {
+                Some(time) => match fresh_enough(time, now_secs(), gate.max_age) {
+                    Ok(()) => return Ok(export),
+                    Err(why) => why,
+                },
                 None => "it has no manifest.json (the export step has not finished)".to_owned(),
             },
             Err(
@@ -536,14 +533,37 @@ fn open_directory(
     }
 }
 
-/// How long ago a FHIR instant was; `None` when it is not one.
-fn age_of(instant: &str) -> Option<Duration> {
-    let then = crate::date::DateTime::parse(instant).ok()?.instant;
-    let now = std::time::SystemTime::now()
+/// How far in the future a transactionTime may be: clocks a little apart.
+const CLOCK_SKEW_SECS: i64 = 300;
+
+/// Whether an export of `transaction_time` is recent enough at `now` (seconds since the epoch);
+/// why not, otherwise. A time well in the future is not taken as new: a clock is wrong, and the
+/// export may be of any age.
+fn fresh_enough(transaction_time: &str, now: i64, max_age: Duration) -> Result<(), String> {
+    let Ok(then) = crate::date::DateTime::parse(transaction_time).map(|t| t.instant) else {
+        return Err("its manifest's transactionTime is not an instant".to_owned());
+    };
+    let age = now.saturating_sub(then);
+    if age < -CLOCK_SKEW_SECS {
+        return Err(format!(
+            "its manifest's transactionTime is {} s in the future: a clock is wrong",
+            -age
+        ));
+    }
+    let age = age.max(0) as u64;
+    if age > max_age.as_secs() {
+        return Err(format!(
+            "its manifest's transactionTime is {age} s old, more than --export-max-age-secs {}",
+            max_age.as_secs()
+        ));
+    }
+    Ok(())
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    Some(Duration::from_secs(now.saturating_sub(then).max(0) as u64))
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Builds the report's counts from the journal and writes the per-patient CSV beside the report.
@@ -689,4 +709,28 @@ async fn stop_on_signal(shared: Arc<Shared>) {
     crate::signal::termination().await;
     tracing::warn!("stopping: finishing the patients in progress, then saving the checkpoint");
     shared.stop.store(true, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_is_fresh_within_its_age_and_never_when_it_claims_a_time_well_ahead() {
+        // 2026-11-20T01:00:00Z
+        let then = 1795136400;
+        let time = "2026-11-20T01:00:00Z";
+        let hour = Duration::from_secs(3600);
+        assert_eq!(fresh_enough(time, then + 60, hour), Ok(()));
+        assert_eq!(
+            fresh_enough(time, then - 60, hour),
+            Ok(()),
+            "clocks a minute apart"
+        );
+        let old = fresh_enough(time, then + 7200, hour).unwrap_err();
+        assert!(old.contains("7200 s old"), "{old}");
+        let ahead = fresh_enough(time, then - 86_400, hour).unwrap_err();
+        assert!(ahead.contains("in the future"), "{ahead}");
+        assert!(fresh_enough("yesterday", then, hour).is_err());
+    }
 }
