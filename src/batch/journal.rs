@@ -22,15 +22,20 @@ pub struct JobKey {
     pub as_of: String,
     pub shard: String,
     pub write_back: String,
+    /// The ruleset screened by: results of two rulesets are not mixed in one report. (A
+    /// checkpoint written before it was kept reads as of no ruleset.)
+    #[serde(default)]
+    pub ruleset: String,
 }
 
 impl JobKey {
-    /// The same source, shard and write-back, screened as of another day.
+    /// The same source, shard and write-back, screened as of another day or by another ruleset
+    /// (an upgrade between two nights, or in the middle of one): started over, never mixed.
     fn same_but_the_day(&self, other: &JobKey) -> bool {
         self.source == other.source
             && self.shard == other.shard
             && self.write_back == other.write_back
-            && self.as_of != other.as_of
+            && (self.as_of != other.as_of || self.ruleset != other.ruleset)
     }
 }
 
@@ -318,6 +323,7 @@ mod tests {
             as_of: "2026-11-01".into(),
             shard: "0/1".into(),
             write_back: "none".into(),
+            ruleset: "2026.12".into(),
         }
     }
 
@@ -370,9 +376,21 @@ mod tests {
             as_of: "2026-11-02".into(),
             ..job()
         };
-        let (j, done) = Journal::open(&path, &next_night).unwrap();
-        drop(j);
+        let (mut j, done) = Journal::open(&path, &next_night).unwrap();
         assert!(done.is_empty(), "last night's results are not tonight's");
+        j.append(&screened("p1")).unwrap();
+        j.finish().unwrap();
+        // An upgrade of the rules in the middle of the night: started over too, not mixed.
+        let upgraded = JobKey {
+            ruleset: "2027.01".into(),
+            ..next_night.clone()
+        };
+        let (j, done) = Journal::open(&path, &upgraded).unwrap();
+        drop(j);
+        assert!(
+            done.is_empty(),
+            "results by another ruleset are not resumed"
+        );
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
         let other = JobKey {
             source: "ndjson:/elsewhere".into(),

@@ -369,6 +369,7 @@ fn run_source(
         as_of: job.as_of.to_string(),
         shard: job.shard.to_string(),
         write_back: scope_name(scope).into(),
+        ruleset: screener.knowledge().ruleset_version.clone(),
     };
     let journal_path = job
         .checkpoint
