@@ -21,15 +21,45 @@ use std::sync::Mutex;
 
 /// Longest lifetime a client token may claim (`exp - iat`), as CDS Hooks asks.
 const MAX_LIFETIME_SECS: u64 = 300;
-/// `jti`s remembered at most; a client sending more live tokens than this is refused until some
-/// expire (10,000 tokens in five minutes is 33 hooks a second).
+/// `jti`s remembered at most for one client; a client sending more live tokens than this is
+/// refused until some expire (10,000 tokens in five minutes is 33 hooks a second). Each client has
+/// its own: one that sends too many never locks the others out.
 const MAX_REMEMBERED: usize = 10_000;
 
 pub struct Clients {
     by_issuer: HashMap<String, Trusted>,
     service_url: String,
     leeway: u64,
-    seen: Mutex<HashMap<(String, String), u64>>,
+    seen: Mutex<Seen>,
+}
+
+/// The `jti`s each client (by issuer) has used, with when their tokens expire.
+#[derive(Default)]
+struct Seen(HashMap<String, HashMap<String, u64>>);
+
+impl Seen {
+    /// Remembers `jti` of `issuer` until `exp` (plus `leeway`); a second use is refused.
+    fn first_use(
+        &mut self,
+        issuer: &str,
+        jti: &str,
+        exp: u64,
+        now: u64,
+        leeway: u64,
+    ) -> Result<()> {
+        let seen = self.0.entry(issuer.to_owned()).or_default();
+        if seen.contains_key(jti) {
+            return Err(refused("the token's jti was used before"));
+        }
+        if seen.len() >= MAX_REMEMBERED {
+            seen.retain(|_, exp| *exp + leeway >= now);
+            if seen.len() >= MAX_REMEMBERED {
+                return Err(refused("too many live tokens to remember"));
+            }
+        }
+        seen.insert(jti.to_owned(), exp);
+        Ok(())
+    }
 }
 
 struct Trusted {
@@ -105,7 +135,7 @@ impl Clients {
             by_issuer,
             service_url,
             leeway: settings.leeway_secs,
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
         })
     }
 
@@ -163,23 +193,47 @@ impl Clients {
 
     /// Remembers `jti` until `exp`; a second use is refused.
     fn first_use(&self, issuer: &str, jti: &str, exp: u64, now: u64) -> Result<()> {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (issuer.to_owned(), jti.to_owned());
-        if seen.contains_key(&key) {
-            return Err(refused("the token's jti was used before"));
-        }
-        if seen.len() >= MAX_REMEMBERED {
-            let leeway = self.leeway;
-            seen.retain(|_, exp| *exp + leeway >= now);
-            if seen.len() >= MAX_REMEMBERED {
-                return Err(refused("too many live tokens to remember"));
-            }
-        }
-        seen.insert(key, exp);
-        Ok(())
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_use(issuer, jti, exp, now, self.leeway)
     }
 }
 
 fn refused(why: &'static str) -> Error {
     Error::Unauthenticated(why.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jti_is_used_once_and_one_client_full_of_live_tokens_never_locks_out_another() {
+        let mut seen = Seen::default();
+        let (now, exp) = (1_000, 1_300);
+        seen.first_use("ehr-a", "j1", exp, now, 60).unwrap();
+        assert!(
+            seen.first_use("ehr-a", "j1", exp, now, 60).is_err(),
+            "replayed"
+        );
+        assert!(
+            seen.first_use("ehr-b", "j1", exp, now, 60).is_ok(),
+            "another client's"
+        );
+        for n in 1..MAX_REMEMBERED {
+            seen.first_use("ehr-a", &format!("k{n}"), exp, now, 60)
+                .unwrap();
+        }
+        assert!(seen.first_use("ehr-a", "one-more", exp, now, 60).is_err());
+        assert!(
+            seen.first_use("ehr-b", "still-served", exp, now, 60)
+                .is_ok()
+        );
+        // Once the first client's tokens have expired, it is served again.
+        assert!(
+            seen.first_use("ehr-a", "later", exp + 400, exp + 61, 60)
+                .is_ok()
+        );
+    }
 }
