@@ -227,14 +227,33 @@ fn evidence_inline(out: &mut String, evidence: &[String]) {
     if evidence.is_empty() {
         out.push('\n');
     } else {
-        let _ = writeln!(out, " ({})", evidence.join(", "));
+        let _ = writeln!(out, " ({})", as_markdown_text(evidence));
     }
 }
 
 fn evidence(out: &mut String, evidence: &[String]) {
     if !evidence.is_empty() {
-        let _ = writeln!(out, "\nEvidence: {}", evidence.join(", "));
+        let _ = writeln!(out, "\nEvidence: {}", as_markdown_text(evidence));
     }
+}
+
+/// Citations as plain text in the card's markdown: a resource without an id is cited by the
+/// `fullUrl` the request gave it, and `![x](https://...)` there would render as an image or a
+/// link in the clinician's EHR. Every markdown punctuation character is escaped.
+fn as_markdown_text(citations: &[String]) -> String {
+    let mut out = String::new();
+    for (n, citation) in citations.iter().enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        for c in citation.chars() {
+            if c.is_ascii_punctuation() && c != '/' && c != '-' && c != '.' && c != ':' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The suggestion to write the screening Flag and draft CarePlan, when what the chart holds is
@@ -382,6 +401,19 @@ pub fn ordered_drugs(exposed: &[(String, DrugId)], ordered: &[String]) -> Vec<Dr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn citations_are_plain_text_in_the_markdown_never_an_image_or_a_link() {
+        let cited = as_markdown_text(&[
+            "MedicationRequest/m1".to_owned(),
+            "![x](https://evil.example/p.png)".to_owned(),
+            "urn:uuid:9f1c-44".to_owned(),
+        ]);
+        assert_eq!(
+            cited,
+            "MedicationRequest/m1, \\!\\[x\\]\\(https://evil.example/p.png\\), urn:uuid:9f1c-44"
+        );
+    }
 
     #[test]
     fn summaries_are_cut_to_140_characters() {

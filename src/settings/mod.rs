@@ -71,6 +71,9 @@ pub struct SettingsError(pub String);
 /// Largest settings file read: a few kilobytes are typical.
 const SETTINGS_FILE_CAP: u64 = crate::files::MIB;
 
+/// Most `cds.leeway_secs` may be: clocks a few minutes apart.
+const MAX_CDS_LEEWAY_SECS: u64 = 600;
+
 /// Largest secret file read (a token, a PEM key, a link secret): a few kilobytes are typical.
 const SECRET_FILE_CAP: u64 = crate::files::MIB;
 
@@ -225,9 +228,9 @@ impl Settings {
             if cds.fhir_servers.iter().any(|u| url::Url::parse(u).is_err()) {
                 return fail("cds.fhir_servers must be FHIR base URLs, comma-separated");
             }
-            // Held to what every duration setting is held to.
-            if cds.leeway_secs > values::LONGEST.as_secs() {
-                return fail("cds.leeway_secs must be at most 315360000 seconds (ten years)");
+            // Clocks a few minutes apart, no more: a leeway of hours would let an expired token in.
+            if cds.leeway_secs > MAX_CDS_LEEWAY_SECS {
+                return fail("cds.leeway_secs must be at most 600 seconds");
             }
             if cds.call_timeout.is_zero() || cds.max_request_bytes < 1024 {
                 return fail(
@@ -405,17 +408,20 @@ mod tests {
     }
 
     #[test]
-    fn a_cds_leeway_is_held_to_ten_years_as_every_duration_setting_is() {
+    fn a_cds_leeway_is_held_to_ten_minutes_so_that_an_expired_token_stays_expired() {
         let text = |leeway: u64| {
             format!(
                 "[cds]\nlisten = \"127.0.0.1:0\"\nservice_url = \"https://t.example/cds-services\"\nleeway_secs = {leeway}\n[cds.clients.\"https://ehr.example\"]\njwks_url = \"https://ehr.example/jwks\"\n"
             )
         };
         assert!(Settings::from_text(&text(30), &|_| None).is_ok());
-        let err = Settings::from_text(&text(i64::MAX as u64), &|_| None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("cds.leeway_secs must be at most"), "{err}");
+        assert!(Settings::from_text(&text(600), &|_| None).is_ok());
+        for too_long in [601, 86_400, i64::MAX as u64] {
+            let err = Settings::from_text(&text(too_long), &|_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cds.leeway_secs must be at most 600"), "{err}");
+        }
     }
 
     #[test]
