@@ -71,8 +71,9 @@ pub struct SettingsError(pub String);
 /// Largest settings file read: a few kilobytes are typical.
 const SETTINGS_FILE_CAP: u64 = crate::files::MIB;
 
-/// Most `cds.leeway_secs` may be: clocks a few minutes apart.
-const MAX_CDS_LEEWAY_SECS: u64 = 600;
+/// Most a token leeway (`cds.leeway_secs`, `callers.jwt.leeway_secs`) may be: clocks a few
+/// minutes apart.
+const MAX_LEEWAY_SECS: u64 = 600;
 
 /// Largest secret file read (a token, a PEM key, a link secret): a few kilobytes are typical.
 const SECRET_FILE_CAP: u64 = crate::files::MIB;
@@ -123,6 +124,10 @@ impl Settings {
             return fail(
                 "callers.authentication = \"jwt\" needs callers.jwt.issuer and callers.jwt.audiences",
             );
+        }
+        // Clocks a few minutes apart, no more: a leeway of hours would let an expired token in.
+        if self.callers.jwt.leeway.as_secs() > MAX_LEEWAY_SECS {
+            return fail("callers.jwt.leeway_secs must be at most 600 seconds");
         }
         if self.grpc.tls_cert_file.is_some() != self.grpc.tls_key_file.is_some() {
             return fail("grpc.tls_cert_file and grpc.tls_key_file go together");
@@ -229,7 +234,7 @@ impl Settings {
                 return fail("cds.fhir_servers must be FHIR base URLs, comma-separated");
             }
             // Clocks a few minutes apart, no more: a leeway of hours would let an expired token in.
-            if cds.leeway_secs > MAX_CDS_LEEWAY_SECS {
+            if cds.leeway_secs > MAX_LEEWAY_SECS {
                 return fail("cds.leeway_secs must be at most 600 seconds");
             }
             if cds.call_timeout.is_zero() || cds.max_request_bytes < 1024 {
@@ -408,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cds_leeway_is_held_to_ten_minutes_so_that_an_expired_token_stays_expired() {
+    fn a_token_leeway_is_held_to_ten_minutes_so_that_an_expired_token_stays_expired() {
         let text = |leeway: u64| {
             format!(
                 "[cds]\nlisten = \"127.0.0.1:0\"\nservice_url = \"https://t.example/cds-services\"\nleeway_secs = {leeway}\n[cds.clients.\"https://ehr.example\"]\njwks_url = \"https://ehr.example/jwks\"\n"
@@ -422,6 +427,17 @@ mod tests {
                 .to_string();
             assert!(err.contains("cds.leeway_secs must be at most 600"), "{err}");
         }
+        let jwt = |leeway: u64| {
+            format!("[callers]\nauthentication = \"none\"\n[callers.jwt]\nleeway_secs = {leeway}\n")
+        };
+        assert!(Settings::from_text(&jwt(600), &|_| None).is_ok());
+        let err = Settings::from_text(&jwt(3600), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("callers.jwt.leeway_secs must be at most 600"),
+            "{err}"
+        );
     }
 
     #[test]
