@@ -106,6 +106,8 @@ pub enum JournalError {
         "the checkpoint {path} holds a line that is no patient's result; it is left as it is: repair it, or delete it to start over"
     )]
     Damaged { path: String },
+    #[error("the checkpoint {path} is also the report or its CSV: give them different paths")]
+    SameAsReport { path: String },
 }
 
 impl Journal {

@@ -388,6 +388,16 @@ fn run_source(
             })?;
         }
     }
+    // The report and its CSV are written over at the end, from the journal: one of them being the
+    // journal would empty it before it is read, and the report with it.
+    if let Some(report) = &job.report
+        && [report.clone(), report.with_extension("csv")].contains(&journal_path)
+    {
+        return Err(JournalError::SameAsReport {
+            path: journal_path.display().to_string(),
+        }
+        .into());
+    }
     let (journal, done) = Journal::open(&journal_path, &key)?;
     if let Ok(mut slot) = shared.journal.lock() {
         *slot = Some(journal);

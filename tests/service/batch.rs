@@ -934,3 +934,30 @@ fn a_job_whose_every_write_back_failed_exits_1_to_be_retried_not_3() {
     assert_eq!(r["patients"]["screened"], 3, "{r:#}");
     assert_eq!(r["write_back"]["failed"], 3, "{r:#}");
 }
+
+#[test]
+fn a_checkpoint_that_is_also_the_reports_csv_is_refused_before_either_is_written() {
+    let patients = population("same-path");
+    let dir = write_ndjson(&patients[..2], 1000, &[]);
+    let out_dir = scratch("same-path");
+    let report_path = out_dir.join("night.json");
+    let checkpoint = out_dir.join("night.csv");
+    std::fs::write(&checkpoint, "kept\n").unwrap();
+    let out = batch(
+        &[
+            "--ndjson",
+            dir.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("also the report"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), "kept\n");
+    assert!(!report_path.exists());
+}
