@@ -454,6 +454,10 @@ mod tests {
         ways: 256,
     };
 
+    /// [`SMALL`] split two ways at a time: two levels cannot separate 40 patients, whose pieces are
+    /// then weighed.
+    const TWO_WAYS: Bound = Bound { ways: 2, ..SMALL };
+
     /// A resource line of `patient`, padded to about `bytes`, referencing `medication` if any.
     fn resource(patient: &str, n: usize, bytes: usize, medication: Option<&str>) -> String {
         let pad = "x".repeat(bytes.saturating_sub(150));
@@ -631,11 +635,6 @@ mod tests {
         // Two levels of two ways cannot separate these: every patient lands in a piece over the
         // bound, which is then weighed and read in groups.
         let dir = scratch_dir("groups");
-        let bound = Bound {
-            hold: 8 * 1024,
-            piece: 1024,
-            ways: 2,
-        };
         let mut text = String::new();
         for p in 0..40 {
             text.push_str(&format!("Pp{p}\n"));
@@ -646,7 +645,7 @@ mod tests {
         text.push_str(&medication("m-shared", 500));
         std::fs::write(dir.join("w0"), &text).unwrap();
 
-        let taken = take_all(&[dir.join("w0")], &dir, bound);
+        let taken = take_all(&[dir.join("w0")], &dir, TWO_WAYS);
 
         assert!(taken.too_large.is_empty());
         assert!(taken.pieces.len() > 4, "{} pieces", taken.pieces.len());
@@ -661,11 +660,6 @@ mod tests {
         // Each patient is 1 KB of lines and shares one 3 KB Medication: counted once per group,
         // five fit in 8 KiB; counted per patient, two would.
         let dir = scratch_dir("shared");
-        let bound = Bound {
-            hold: 8 * 1024,
-            piece: 1024,
-            ways: 2,
-        };
         let mut text = String::new();
         for p in 0..40 {
             text.push_str(&format!("Pp{p}\n"));
@@ -674,7 +668,7 @@ mod tests {
         text.push_str(&medication("m-shared", 3000));
         std::fs::write(dir.join("w0"), &text).unwrap();
 
-        let taken = take_all(&[dir.join("w0")], &dir, bound);
+        let taken = take_all(&[dir.join("w0")], &dir, TWO_WAYS);
 
         assert_whole(&taken, |_| 2, 40);
         assert!(

@@ -31,7 +31,7 @@ pub struct JobKey {
 impl JobKey {
     /// The same source, shard and write-back, screened as of another day or by another ruleset
     /// (an upgrade between two nights, or in the middle of one): started over, never mixed.
-    fn same_but_the_day(&self, other: &JobKey) -> bool {
+    fn another_run_of(&self, other: &JobKey) -> bool {
         self.source == other.source
             && self.shard == other.shard
             && self.write_back == other.write_back
@@ -156,7 +156,7 @@ impl Journal {
                             path: shown.clone(),
                         })?;
                     if header.job != *job {
-                        if !header.job.same_but_the_day(job) {
+                        if !header.job.another_run_of(job) {
                             return Err(JournalError::OtherJob {
                                 path: shown.clone(),
                                 theirs: describe(&header.job),

@@ -298,33 +298,30 @@ fn cards_for(
     }
 }
 
-/// Whether a draft order's drug is unknown for want of its Medication: the order names one by
-/// reference, the record does not hold it, and nothing else identified the drug.
+/// Whether a draft order's drug is unknown for want of its Medication: the order names it by
+/// reference only, the record does not hold it (resolved as screening resolves it), and nothing
+/// else identified the drug.
 fn names_a_medication_not_had(
     record: &PatientRecord,
     ordered: &[String],
     exposed: &[(String, crate::knowledge::DrugId)],
 ) -> bool {
-    let held = |reference: &str| {
-        let path = reference.split("/_history/").next().unwrap_or(reference);
-        record
-            .medications
-            .iter()
-            .any(|m| path == m.citation || path.ends_with(&format!("/{}", m.citation)))
-    };
     record
         .medication_requests
         .iter()
         .filter(|e| ordered.contains(&e.citation))
         .filter(|e| !exposed.iter().any(|(citation, _)| *citation == e.citation))
-        .filter_map(|e| {
-            e.resource
-                .medication_reference
-                .as_ref()?
-                .reference
-                .as_deref()
+        .any(|e| {
+            let order = &e.resource;
+            order.medication_codeable_concept.is_none()
+                && order
+                    .medication_reference
+                    .as_ref()
+                    .is_some_and(|reference| {
+                        screening::recognition::resolve(reference, &order.contained, record)
+                            .is_none()
+                    })
         })
-        .any(|reference| !reference.starts_with('#') && !held(reference))
 }
 
 /// The clinician view's URL for a card: the service's public base (`cds.service_url` without its
@@ -358,11 +355,10 @@ fn add_orders(
     let mut citations = Vec::new();
     let subject = format!("Patient/{}", record.patient_id);
     let position = record.medication_requests.len() + record.medication_statements.len() + 10_000;
+    let not_an_order = || Error::InvalidArgument("a draft order is not a MedicationRequest".into());
     for (n, order) in orders.iter().enumerate() {
         // An object, or refused: setting a key of anything else (an array passes a derived
         // struct's check) would panic.
-        let not_an_order =
-            || Error::InvalidArgument("a draft order is not a MedicationRequest".into());
         let Ok(Value::Object(mut order)) = serde_json::from_str::<Value>(order.get()) else {
             return Err(not_an_order());
         };
@@ -376,9 +372,7 @@ fn add_orders(
         order.insert("authoredOn".into(), json!(as_of.to_string()));
         order.insert("subject".into(), json!({ "reference": subject }));
         let text = Value::Object(order).to_string();
-        let raw = serde_json::value::RawValue::from_string(text).map_err(|_| {
-            Error::InvalidArgument("a draft order is not a MedicationRequest".into())
-        })?;
+        let raw = serde_json::value::RawValue::from_string(text).map_err(|_| not_an_order())?;
         let citation = format!("MedicationRequest/{id}");
         record.add_json(&raw, None, position + n);
         citations.push(citation);

@@ -258,19 +258,24 @@ mod tests {
 
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-    /// The port's first connection, from a client that sent `first` and keeps its end open.
-    async fn accepted(first: &[u8]) -> (Held, TcpStream) {
+    /// A port's first connection (with TLS when `tls` is given), and the client's end of it.
+    async fn first_connection(tls: Option<Arc<ServerConfig>>) -> (Held, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let incoming = limited(TcpIncoming::from(listener), 1, DEADLINE, None);
-        let mut incoming = Box::pin(incoming);
-        let mut client = TcpStream::connect(address).await.unwrap();
-        client.write_all(first).await.unwrap();
+        let mut incoming = Box::pin(limited(TcpIncoming::from(listener), 1, DEADLINE, tls));
+        let client = TcpStream::connect(address).await.unwrap();
         let held = tokio::time::timeout(GUARD, incoming.next())
             .await
             .expect("accepted")
             .unwrap()
             .unwrap();
+        (held, client)
+    }
+
+    /// The port's first connection, from a client that sent `first` and keeps its end open.
+    async fn accepted(first: &[u8]) -> (Held, TcpStream) {
+        let (held, mut client) = first_connection(None).await;
+        client.write_all(first).await.unwrap();
         (held, client)
     }
 
@@ -287,7 +292,7 @@ mod tests {
     #[tokio::test]
     async fn a_preface_that_came_in_time_is_read_even_when_the_server_reads_it_late() {
         let (mut held, _client) = accepted(PREFACE).await;
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        tokio::time::sleep(DEADLINE * 2).await;
         let mut preface = [0_u8; PREFACE_BYTES];
         held.read_exact(&mut preface).await.unwrap();
         assert_eq!(&preface[..3], b"PRI");
@@ -299,7 +304,7 @@ mod tests {
         let mut preface = [0_u8; PREFACE_BYTES];
         held.read_exact(&mut preface).await.unwrap();
         // Past the preface's deadline, an idle connection is HTTP/2's to keep (or ping) as it likes.
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        tokio::time::sleep(DEADLINE * 2).await;
         client.write_all(b"later").await.unwrap();
         let mut later = [0_u8; 5];
         tokio::time::timeout(GUARD, held.read_exact(&mut later))
@@ -333,16 +338,7 @@ mod tests {
             .with_no_client_auth();
         std::fs::remove_dir_all(&dir).unwrap();
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let incoming = limited(TcpIncoming::from(listener), 1, DEADLINE, Some(server));
-        let mut incoming = Box::pin(incoming);
-        let tcp = TcpStream::connect(address).await.unwrap();
-        let held = tokio::time::timeout(GUARD, incoming.next())
-            .await
-            .expect("accepted")
-            .unwrap()
-            .unwrap();
+        let (held, tcp) = first_connection(Some(server)).await;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
         let handshake = connector.connect(ServerName::try_from("localhost").unwrap(), tcp);
         (held, handshake)

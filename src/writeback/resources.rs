@@ -211,18 +211,22 @@ mod tests {
         }
     }
 
-    fn flag_for(status: TrdStatus, existing: Option<&Value>, day: &str) -> Option<Value> {
-        let k = Knowledge::embedded();
-        let cx = Context {
+    /// The builders' context for patient p1's resource of business identifier `value`.
+    fn context<'a>(k: &'a Knowledge, value: &'a str, day: &'a str) -> Context<'a> {
+        Context {
             patient_reference: "Patient/p1",
             identifier_system: "urn:test",
-            identifier_value: "flag-p1",
+            identifier_value: value,
             code_system: "urn:test:codes",
             trd_code: &k.flag,
             snomed_system: &k.systems.snomed[0],
             day,
-        };
-        flag(existing, &assessment(status), &cx)
+        }
+    }
+
+    fn flag_for(status: TrdStatus, existing: Option<&Value>, day: &str) -> Option<Value> {
+        let k = Knowledge::embedded();
+        flag(existing, &assessment(status), &context(&k, "flag-p1", day))
     }
 
     fn codes(flag: &Value) -> Vec<&str> {
@@ -267,15 +271,7 @@ mod tests {
 
     fn plan_for(status: TrdStatus, existing: Option<&Value>) -> Option<Value> {
         let k = Knowledge::embedded();
-        let cx = Context {
-            patient_reference: "Patient/p1",
-            identifier_system: "urn:test",
-            identifier_value: "careplan-p1",
-            code_system: "urn:test:codes",
-            trd_code: &k.flag,
-            snomed_system: &k.systems.snomed[0],
-            day: "2025-06-01",
-        };
+        let cx = context(&k, "careplan-p1", "2025-06-01");
         care_plan(existing, &assessment(status), &cx, Some("Flag/f1"))
     }
 

@@ -33,6 +33,13 @@ fn without(mut resources: Vec<Value>, drop: &[&str]) -> Vec<Value> {
 
 /// Orders `orders` through `hook` for the patient of `resources` (all prefetched); the answer.
 async fn order(hook: &str, resources: &[Value], orders: &[Value]) -> Value {
+    let (status, answer) = order_answered(hook, resources, orders).await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+/// [`order`]'s call, with the answer's status: for orders the service refuses.
+async fn order_answered(hook: &str, resources: &[Value], orders: &[Value]) -> (u16, Value) {
     let dir = scratch("orders");
     let ehr = Ehr::start(&dir).await;
     let cds = Cds::start(&ehr, &[], &dir).await;
@@ -40,7 +47,8 @@ async fn order(hook: &str, resources: &[Value], orders: &[Value]) -> Value {
     let entries: Vec<Value> = orders.iter().map(|o| json!({"resource": o})).collect();
     let selections: Vec<String> = orders
         .iter()
-        .map(|o| format!("MedicationRequest/{}", o["id"].as_str().unwrap()))
+        .filter_map(|o| o["id"].as_str())
+        .map(|id| format!("MedicationRequest/{id}"))
         .collect();
     let mut context =
         json!({"draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": entries}});
@@ -55,9 +63,8 @@ async fn order(hook: &str, resources: &[Value], orders: &[Value]) -> Value {
             &request(hook, &patient, context, Some(super::prefetch(resources))),
         )
         .await;
-    assert_eq!(status, 200, "{answer}");
     std::fs::remove_dir_all(&dir).unwrap();
-    answer
+    (status, answer)
 }
 
 fn card<'a>(answer: &'a Value, topic: &str) -> &'a Value {
@@ -259,37 +266,16 @@ async fn a_hint_that_does_not_affect_the_drug_ordered_gets_no_card() {
 
 #[tokio::test]
 async fn a_draft_order_that_is_an_array_is_a_400_not_a_dropped_connection() {
-    let dir = scratch("orders-array");
-    let ehr = Ehr::start(&dir).await;
-    let cds = Cds::start(&ehr, &[], &dir).await;
     let resources = scenario("not-applicable-no-antidepressant", to_today());
-    let patient = super::patient_id(&resources);
     // A JSON array reads as a struct's fields in order: its "resourceType" looks right.
-    let context = json!({"draftOrders": {"resourceType": "Bundle", "type": "collection",
-        "entry": [{"resource": ["MedicationRequest", null]}]}});
-    let (status, answer) = cds
-        .hook(
-            &ehr,
-            "trd-order-sign",
-            &request(
-                "order-sign",
-                &patient,
-                context,
-                Some(super::prefetch(&resources)),
-            ),
-        )
-        .await;
+    let order = json!(["MedicationRequest", null]);
+    let (status, answer) = order_answered("order-sign", &resources, &[order]).await;
     assert_eq!(status, 400, "{answer}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
 async fn a_draft_order_naming_a_medication_the_prefetch_lacks_is_a_412_not_an_empty_answer() {
-    let dir = scratch("orders-unresolved");
-    let ehr = Ehr::start(&dir).await;
-    let cds = Cds::start(&ehr, &[], &dir).await;
     let resources = scenario("not-applicable-no-antidepressant", to_today());
-    let patient = super::patient_id(&resources);
     // Which drug this is, only its Medication would say; no FHIR server may be asked.
     let mut order = draft("by-reference", json!(null), 15, 3);
     order
@@ -297,20 +283,6 @@ async fn a_draft_order_naming_a_medication_the_prefetch_lacks_is_a_412_not_an_em
         .unwrap()
         .remove("medicationCodeableConcept");
     order["medicationReference"] = json!({"reference": "Medication/not-prefetched"});
-    let context = json!({"draftOrders": {"resourceType": "Bundle", "type": "collection",
-        "entry": [{"resource": order}]}});
-    let (status, answer) = cds
-        .hook(
-            &ehr,
-            "trd-order-sign",
-            &request(
-                "order-sign",
-                &patient,
-                context,
-                Some(super::prefetch(&resources)),
-            ),
-        )
-        .await;
+    let (status, answer) = order_answered("order-sign", &resources, &[order]).await;
     assert_eq!(status, 412, "{answer}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -16,6 +16,20 @@ fn met_patient() -> (String, Vec<Value>) {
     (super::patient_id(&resources), resources)
 }
 
+/// A patient-view hook with no prefetch, naming `server` and a token for it.
+fn without_prefetch(patient: &str, server: &str) -> Value {
+    let mut body = request("patient-view", patient, json!({}), None);
+    body["fhirServer"] = json!(server);
+    body["fhirAuthorization"] = json!({
+        "access_token": "a-token-the-ehr-issued",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "trdscreen",
+    });
+    body
+}
+
 fn only_card(answer: &Value) -> &Value {
     let cards = answer["cards"].as_array().unwrap();
     assert_eq!(cards.len(), 1, "{answer}");
@@ -166,18 +180,7 @@ async fn without_prefetch_the_record_is_read_from_the_fhir_server_and_a_failing_
     );
     // The service's own FHIR server is the same one: the clinician view reads it.
     let cds = Cds::start_with(&ehr, &[&fhir_url, down], &dir, &audit, Some(&fhir_url)).await;
-    let call = |server: &str| {
-        let mut body = request("patient-view", &patient, json!({}), None);
-        body["fhirServer"] = json!(server);
-        body["fhirAuthorization"] = json!({
-            "access_token": "a-token-the-ehr-issued",
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "scope": "patient/*.read",
-            "subject": "trdscreen",
-        });
-        body
-    };
+    let call = |server: &str| without_prefetch(&patient, server);
     let (status, answer) = cds.hook(&ehr, "trd-patient-view", &call(&fhir_url)).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(topics(&answer), ["trd-screening"]);
@@ -313,15 +316,7 @@ async fn a_hook_that_runs_out_of_time_on_the_ehrs_server_is_still_in_the_audit_t
     );
     let cds = Cds::start_with(&ehr, &[&silent_url], &dir, &settings, None).await;
     let (patient, _) = met_patient();
-    let mut body = request("patient-view", &patient, json!({}), None);
-    body["fhirServer"] = json!(silent_url);
-    body["fhirAuthorization"] = json!({
-        "access_token": "a-token-the-ehr-issued",
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "patient/*.read",
-        "subject": "trdscreen",
-    });
+    let body = without_prefetch(&patient, &silent_url);
 
     let (status, answer) = cds.hook(&ehr, "trd-patient-view", &body).await;
 

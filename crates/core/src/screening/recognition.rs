@@ -149,7 +149,10 @@ fn same_concept(a: &CodeableConcept, b: &CodeableConcept) -> bool {
                 .all(|(x, y)| same_coding(x, y)))
 }
 
-fn resolve<'r>(
+/// The Medication a `medicationReference` names: a `contained` one (`#id`), or one of the
+/// record's by citation, `fullUrl` or an absolute URL ending in its citation; `None` when the
+/// record does not hold it.
+pub fn resolve<'r>(
     reference: &Reference,
     contained: &'r [Lenient<Medication>],
     record: &'r PatientRecord,
